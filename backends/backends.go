@@ -1,0 +1,200 @@
+// Package backends defines the contract between confit and the key-value
+// stores it reads: the Backend interface, the value types that cross it, and
+// a registry where each store's package registers a constructor by name.
+//
+// A backend knows nothing of templates or resources. It reads consistent
+// snapshots of key prefixes and, when the store supports it, pushes what
+// changed under a prefix after a given revision.
+//
+// Keys are absolute, slash-separated paths ("/app/db/url"). A requested
+// prefix P matches the key P itself and every key below P + "/"; it never
+// matches a sibling that merely shares the string prefix ("/app/foobar" is
+// not under "/app/foo"). Use Under to apply that rule.
+package backends
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// ErrWatchUnsupported is returned by Watch on stores that cannot push
+// changes (env, for example). Callers fall back to polling with Get.
+var ErrWatchUnsupported = errors.New("watch not supported by this backend")
+
+// ErrUnknownBackend is returned by New for a name no package registered.
+var ErrUnknownBackend = errors.New("unknown backend")
+
+// KV is one key and its value.
+type KV struct {
+	Key   string
+	Value string
+}
+
+// Snapshot is a consistent read of one or more prefixes: every key in KVs
+// was read at the same store revision Rev. Stores without revisions use 0.
+type Snapshot struct {
+	// Rev is the store's revision (etcd) or index (Consul) of the read.
+	Rev uint64
+	// KVs maps absolute keys to values.
+	KVs map[string]string
+}
+
+// Change is one key that was put or deleted.
+type Change struct {
+	Key     string
+	Value   string
+	Deleted bool
+}
+
+// Update is what a watch delivers for one prefix.
+//
+// Exactly one of the following holds:
+//   - Err != nil: the watch is degraded (store unreachable, stream lost).
+//     The backend keeps retrying by itself; the receiver keeps its last good
+//     view. A later Update with Err == nil means the watch is healthy again.
+//   - Reset: the backend could not tell what changed (compaction, an index
+//     that went backwards, a file rewritten). KVs holds the complete current
+//     contents of the prefix at Rev and replaces what the receiver had.
+//   - otherwise: Changes lists what changed after the previous Update, in
+//     store order, all at revision Rev.
+type Update struct {
+	Prefix  string
+	Rev     uint64
+	Changes []Change
+	Reset   bool
+	KVs     map[string]string
+	Err     error
+}
+
+// Backend is one connection to one store. Implementations are safe for
+// concurrent use.
+type Backend interface {
+	// Get reads every key under each of prefixes in one consistent snapshot.
+	// A prefix with no keys is not an error: it just adds nothing.
+	// Errors name the backend and the prefix that failed.
+	Get(ctx context.Context, prefixes []string) (Snapshot, error)
+
+	// Watch delivers changes under prefix made after revision rev (0 means
+	// "from now"). The returned channel is closed by the backend when ctx is
+	// done or Close is called, and only then. A backend that cannot watch
+	// returns ErrWatchUnsupported and a nil channel.
+	//
+	// The receiver must keep reading the channel until it is closed;
+	// a backend may coalesce Updates when the receiver is slow, but never
+	// drops a change without sending a Reset.
+	Watch(ctx context.Context, prefix string, rev uint64) (<-chan Update, error)
+
+	// Close releases connections and goroutines. Watch channels are closed
+	// before Close returns.
+	Close() error
+}
+
+// Config carries the settings a backend may need. Each backend reads the
+// fields that apply to it and ignores the rest; Validate-style checks happen
+// in its constructor.
+type Config struct {
+	Backend string
+	Nodes   []string
+	Scheme  string
+
+	ClientCert     string
+	ClientKey      string
+	ClientCAKeys   string
+	ClientInsecure bool
+
+	BasicAuth bool
+	Username  string
+	Password  string
+	AuthToken string
+	AuthType  string
+
+	SRVDomain string
+	SRVRecord string
+
+	// File backend.
+	Files  []string
+	Filter string
+
+	// Redis.
+	Separator string
+
+	// Consul.
+	Datacenter  string
+	ConsulStale bool
+}
+
+// Factory builds a Backend from its configuration. It must not leave
+// goroutines or connections behind when it returns an error.
+type Factory func(ctx context.Context, cfg Config) (Backend, error)
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]Factory{}
+)
+
+// Register makes a backend available by name. It panics if name is already
+// registered; call it from the backend package's init.
+func Register(name string, f Factory) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if _, dup := registry[name]; dup {
+		panic("backends: Register called twice for " + name)
+	}
+	registry[name] = f
+}
+
+// Names lists the registered backends, sorted.
+func Names() []string {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// New builds the backend registered as cfg.Backend.
+func New(ctx context.Context, cfg Config) (Backend, error) {
+	registryMu.RLock()
+	f, ok := registry[cfg.Backend]
+	registryMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownBackend, cfg.Backend, strings.Join(Names(), ", "))
+	}
+	return f(ctx, cfg)
+}
+
+// CleanKey returns key as an absolute, cleaned slash path: "app//db/" becomes
+// "/app/db", "" becomes "/".
+func CleanKey(key string) string {
+	return path.Join("/", key)
+}
+
+// Under reports whether key is prefix itself or lies below prefix + "/".
+// Both must be clean (see CleanKey). Every key is under "/".
+func Under(key, prefix string) bool {
+	if prefix == "/" {
+		return true
+	}
+	if !strings.HasPrefix(key, prefix) {
+		return false
+	}
+	return len(key) == len(prefix) || key[len(prefix)] == '/'
+}
+
+// UnderAny reports whether key is under any of prefixes.
+func UnderAny(key string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if Under(key, p) {
+			return true
+		}
+	}
+	return false
+}
