@@ -1,0 +1,40 @@
+# confit — see README.md. Every target works on a fresh machine with Go and git.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+BIN      := bin/confit
+
+.PHONY: build demo test test-deps bench lint fuzz clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/confit
+
+## demo: render examples/quickstart from the file backend and print it (no server needed).
+demo: build
+	cd examples/quickstart && rm -rf out && ../../$(BIN) -onetime -backend file -file values.yaml -confdir . -config-file /dev/null
+	@echo '--- examples/quickstart/out/myapp.conf:'
+	@cat examples/quickstart/out/myapp.conf
+
+## test-deps: install the real servers the tests use (cached in .cache/servers).
+test-deps:
+	./scripts/test-deps.sh
+
+## test: install what the tests need, then run every test with the race detector.
+test: test-deps
+	$(GO) vet ./...
+	$(GO) test -race -timeout 40m -count=1 ./...
+
+## bench: measure the performance figures in README.md and print them as a table.
+bench: build test-deps
+	$(GO) run ./internal/bench
+
+lint:
+	@test -z "$$(gofmt -l .)" || (gofmt -l . && echo 'gofmt: files above need formatting' && exit 1)
+	$(GO) vet ./...
+
+## fuzz: run each fuzz target for a short while.
+fuzz:
+	./scripts/fuzz.sh 20s
+
+clean:
+	rm -rf bin examples/quickstart/out

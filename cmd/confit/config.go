@@ -1,0 +1,341 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// errUsage marks errors in flags, environment or the config file: exit code 2.
+var errUsage = errors.New("usage")
+
+// listFlag is a repeatable string flag (-node a -node b). Values from the
+// environment may also be comma-separated.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+// options holds every flag. Field names follow the flag names.
+type options struct {
+	appID, authToken, authType, backend     string
+	basicAuth                               bool
+	clientCAKeys, clientCert, clientKey     string
+	clientInsecure                          bool
+	confdir, configFile                     string
+	files                                   listFlag
+	filter                                  string
+	interval                                int
+	keepStageFile                           bool
+	logLevel, logFormat                     string
+	nodes                                   listFlag
+	noop, onetime                           bool
+	password, path, prefix                  string
+	roleID, scheme, secretID, secretKeyring string
+	separator, srvDomain, srvRecord         string
+	syncOnly                                bool
+	table, userID, username                 string
+	version, watch                          bool
+	wait                                    string
+	cmdTimeout                              time.Duration
+	datacenter                              string
+	consulStale                             bool
+	metricsAddr                             string
+}
+
+// newFlagSet declares every flag on a fresh FlagSet bound to o. Usage text is
+// written to w.
+func newFlagSet(o *options, w io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("confit", flag.ContinueOnError)
+	fs.SetOutput(w)
+	s := fs.StringVar
+	b := fs.BoolVar
+
+	// confd's flags, same names and defaults.
+	s(&o.appID, "app-id", "", "Vault app-id to use with the app-id auth backend")
+	s(&o.authToken, "auth-token", "", "auth bearer token (Vault; Consul ACL token, else $CONSUL_HTTP_TOKEN)")
+	s(&o.authType, "auth-type", "", "Vault auth backend type")
+	s(&o.backend, "backend", "etcd", "backend to use: "+backendList())
+	b(&o.basicAuth, "basic-auth", false, "use HTTP basic auth with -username and -password (etcd, consul)")
+	s(&o.clientCAKeys, "client-ca-keys", "", "client CA key file (also $CONFD_CLIENT_CAKEYS)")
+	s(&o.clientCert, "client-cert", "", "client certificate file (also $CONFD_CLIENT_CERT)")
+	s(&o.clientKey, "client-key", "", "client key file (also $CONFD_CLIENT_KEY)")
+	b(&o.clientInsecure, "client-insecure", false, "skip TLS certificate verification (accepted for confd compatibility)")
+	s(&o.confdir, "confdir", "/etc/confd", "confd conf directory: resources in CONFDIR/conf.d, templates in CONFDIR/templates")
+	s(&o.configFile, "config-file", "/etc/confd/confd.toml", "confd config file (skipped if the default path is missing)")
+	fs.Var(&o.files, "file", "file backend: YAML, JSON or TOML file or directory to read (repeatable)")
+	s(&o.filter, "filter", "*", "file backend: glob for file names when -file is a directory")
+	fs.IntVar(&o.interval, "interval", 600, "seconds between polls; with -watch, seconds between full resyncs (0 disables)")
+	b(&o.keepStageFile, "keep-stage-file", false, "keep staged files that were not moved into place")
+	s(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.Var(&o.nodes, "node", "backend address (repeatable)")
+	b(&o.noop, "noop", false, "render and print a diff, never write a destination nor run a command")
+	b(&o.onetime, "onetime", false, "render every resource once and exit (1 if any failed)")
+	s(&o.password, "password", "", "password for basic auth (etcd, consul) or Vault userpass")
+	s(&o.path, "path", "", "Vault auth mount path")
+	s(&o.prefix, "prefix", "", "key prefix; replaces the prefix of every resource")
+	s(&o.roleID, "role-id", "", "Vault app-role role_id")
+	s(&o.scheme, "scheme", "http", "URL scheme for nodes given without one (http or https)")
+	s(&o.secretID, "secret-id", "", "Vault app-role secret_id")
+	s(&o.secretKeyring, "secret-keyring", "", "confd 0.16 PGP keyring (not supported; rejected if set)")
+	s(&o.separator, "separator", "", "redis: separator replacing / in keys")
+	s(&o.srvDomain, "srv-domain", "", "domain to discover backend nodes by SRV records")
+	s(&o.srvRecord, "srv-record", "", "SRV record to discover backend nodes")
+	b(&o.syncOnly, "sync-only", false, "write files but never run check_cmd or reload_cmd")
+	s(&o.table, "table", "", "DynamoDB table (not supported)")
+	s(&o.userID, "user-id", "", "Vault app-id user_id")
+	s(&o.username, "username", "", "username for basic auth (etcd, consul) or Vault userpass")
+	b(&o.version, "version", false, "print version and exit")
+	b(&o.watch, "watch", false, "watch the store and re-render what changed")
+
+	// confit's own.
+	s(&o.logFormat, "log-format", "text", "log format: text (confd's layout) or json")
+	s(&o.wait, "wait", "", "watch: render after MIN of quiet, at most MAX after the first change (MIN[:MAX], e.g. 100ms:2s)")
+	fs.DurationVar(&o.cmdTimeout, "cmd-timeout", 60*time.Second, "default timeout of check_cmd and reload_cmd")
+	s(&o.datacenter, "datacenter", "", "consul: datacenter")
+	b(&o.consulStale, "consul-stale", false, "consul: allow stale reads from any server")
+	s(&o.metricsAddr, "metrics-addr", "", "watch: serve /metrics and /health on this address (e.g. 127.0.0.1:9115)")
+	return fs
+}
+
+// normKey folds a flag or config-file key for comparison: case, '-' and '_'
+// are ignored, so "sync-only", "sync_only" and "SyncOnly" are one key.
+func normKey(k string) string {
+	return strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(k))
+}
+
+// configAliases maps confd.toml keys that are not flag names to flags.
+var configAliases = map[string]string{
+	"nodes":        "node",
+	"clientcakeys": "client-ca-keys",
+	"confdir":      "confdir",
+	"configdir":    "confdir",
+	"loglevel":     "log-level",
+}
+
+// envName is the CONFIT_* variable of a flag: -client-ca-keys is CONFIT_CLIENT_CA_KEYS.
+func envName(flagName string) string {
+	return "CONFIT_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// confdEnv are confd's own variables, consulted after CONFIT_*.
+var confdEnv = map[string]string{
+	"client-ca-keys": "CONFD_CLIENT_CAKEYS",
+	"client-cert":    "CONFD_CLIENT_CERT",
+	"client-key":     "CONFD_CLIENT_KEY",
+}
+
+// parseOptions resolves flags, environment and config file with the
+// precedence defaults < config file < environment < command line.
+func parseOptions(args []string, getenv func(string) string, usageOut io.Writer) (*options, error) {
+	o := &options{}
+	fs := newFlagSet(o, usageOut)
+	fs.Usage = func() { usage(fs) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	setOnCLI := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { setOnCLI[f.Name] = true })
+
+	// The config file path itself: flag > env > default.
+	cfgPath, explicit := o.configFile, setOnCLI["config-file"]
+	if !explicit {
+		if v := getenv(envName("config-file")); v != "" {
+			cfgPath, explicit = v, true
+		}
+	}
+	fileVals, err := readConfigFile(cfgPath, explicit, fs)
+	if err != nil {
+		return nil, err
+	}
+
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if setOnCLI[f.Name] || f.Name == "config-file" {
+			return
+		}
+		if v, src := envValue(f.Name, getenv); src != "" {
+			if err := setValue(fs, f.Name, v, true); err != nil {
+				errs = append(errs, fmt.Errorf("%w: %s: %v", errUsage, src, err))
+			}
+			return
+		}
+		if vals, ok := fileVals[f.Name]; ok {
+			for _, v := range vals {
+				if err := fs.Set(f.Name, v); err != nil {
+					errs = append(errs, fmt.Errorf("%w: %s: key %q: %v", errUsage, cfgPath, f.Name, err))
+				}
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return o, o.validate()
+}
+
+// envValue returns the environment value for a flag and the variable's name.
+func envValue(name string, getenv func(string) string) (string, string) {
+	if v := getenv(envName(name)); v != "" {
+		return v, envName(name)
+	}
+	if e, ok := confdEnv[name]; ok {
+		if v := getenv(e); v != "" {
+			return v, e
+		}
+	}
+	return "", ""
+}
+
+// setValue sets a flag; list flags take comma-separated values from the environment.
+func setValue(fs *flag.FlagSet, name, v string, fromEnv bool) error {
+	if _, isList := fs.Lookup(name).Value.(*listFlag); isList && fromEnv {
+		for _, part := range strings.Split(v, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				if err := fs.Set(name, part); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return fs.Set(name, v)
+}
+
+// readConfigFile decodes a confd.toml into flag name -> values. A missing
+// file is an error only when its path was given explicitly. Unknown keys are
+// errors that name the file and the key.
+func readConfigFile(path string, explicit bool, fs *flag.FlagSet) (map[string][]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) && !explicit {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%w: config file: %v", errUsage, err)
+	}
+	var raw map[string]any
+	if _, err := toml.Decode(string(data), &raw); err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%w: %s:%d: %s", errUsage, path, pe.Position.Line, pe.Message)
+		}
+		return nil, fmt.Errorf("%w: %s: %v", errUsage, path, err)
+	}
+	byNorm := map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) { byNorm[normKey(f.Name)] = f.Name })
+	for alias, name := range configAliases {
+		byNorm[alias] = name
+	}
+	out := map[string][]string{}
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		name, ok := byNorm[normKey(k)]
+		if !ok || name == "config-file" || name == "version" {
+			return nil, fmt.Errorf("%w: %s: unknown key %q", errUsage, path, k)
+		}
+		vals, err := tomlStrings(raw[k])
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: key %q: %v", errUsage, path, k, err)
+		}
+		out[name] = vals
+	}
+	return out, nil
+}
+
+// tomlStrings turns a decoded TOML value into flag strings.
+func tomlStrings(v any) ([]string, error) {
+	switch t := v.(type) {
+	case string:
+		return []string{t}, nil
+	case bool:
+		return []string{strconv.FormatBool(t)}, nil
+	case int64:
+		return []string{strconv.FormatInt(t, 10)}, nil
+	case float64:
+		return []string{strconv.FormatFloat(t, 'f', -1, 64)}, nil
+	case []any:
+		var out []string
+		for _, e := range t {
+			s, err := tomlStrings(e)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, s...)
+		}
+		return out, nil
+	default:
+		return nil, fmt.Errorf("unsupported value of type %T", v)
+	}
+}
+
+// validate checks values that flag parsing cannot.
+func (o *options) validate() error {
+	switch strings.ToLower(o.logLevel) {
+	case "", "debug", "info", "warn", "warning", "error", "panic", "fatal":
+	default:
+		return fmt.Errorf("%w: -log-level %q: want debug, info, warn or error", errUsage, o.logLevel)
+	}
+	switch o.logFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("%w: -log-format %q: want text or json", errUsage, o.logFormat)
+	}
+	if o.interval < 0 {
+		return fmt.Errorf("%w: -interval %d: must not be negative", errUsage, o.interval)
+	}
+	if o.secretKeyring != "" {
+		return fmt.Errorf("%w: -secret-keyring: confd 0.16's PGP-encrypted values (cget, cgetv, ...) are not supported", errUsage)
+	}
+	if o.cmdTimeout <= 0 {
+		return fmt.Errorf("%w: -cmd-timeout %s: must be positive", errUsage, o.cmdTimeout)
+	}
+	return nil
+}
+
+// usage prints the -help text.
+func usage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprintf(w, `Usage: confit [flags]
+
+confit keeps configuration files in step with a key-value store. It reads
+template resources from CONFDIR/conf.d/*.toml (confd's format), renders each
+template from the store's keys and, when the output differs from the
+destination, checks it with check_cmd, moves it into place atomically and runs
+reload_cmd.
+
+Modes: -onetime renders once and exits (0 all good, 1 a resource failed,
+2 bad flags or config); -watch follows the store's changes; otherwise confit
+polls every -interval seconds.
+
+Every flag can also be set in the config file (-config-file, confd.toml keys
+such as backend, nodes, confdir, log-level) or in the environment as
+CONFIT_<FLAG> (e.g. CONFIT_BACKEND, CONFIT_NODE=a,b). Precedence, lowest
+first: defaults < config file < environment < command line.
+CONFD_CLIENT_CAKEYS, CONFD_CLIENT_CERT and CONFD_CLIENT_KEY are read too.
+
+Flags:
+`)
+	fs.PrintDefaults()
+}

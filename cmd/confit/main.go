@@ -1,0 +1,159 @@
+// Command confit keeps configuration files in step with a key-value store.
+// It is a drop-in successor to confd: same flags, conf.d format, template
+// functions and stage/check/reload behaviour. Run `confit -help` for usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/confit-dev/confit/backends"
+	_ "github.com/confit-dev/confit/backends/consul"
+	_ "github.com/confit-dev/confit/backends/env"
+	_ "github.com/confit-dev/confit/backends/etcd"
+	_ "github.com/confit-dev/confit/backends/file"
+	"github.com/confit-dev/confit/internal/daemon"
+	"github.com/confit-dev/confit/resource"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1 // a resource failed (one-shot) or the daemon could not run
+	exitUsage  = 2 // bad flags, environment or config file
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, reload, os.Stdout, os.Stderr))
+}
+
+// run is main without globals: it parses args, runs the daemon and returns
+// the exit code. reload receives a value for each SIGHUP.
+func run(ctx context.Context, args []string, getenv func(string) string, reload <-chan struct{}, stdout, stderr io.Writer) int {
+	o, err := parseOptions(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "confit: %v\n", strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+		if errors.Is(err, errUsage) {
+			fmt.Fprintln(stderr, "Run 'confit -help' for usage.")
+			return exitUsage
+		}
+		return exitFailed
+	}
+	if o.version {
+		fmt.Fprintf(stdout, "confit %s (%s, %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return exitOK
+	}
+	log := newLogger(stderr, o.logFormat, o.logLevel)
+
+	wait, err := resource.ParseWait(o.wait)
+	if err != nil {
+		fmt.Fprintf(stderr, "confit: -wait: %v\n", err)
+		return exitUsage
+	}
+	cfg := daemon.Config{
+		Resource: resource.Options{
+			ConfDir:       o.confdir,
+			Prefix:        o.prefix,
+			Noop:          o.noop,
+			SyncOnly:      o.syncOnly,
+			KeepStageFile: o.keepStageFile,
+			CmdTimeout:    o.cmdTimeout,
+			Logger:        log,
+			Diff:          stdout,
+		},
+		Backend:     o.backendConfig(getenv),
+		Onetime:     o.onetime,
+		Watch:       o.watch,
+		Interval:    time.Duration(o.interval) * time.Second,
+		Wait:        wait,
+		Logger:      log,
+		Reload:      reload,
+		MetricsAddr: o.metricsAddr,
+	}
+	err = daemon.Run(ctx, cfg)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, daemon.ErrConfig):
+		log.Error(err.Error())
+		return exitUsage
+	default:
+		log.Error(err.Error())
+		return exitFailed
+	}
+}
+
+// backendConfig maps flags onto the backend settings.
+func (o *options) backendConfig(getenv func(string) string) backends.Config {
+	name := o.backend
+	nodes := []string(o.nodes)
+	if name == "etcd" && len(nodes) == 0 {
+		if peers := getenv("ETCDCTL_PEERS"); peers != "" {
+			nodes = strings.Split(peers, ",")
+		}
+	}
+	return backends.Config{
+		Backend:        name,
+		Nodes:          nodes,
+		Scheme:         o.scheme,
+		ClientCert:     o.clientCert,
+		ClientKey:      o.clientKey,
+		ClientCAKeys:   o.clientCAKeys,
+		ClientInsecure: o.clientInsecure,
+		BasicAuth:      o.basicAuth,
+		Username:       o.username,
+		Password:       o.password,
+		AuthToken:      o.authToken,
+		AuthType:       o.authType,
+		SRVDomain:      o.srvDomain,
+		SRVRecord:      o.srvRecord,
+		Files:          o.files,
+		Filter:         o.filter,
+		Separator:      o.separator,
+		Datacenter:     o.datacenter,
+		ConsulStale:    o.consulStale,
+	}
+}
+
+func backendList() string {
+	return strings.Join(backends.Names(), ", ")
+}
+
+func buildVersion() string {
+	if version != "dev" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return version
+}

@@ -1,0 +1,312 @@
+// Package daemon wires resources to backends and runs confit's three modes:
+// one-shot, interval polling and watch.
+//
+// Backends are shared: resources whose backend settings are identical use one
+// client, and in watch mode one watch per distinct prefix serves every
+// resource that reads it (see engine.go).
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/resource"
+)
+
+// ErrConfig marks errors in confit's own configuration (unknown backend,
+// missing conf.d): the command exits 2 for them.
+var ErrConfig = errors.New("configuration error")
+
+// ErrFailed is returned by a one-shot run in which at least one resource
+// failed; every failure was logged with its resource name.
+var ErrFailed = errors.New("resources failed")
+
+// Config is everything a run needs.
+type Config struct {
+	Resource resource.Options
+	// Backend is the process-wide backend; a resource's own [backend]
+	// table replaces it for that resource.
+	Backend backends.Config
+	// Onetime renders once and returns; Watch follows changes; neither
+	// polls every Interval.
+	Onetime, Watch bool
+	// Interval is the polling period, or with Watch the period of a full
+	// resync (0 disables it).
+	Interval time.Duration
+	// Wait is the default quiet period of a resource in watch mode.
+	Wait resource.Wait
+	// Reload receives a value for each request to reload conf.d (SIGHUP).
+	Reload <-chan struct{}
+	// MetricsAddr, if set, serves /metrics and /health.
+	MetricsAddr string
+	Logger      *slog.Logger
+}
+
+// Run runs the mode cfg selects until it completes (one-shot) or ctx is
+// done (interval, watch). Interval and watch return nil on cancellation.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Resource.Logger == nil {
+		cfg.Resource.Logger = cfg.Logger
+	}
+	if !known(cfg.Backend.Backend) {
+		return fmt.Errorf("%w: -backend: %w %q (known: %s)", ErrConfig, backends.ErrUnknownBackend,
+			cfg.Backend.Backend, strings.Join(backends.Names(), ", "))
+	}
+	pool := newPool(cfg.Backend)
+	defer pool.closeAll()
+	m := newMetrics()
+	if cfg.MetricsAddr != "" {
+		stop, err := m.serve(cfg.MetricsAddr, cfg.Logger)
+		if err != nil {
+			return fmt.Errorf("%w: -metrics-addr: %v", ErrConfig, err)
+		}
+		defer stop()
+	}
+	switch {
+	case cfg.Onetime:
+		return runOnce(ctx, cfg, pool, m)
+	case cfg.Watch:
+		return newEngine(cfg, pool, m).run(ctx)
+	default:
+		return runInterval(ctx, cfg, pool, m)
+	}
+}
+
+// loadResources reads conf.d and logs each broken file. It returns
+// ErrConfig when conf.d itself cannot be read.
+func loadResources(cfg Config) ([]*resource.Resource, int, error) {
+	res, errs := resource.LoadDir(cfg.Resource)
+	if len(res) == 0 && len(errs) > 0 && isDirError(errs) {
+		return nil, 0, fmt.Errorf("%w: %v", ErrConfig, errors.Join(errs...))
+	}
+	for _, err := range errs {
+		cfg.Logger.Error("load resource", "err", err)
+	}
+	return res, len(errs), nil
+}
+
+// isDirError reports whether loading failed for the directory as a whole
+// rather than for single files.
+func isDirError(errs []error) bool {
+	return len(errs) == 1 && errors.Is(errs[0], resource.ErrNoConfDir)
+}
+
+// runOnce renders every resource once. Each backend is read once, in one
+// snapshot of all the prefixes its resources need.
+func runOnce(ctx context.Context, cfg Config, pool *pool, m *metrics) error {
+	res, loadErrs, err := loadResources(cfg)
+	if err != nil {
+		return err
+	}
+	failed := loadErrs + syncAll(ctx, cfg, pool, m, res)
+	if failed > 0 {
+		return fmt.Errorf("%w: %d of %d", ErrFailed, failed, len(res)+loadErrs)
+	}
+	return nil
+}
+
+// syncAll fetches and syncs every resource; it returns how many failed.
+func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*resource.Resource) int {
+	groups := map[string][]*resource.Resource{}
+	var order []string
+	for _, r := range res {
+		key := pool.key(r.Backend)
+		if _, ok := groups[key]; !ok {
+			order = append(order, key)
+		}
+		groups[key] = append(groups[key], r)
+	}
+	failed := 0
+	for _, key := range order {
+		rs := groups[key]
+		b, err := pool.get(ctx, key)
+		if err != nil {
+			for _, r := range rs {
+				cfg.Logger.Error("sync failed", "resource", r.Name, "err", err)
+			}
+			failed += len(rs)
+			continue
+		}
+		snap, err := b.Get(ctx, unionKeys(rs))
+		m.storeGets.Add(1)
+		if err != nil {
+			for _, r := range rs {
+				cfg.Logger.Error("sync failed", "resource", r.Name, "err", err)
+			}
+			failed += len(rs)
+			m.failures.Add(uint64(len(rs)))
+			continue
+		}
+		failed += syncGroup(ctx, cfg, m, rs, snap.KVs)
+	}
+	return failed
+}
+
+// syncGroup syncs resources that share one snapshot, a few at a time.
+func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resource, kvs map[string]string) int {
+	var (
+		mu     sync.Mutex
+		failed int
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, 4)
+	)
+	for _, r := range rs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			m.renders.Add(1)
+			res, err := r.Sync(ctx, kvs)
+			if err != nil {
+				m.failures.Add(1)
+				cfg.Logger.Error("sync failed", "resource", r.Name, "err", err)
+				mu.Lock()
+				failed++
+				mu.Unlock()
+				return
+			}
+			if res.Written {
+				m.writes.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return failed
+}
+
+// unionKeys returns the distinct prefixes of rs with prefixes covered by
+// another one removed.
+func unionKeys(rs []*resource.Resource) []string {
+	var all []string
+	for _, r := range rs {
+		all = append(all, r.Keys...)
+	}
+	return coverPrefixes(all)
+}
+
+// coverPrefixes returns the smallest set of prefixes that covers every
+// prefix in ps (a prefix under another one is dropped), sorted.
+func coverPrefixes(ps []string) []string {
+	clean := make([]string, 0, len(ps))
+	for _, p := range ps {
+		clean = append(clean, backends.CleanKey(p))
+	}
+	sort.Strings(clean)
+	var out []string
+	for _, p := range clean {
+		if len(out) > 0 && backends.Under(p, out[len(out)-1]) {
+			continue
+		}
+		// "/" sorts first and covers everything.
+		if len(out) > 0 && out[0] == "/" {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// runInterval polls: every interval it re-reads conf.d and syncs every
+// resource, like confd's default mode.
+func runInterval(ctx context.Context, cfg Config, pool *pool, m *metrics) error {
+	if cfg.Interval <= 0 {
+		return fmt.Errorf("%w: -interval must be positive without -watch or -onetime", ErrConfig)
+	}
+	t := time.NewTicker(cfg.Interval)
+	defer t.Stop()
+	for {
+		res, _, err := loadResources(cfg)
+		if err != nil {
+			cfg.Logger.Error("load resources", "err", err)
+		} else {
+			syncAll(ctx, cfg, pool, m, res)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-cfg.Reload:
+			cfg.Logger.Info("reloading conf.d")
+		}
+	}
+}
+
+// pool holds one backend client per distinct configuration.
+type pool struct {
+	def     backends.Config
+	mu      sync.Mutex
+	cfgs    map[string]backends.Config
+	clients map[string]backends.Backend
+}
+
+func newPool(def backends.Config) *pool {
+	return &pool{def: def, cfgs: map[string]backends.Config{}, clients: map[string]backends.Backend{}}
+}
+
+// key names the configuration a resource uses (its own or the default).
+func (p *pool) key(c *backends.Config) string {
+	cfg := p.def
+	if c != nil {
+		cfg = *c
+	}
+	k := fmt.Sprintf("%#v", cfg)
+	p.mu.Lock()
+	p.cfgs[k] = cfg
+	p.mu.Unlock()
+	return k
+}
+
+// get returns the client for key, creating it on first use.
+func (p *pool) get(ctx context.Context, key string) (backends.Backend, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if b, ok := p.clients[key]; ok {
+		return b, nil
+	}
+	cfg := p.cfgs[key]
+	b, err := backends.New(ctx, cfg)
+	if err != nil {
+		if errors.Is(err, backends.ErrUnknownBackend) {
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		return nil, fmt.Errorf("%s: %w", cfg.Backend, err)
+	}
+	p.clients[key] = b
+	return b, nil
+}
+
+// name is the backend name behind key, for logs.
+func (p *pool) name(key string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfgs[key].Backend
+}
+
+func (p *pool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, b := range p.clients {
+		b.Close()
+		delete(p.clients, k)
+	}
+}
+
+func known(name string) bool {
+	for _, n := range backends.Names() {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}

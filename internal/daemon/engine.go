@@ -1,0 +1,651 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"time"
+
+	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/resource"
+)
+
+// The watch engine.
+//
+// One goroutine (run) owns all state: the per-backend mirrors of the watched
+// prefixes, the resources and their schedules. Watch goroutines only forward
+// backend updates to it. Renders happen on that goroutine against the mirror,
+// so a render always sees one consistent state of each backend (the state
+// after a whole update was applied). Writing files and running commands
+// happens on a worker goroutine, one batch at a time, so a slow reload never
+// stalls the intake of changes.
+//
+// After a change, only the resources whose last render read a changed key (or
+// listed a changed subtree) are rendered again: resource.Reads is recorded on
+// every render. A resource that has never rendered depends on all its keys.
+
+// store is one backend client and the mirror of the prefixes watched on it.
+type store struct {
+	key, name string
+	b         backends.Backend
+	kvs       map[string]string             // every key under a watched prefix
+	watches   map[string]context.CancelFunc // watched prefix -> stop
+	revs      map[string]uint64             // last revision applied per prefix
+	ready     bool                          // the first snapshot is in
+	loading   bool
+	failures  int
+}
+
+// resState is a resource and its schedule.
+type resState struct {
+	r         *resource.Resource
+	store     string
+	reads     resource.Reads
+	readKeys  map[string]bool
+	haveReads bool
+	pending   bool      // a render is scheduled
+	first     time.Time // first change of the current quiet window
+	due       time.Time
+	running   bool // in the current batch
+	again     bool // changed while running
+	fails     int
+}
+
+// event is what goroutines send to the engine loop.
+type event struct {
+	store    string
+	prefixes []string           // for a snapshot: the prefixes it covers
+	snap     *backends.Snapshot // a snapshot read (initial load or resync)
+	update   *backends.Update   // a watch update
+	err      error              // a failed snapshot read
+	batch    []batchResult      // a finished batch
+}
+
+type batchItem struct {
+	rs  *resState
+	out []byte
+}
+
+type batchResult struct {
+	rs      *resState
+	written bool
+	err     error
+}
+
+type engine struct {
+	cfg    Config
+	pool   *pool
+	m      *metrics
+	stores map[string]*store
+	res    []*resState
+	events chan event
+	busy   bool
+	timer  *time.Timer
+	ctx    context.Context // the run context, for watch goroutines
+	work   context.Context // batches: not cancelled by shutdown, so work in flight finishes
+}
+
+func newEngine(cfg Config, p *pool, m *metrics) *engine {
+	return &engine{
+		cfg:    cfg,
+		pool:   p,
+		m:      m,
+		stores: map[string]*store{},
+		events: make(chan event, 64),
+	}
+}
+
+func (e *engine) run(ctx context.Context) error {
+	res, _, err := loadResources(e.cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	e.ctx = ctx
+	e.work = context.WithoutCancel(ctx)
+	e.timer = time.NewTimer(time.Hour)
+	e.timer.Stop()
+	e.setResources(res)
+
+	var resync <-chan time.Time
+	if e.cfg.Interval > 0 {
+		t := time.NewTicker(e.cfg.Interval)
+		defer t.Stop()
+		resync = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			e.shutdown()
+			return nil
+		case ev := <-e.events:
+			e.handle(ev)
+		case <-e.timer.C:
+		case <-resync:
+			e.resync()
+		case <-e.cfg.Reload:
+			e.reload()
+		}
+		e.kick()
+	}
+}
+
+// shutdown waits for a batch in flight, then stops every watch.
+func (e *engine) shutdown() {
+	for e.busy {
+		ev := <-e.events
+		if ev.batch != nil {
+			e.handle(ev)
+		}
+	}
+	for _, s := range e.stores {
+		for p, stop := range s.watches {
+			stop()
+			delete(s.watches, p)
+		}
+	}
+}
+
+// setResources installs a new set of resources: stores are created or
+// reused, watches started for new prefixes and stopped for unused ones, and
+// every resource is scheduled for a render.
+func (e *engine) setResources(res []*resource.Resource) {
+	e.res = e.res[:0]
+	need := map[string][]string{}
+	for _, r := range res {
+		key := e.pool.key(r.Backend)
+		rs := &resState{r: r, store: key}
+		e.res = append(e.res, rs)
+		need[key] = append(need[key], r.Keys...)
+		if _, ok := e.stores[key]; !ok {
+			e.stores[key] = &store{
+				key:     key,
+				name:    e.pool.name(key),
+				kvs:     map[string]string{},
+				watches: map[string]context.CancelFunc{},
+				revs:    map[string]uint64{},
+			}
+		}
+		e.schedule(rs, time.Now(), true)
+	}
+	for key, s := range e.stores {
+		prefixes := coverPrefixes(need[key])
+		if len(need[key]) == 0 {
+			prefixes = nil
+		}
+		e.retarget(s, prefixes)
+	}
+}
+
+// retarget makes s watch exactly prefixes: unused watches stop, and
+// prefixes not yet covered are read and then watched.
+func (e *engine) retarget(s *store, prefixes []string) {
+	for p, stop := range s.watches {
+		if !contains(prefixes, p) {
+			stop()
+			delete(s.watches, p)
+			delete(s.revs, p)
+			for k := range s.kvs {
+				if backends.Under(k, p) && !backends.UnderAny(k, prefixes) {
+					delete(s.kvs, k)
+				}
+			}
+		}
+	}
+	var missing []string
+	for _, p := range prefixes {
+		if _, ok := s.watches[p]; !ok {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 {
+		e.load(s, missing)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// load reads prefixes of s in the background, retrying with jittered
+// exponential backoff until it succeeds or the engine stops.
+func (e *engine) load(s *store, prefixes []string) {
+	s.loading = true
+	key, ctx := s.key, e.ctx
+	go func() {
+		delay := 100 * time.Millisecond
+		for {
+			b, err := e.pool.get(ctx, key)
+			var snap backends.Snapshot
+			if err == nil {
+				snap, err = b.Get(ctx, prefixes)
+				e.m.storeGets.Add(1)
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			if err == nil {
+				e.send(ctx, event{store: key, prefixes: prefixes, snap: &snap})
+				return
+			}
+			e.send(ctx, event{store: key, prefixes: prefixes, err: err})
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(jitter(delay)):
+			}
+			delay = min(delay*2, 30*time.Second)
+		}
+	}()
+}
+
+func (e *engine) send(ctx context.Context, ev event) {
+	select {
+	case e.events <- ev:
+	case <-ctx.Done():
+	}
+}
+
+// jitter spreads d by ±20% so a fleet of sidecars does not retry in step.
+func jitter(d time.Duration) time.Duration {
+	return d - d/5 + rand.N(2*d/5+1)
+}
+
+// watch forwards the updates of one prefix to the engine. A backend that
+// cannot watch is polled every Interval (or read once, when Interval is 0).
+func (e *engine) watch(ctx context.Context, s *store, prefix string, rev uint64) {
+	b, err := e.pool.get(ctx, s.key)
+	if err != nil {
+		return
+	}
+	key := s.key
+	go func() {
+		ch, err := b.Watch(ctx, prefix, rev)
+		if errors.Is(err, backends.ErrWatchUnsupported) {
+			e.poll(ctx, b, key, prefix)
+			return
+		}
+		if err != nil {
+			e.send(ctx, event{store: key, update: &backends.Update{Prefix: prefix, Err: err}})
+			return
+		}
+		for u := range ch {
+			u.Prefix = prefix
+			e.send(ctx, event{store: key, update: &u})
+		}
+	}()
+}
+
+func (e *engine) poll(ctx context.Context, b backends.Backend, key, prefix string) {
+	if e.cfg.Interval <= 0 {
+		<-ctx.Done()
+		return
+	}
+	t := time.NewTicker(e.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		snap, err := b.Get(ctx, []string{prefix})
+		e.m.storeGets.Add(1)
+		u := backends.Update{Prefix: prefix, Err: err, Reset: err == nil, Rev: snap.Rev, KVs: snap.KVs}
+		e.send(ctx, event{store: key, update: &u})
+	}
+}
+
+// resync re-reads every watched prefix: a safety net against a watch that
+// missed something. Unchanged data causes no render.
+func (e *engine) resync() {
+	for _, s := range e.stores {
+		if !s.ready || s.loading || len(s.watches) == 0 {
+			continue
+		}
+		prefixes := make([]string, 0, len(s.watches))
+		for p := range s.watches {
+			prefixes = append(prefixes, p)
+		}
+		sort.Strings(prefixes)
+		e.load(s, prefixes)
+	}
+}
+
+func (e *engine) handle(ev event) {
+	if ev.batch != nil {
+		e.finish(ev.batch)
+		return
+	}
+	s, ok := e.stores[ev.store]
+	if !ok {
+		return
+	}
+	switch {
+	case ev.err != nil:
+		if e.m.setHealth("backend "+s.name, ev.err) {
+			e.cfg.Logger.Warn("backend unavailable; keeping the last good files", "backend", s.name, "err", ev.err)
+		}
+	case ev.snap != nil:
+		s.loading = false
+		if e.m.setHealth("backend "+s.name, nil) {
+			e.cfg.Logger.Info("backend available again", "backend", s.name)
+		}
+		var changed []string
+		for _, p := range ev.prefixes {
+			if ev.snap.Rev != 0 && ev.snap.Rev < s.revs[p] {
+				continue // older than what the watch already delivered
+			}
+			changed = append(changed, s.reset(p, ev.snap.KVs)...)
+			s.revs[p] = ev.snap.Rev
+			if _, watching := s.watches[p]; !watching {
+				ctx, stop := context.WithCancel(e.ctx)
+				s.watches[p] = stop
+				e.watch(ctx, s, p, ev.snap.Rev)
+			}
+		}
+		first := !s.ready
+		s.ready = true
+		if !first {
+			e.dirty(s, changed)
+		}
+	case ev.update != nil:
+		e.m.updates.Add(1)
+		u := ev.update
+		thing := "watch " + s.name + " " + u.Prefix
+		if u.Err != nil {
+			if e.m.setHealth(thing, u.Err) {
+				e.cfg.Logger.Warn("watch degraded; keeping the last good files", "backend", s.name, "prefix", u.Prefix, "err", u.Err)
+			}
+			return
+		}
+		if e.m.setHealth(thing, nil) {
+			e.cfg.Logger.Info("watch healthy again", "backend", s.name, "prefix", u.Prefix)
+		}
+		if _, watching := s.watches[u.Prefix]; !watching {
+			return // a stale update from a watch that was stopped
+		}
+		if u.Rev != 0 && u.Rev < s.revs[u.Prefix] {
+			return // never go back to an older revision
+		}
+		var changed []string
+		if u.Reset {
+			changed = s.reset(u.Prefix, u.KVs)
+		} else {
+			changed = s.apply(u.Changes)
+		}
+		if u.Rev != 0 {
+			s.revs[u.Prefix] = u.Rev
+		}
+		e.dirty(s, changed)
+	}
+}
+
+// reset replaces the mirror under prefix with kvs and returns the keys that
+// changed.
+func (s *store) reset(prefix string, kvs map[string]string) []string {
+	var changed []string
+	for k := range s.kvs {
+		if backends.Under(k, prefix) {
+			if _, ok := kvs[k]; !ok {
+				delete(s.kvs, k)
+				changed = append(changed, k)
+			}
+		}
+	}
+	for k, v := range kvs {
+		if !backends.Under(k, prefix) {
+			continue
+		}
+		if old, ok := s.kvs[k]; !ok || old != v {
+			s.kvs[k] = v
+			changed = append(changed, k)
+		}
+	}
+	return changed
+}
+
+// apply applies incremental changes and returns the keys that changed.
+func (s *store) apply(cs []backends.Change) []string {
+	var changed []string
+	for _, c := range cs {
+		old, ok := s.kvs[c.Key]
+		switch {
+		case c.Deleted && ok:
+			delete(s.kvs, c.Key)
+		case !c.Deleted && (!ok || old != c.Value):
+			s.kvs[c.Key] = c.Value
+		default:
+			continue
+		}
+		changed = append(changed, c.Key)
+	}
+	return changed
+}
+
+// dirty schedules the resources of s that depend on a changed key.
+func (e *engine) dirty(s *store, changed []string) {
+	if len(changed) == 0 {
+		return
+	}
+	now := time.Now()
+	for _, rs := range e.res {
+		if rs.store == s.key && rs.affectedBy(changed) {
+			e.schedule(rs, now, false)
+		}
+	}
+}
+
+// affectedBy reports whether the resource's output may depend on a key in changed.
+func (rs *resState) affectedBy(changed []string) bool {
+	for _, k := range changed {
+		if !backends.UnderAny(k, rs.r.Keys) {
+			continue
+		}
+		if !rs.haveReads || rs.readKeys[k] || backends.UnderAny(k, rs.reads.Prefixes) {
+			return true
+		}
+	}
+	return false
+}
+
+// schedule sets when rs renders next. With a wait of min:max, a render
+// happens after min of quiet, and at most max after the first change.
+// immediate skips the wait (start-up, reload).
+func (e *engine) schedule(rs *resState, now time.Time, immediate bool) {
+	if rs.running {
+		rs.again = true
+		return
+	}
+	w := rs.r.Wait
+	if w.Min == 0 && w.Max == 0 {
+		w = e.cfg.Wait
+	}
+	if immediate || w.Min == 0 {
+		rs.pending, rs.due = true, now
+		return
+	}
+	if !rs.pending {
+		rs.pending, rs.first = true, now
+	}
+	rs.due = now.Add(w.Min)
+	if max := w.Max; max > 0 && rs.first.Add(max).Before(rs.due) {
+		rs.due = rs.first.Add(max)
+	}
+}
+
+// kick starts a batch of due resources, or arms the timer for the next one.
+func (e *engine) kick() {
+	if e.busy || e.ctx.Err() != nil {
+		return
+	}
+	now := time.Now()
+	var next time.Time
+	var batch []batchItem
+	for _, rs := range e.res {
+		if !rs.pending {
+			continue
+		}
+		s := e.stores[rs.store]
+		if !s.ready {
+			continue
+		}
+		if rs.due.After(now) {
+			if next.IsZero() || rs.due.Before(next) {
+				next = rs.due
+			}
+			continue
+		}
+		rs.pending = false
+		out, reads, err := rs.r.Render(s.kvs)
+		e.m.renders.Add(1)
+		rs.reads, rs.haveReads = reads, true
+		rs.readKeys = make(map[string]bool, len(reads.Keys))
+		for _, k := range reads.Keys {
+			rs.readKeys[k] = true
+		}
+		if err != nil {
+			e.failed(rs, err, now)
+			if rs.due.After(now) && (next.IsZero() || rs.due.Before(next)) {
+				next = rs.due
+			}
+			continue
+		}
+		rs.running = true
+		batch = append(batch, batchItem{rs: rs, out: out})
+	}
+	if len(batch) > 0 {
+		e.busy = true
+		go e.runBatch(batch)
+		return
+	}
+	if !next.IsZero() {
+		e.timer.Reset(time.Until(next))
+	}
+}
+
+// failed records a failure of rs and schedules a retry with backoff. It logs
+// only when the failure is new or different.
+func (e *engine) failed(rs *resState, err error, now time.Time) {
+	e.m.failures.Add(1)
+	rs.fails++
+	if e.m.setHealth("resource "+rs.r.Name, err) {
+		e.cfg.Logger.Error("sync failed; keeping the last good file", "resource", rs.r.Name, "err", err)
+	}
+	delay := min(time.Second<<min(rs.fails-1, 6), time.Minute)
+	rs.pending, rs.due = true, now.Add(jitter(delay))
+}
+
+// runBatch writes the rendered files, then runs each distinct reload_cmd
+// once. When a reload fails, the resources it reloads are rolled back to
+// their previous files (unless rollback = false) and reloaded again.
+func (e *engine) runBatch(batch []batchItem) {
+	ctx := e.work
+	results := make([]batchResult, len(batch))
+	groups := map[string][]int{}
+	var order []string
+	for i, it := range batch {
+		results[i].rs = it.rs
+		res, err := it.rs.r.Commit(ctx, it.out, resource.ApplyOptions{SkipReload: true})
+		results[i].written, results[i].err = res.Written, err
+		cmd := it.rs.r.ReloadCommand()
+		if err != nil || !res.Written || cmd == "" {
+			continue
+		}
+		if _, ok := groups[cmd]; !ok {
+			order = append(order, cmd)
+		}
+		groups[cmd] = append(groups[cmd], i)
+	}
+	for _, cmd := range order {
+		idx := groups[cmd]
+		lead := batch[idx[0]].rs.r
+		e.m.reloads.Add(1)
+		err := lead.Reload(ctx)
+		if err == nil {
+			continue
+		}
+		rolled := false
+		for _, i := range idx {
+			r := batch[i].rs.r
+			if !r.AutoRollback {
+				continue
+			}
+			if rerr := r.Restore(); rerr != nil {
+				err = fmt.Errorf("%w; rollback: %v", err, rerr)
+				continue
+			}
+			rolled = true
+			e.m.rollbacks.Add(1)
+		}
+		if rolled {
+			e.m.reloads.Add(1)
+			if rerr := lead.Reload(ctx); rerr != nil {
+				err = fmt.Errorf("%w; reload after rollback: %v", err, rerr)
+			} else {
+				err = fmt.Errorf("%w (previous file restored and reloaded)", err)
+			}
+		}
+		for _, i := range idx {
+			results[i].err = err
+		}
+	}
+	e.send(context.Background(), event{batch: results})
+}
+
+// finish records a batch's results.
+func (e *engine) finish(results []batchResult) {
+	e.busy = false
+	now := time.Now()
+	for _, br := range results {
+		rs := br.rs
+		rs.running = false
+		if br.written {
+			e.m.writes.Add(1)
+		}
+		if br.err != nil {
+			e.failed(rs, br.err, now)
+		} else {
+			rs.fails = 0
+			if e.m.setHealth("resource "+rs.r.Name, nil) {
+				e.cfg.Logger.Info("sync recovered", "resource", rs.r.Name)
+			}
+		}
+		if rs.again {
+			rs.again = false
+			e.schedule(rs, now, false)
+		}
+	}
+}
+
+// reload re-reads conf.d. A resource file that no longer loads keeps its
+// previous version running; watches that are still needed keep going.
+func (e *engine) reload() {
+	e.cfg.Logger.Info("reloading conf.d")
+	res, errs := resource.LoadDir(e.cfg.Resource)
+	broken := map[string]bool{}
+	for _, err := range errs {
+		e.cfg.Logger.Error("load resource; keeping the previous version", "err", err)
+		var le *resource.LoadError
+		if errors.As(err, &le) {
+			broken[le.File] = true
+		}
+	}
+	if len(res) == 0 && len(errs) > 0 && isDirError(errs) {
+		return
+	}
+	for _, rs := range e.res {
+		if broken[rs.r.File] {
+			res = append(res, rs.r)
+		}
+	}
+	e.setResources(res)
+}

@@ -1,0 +1,106 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// metrics are the daemon's counters, served in Prometheus' text format on
+// /metrics. The standard library is enough for a handful of counters.
+type metrics struct {
+	renders   atomic.Uint64 // template executions
+	writes    atomic.Uint64 // destinations replaced
+	reloads   atomic.Uint64 // reload commands run
+	failures  atomic.Uint64 // failed syncs (render, check, write or reload)
+	rollbacks atomic.Uint64 // destinations restored after a failed reload
+	storeGets atomic.Uint64 // snapshot reads from a backend
+	updates   atomic.Uint64 // watch updates received
+	heldEmpty atomic.Uint64 // not used by every backend
+
+	mu        sync.Mutex
+	unhealthy map[string]string // what is failing now -> why
+}
+
+func newMetrics() *metrics {
+	return &metrics{unhealthy: map[string]string{}}
+}
+
+// setHealth records whether thing (a backend prefix or a resource) is
+// healthy. It returns true when the state changed, so callers log once per
+// change rather than once per retry.
+func (m *metrics) setHealth(thing string, err error) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old, was := m.unhealthy[thing]
+	if err == nil {
+		delete(m.unhealthy, thing)
+		return was
+	}
+	m.unhealthy[thing] = err.Error()
+	return !was || old != err.Error()
+}
+
+func (m *metrics) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	for _, c := range []struct {
+		name, help string
+		v          *atomic.Uint64
+	}{
+		{"confit_renders_total", "Template executions.", &m.renders},
+		{"confit_writes_total", "Destination files replaced.", &m.writes},
+		{"confit_reloads_total", "reload_cmd runs.", &m.reloads},
+		{"confit_failures_total", "Failed syncs (render, check, write or reload).", &m.failures},
+		{"confit_rollbacks_total", "Destinations restored after a failed reload_cmd.", &m.rollbacks},
+		{"confit_store_gets_total", "Snapshot reads from backends.", &m.storeGets},
+		{"confit_watch_updates_total", "Watch updates received from backends.", &m.updates},
+	} {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", c.name, c.help, c.name, c.name, c.v.Load())
+	}
+	m.mu.Lock()
+	n := len(m.unhealthy)
+	m.mu.Unlock()
+	fmt.Fprintf(w, "# HELP confit_unhealthy Things failing now (backend watches, resources).\n# TYPE confit_unhealthy gauge\nconfit_unhealthy %d\n", n)
+}
+
+func (m *metrics) health(w http.ResponseWriter, r *http.Request) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.unhealthy) == 0 {
+		fmt.Fprintln(w, "ok")
+		return
+	}
+	w.WriteHeader(http.StatusServiceUnavailable)
+	for k, v := range m.unhealthy {
+		fmt.Fprintf(w, "%s: %s\n", k, v)
+	}
+}
+
+// serve starts the metrics server; the returned func stops it.
+func (m *metrics) serve(addr string, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", m.serveHTTP)
+	mux.HandleFunc("/health", m.health)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	log.Info("serving metrics", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
+}

@@ -1,0 +1,189 @@
+package resource
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	ttemplate "text/template"
+	"time"
+)
+
+// maxCmdOutput bounds the command output kept for error messages; the tail
+// is kept, as that is where the reason for a failure usually is.
+const maxCmdOutput = 64 << 10
+
+// cmdWaitDelay is how long a command's I/O may stay open after the shell
+// exited (a daemon it started inherited stdout) or after it was killed,
+// before the pipes are closed and the run returns anyway.
+var cmdWaitDelay = 2 * time.Second
+
+// CmdError is a check_cmd or reload_cmd that failed, timed out or was
+// canceled.
+type CmdError struct {
+	// Name is "check_cmd" or "reload_cmd".
+	Name string
+	// Cmd is the command as run by /bin/sh -c.
+	Cmd string
+	// Output is the tail of the combined stdout and stderr.
+	Output []byte
+	// Timeout is set when the command was killed because it ran longer.
+	Timeout time.Duration
+	// Err is the exec error (*exec.ExitError for a non-zero exit) or the
+	// context's error when the run was canceled.
+	Err error
+}
+
+// Error formats the error as
+// `check_cmd "cmd" failed: exit status 1: output` or
+// `check_cmd "cmd" timed out after 60s: output`.
+func (e *CmdError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %q ", e.Name, e.Cmd)
+	if e.Timeout > 0 {
+		fmt.Fprintf(&b, "timed out after %s", fmtDuration(e.Timeout))
+	} else {
+		fmt.Fprintf(&b, "failed: %v", e.Err)
+	}
+	if out := strings.TrimSpace(string(e.Output)); out != "" {
+		b.WriteString(": ")
+		b.WriteString(out)
+	}
+	return b.String()
+}
+
+// Unwrap returns the underlying error.
+func (e *CmdError) Unwrap() error { return e.Err }
+
+// runCmd runs command with /bin/sh -c in its own process group, with the
+// combined output captured. When timeout expires or ctx is done, the whole
+// group is killed with SIGKILL. It returns nil on exit status 0 — also when
+// a background child still holds the output open, which is then left
+// running and detached after cmdWaitDelay — and a *CmdError otherwise.
+func runCmd(ctx context.Context, name, command string, timeout time.Duration) error {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	var out tailBuffer
+	cmd := exec.CommandContext(cctx, "/bin/sh", "-c", command)
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		// The group id is the shell's pid (Setpgid). Kill the group even
+		// when the shell itself already exited.
+		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if errors.Is(err, syscall.ESRCH) {
+			return nil
+		}
+		return err
+	}
+	cmd.WaitDelay = cmdWaitDelay
+
+	err := cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() && cctx.Err() == nil {
+		// The command succeeded; something it started kept stdout open.
+		err = nil
+	}
+	if err == nil {
+		return nil
+	}
+	e := &CmdError{Name: name, Cmd: command, Output: out.Bytes(), Err: err}
+	switch {
+	case ctx.Err() != nil:
+		e.Err = fmt.Errorf("canceled: %w", context.Cause(ctx))
+	case errors.Is(cctx.Err(), context.DeadlineExceeded):
+		e.Timeout = timeout
+		e.Err = fmt.Errorf("%w after %s (%v)", context.DeadlineExceeded, timeout, err)
+	}
+	return e
+}
+
+// tailBuffer is an io.Writer keeping the last maxCmdOutput bytes written.
+type tailBuffer struct {
+	mu        sync.Mutex
+	buf       []byte
+	truncated bool
+}
+
+// Write implements io.Writer; it never fails.
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(p)
+	if len(p) >= maxCmdOutput {
+		p = p[len(p)-maxCmdOutput:]
+		t.buf = t.buf[:0]
+		t.truncated = true
+	} else if over := len(t.buf) + len(p) - maxCmdOutput; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+		t.truncated = true
+	}
+	t.buf = append(t.buf, p...)
+	return n, nil
+}
+
+// Bytes returns the kept output, prefixed with "...\n" when some was lost.
+func (t *tailBuffer) Bytes() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.truncated {
+		return append([]byte("...\n"), t.buf...)
+	}
+	return bytes.Clone(t.buf)
+}
+
+// cmdTemplate is a check_cmd or reload_cmd, parsed once.
+type cmdTemplate struct {
+	raw  string
+	tmpl *ttemplate.Template // nil when raw has no action
+}
+
+// parseCmdTemplate parses a command template; {{.src}} and {{.dest}} are
+// the only fields. Unknown fields are caught here, not at run time.
+func parseCmdTemplate(name, raw string) (*cmdTemplate, error) {
+	c := &cmdTemplate{raw: raw}
+	if !strings.Contains(raw, "{{") {
+		return c, nil
+	}
+	t, err := ttemplate.New(name).Option("missingkey=error").Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	c.tmpl = t
+	if _, err := c.expand("/stage", "/dest"); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// expand returns the command with src and dest substituted, shell-quoted.
+func (c *cmdTemplate) expand(src, dest string) (string, error) {
+	if c.tmpl == nil {
+		return c.raw, nil
+	}
+	var b strings.Builder
+	err := c.tmpl.Execute(&b, map[string]string{"src": shellQuote(src), "dest": shellQuote(dest)})
+	if err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// shellQuote quotes s for /bin/sh: single quotes, each embedded single
+// quote written as the four characters quote, backslash, quote, quote.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// fmtDuration writes whole seconds as "60s" rather than "1m0s".
+func fmtDuration(d time.Duration) string {
+	if d%time.Second == 0 {
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return d.String()
+}

@@ -1,0 +1,370 @@
+package resource
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/confit-dev/confit/backends"
+)
+
+// LoadError is an error in one resource file. File is the path as it was
+// opened; Line (1-based) and Key (dotted, "template.mode") are set when they
+// are known.
+type LoadError struct {
+	File string
+	Line int
+	Key  string
+	Err  error
+}
+
+// Error formats the error as "file:line: key: message", leaving out what is
+// not known.
+func (e *LoadError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		fmt.Fprintf(&b, "%s: ", e.Key)
+	}
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+// Unwrap returns the underlying error.
+func (e *LoadError) Unwrap() error { return e.Err }
+
+// Wait is the quiet period the daemon waits for after a change before it
+// renders: at least Min after the last change, at most Max after the first.
+// The zero Wait means "no wait".
+type Wait struct {
+	Min, Max time.Duration
+}
+
+// Config is the decoded content of one resource file, before paths, prefix
+// and the template are resolved. Field names follow the TOML keys.
+type Config struct {
+	Template TemplateConfig `toml:"template"`
+	// Backend is nil when the file has no [backend] table.
+	Backend *BackendConfig `toml:"backend"`
+}
+
+// TemplateConfig is the [template] table.
+type TemplateConfig struct {
+	Src              string   `toml:"src"`
+	Dest             string   `toml:"dest"`
+	Keys             []string `toml:"keys"`
+	Prefix           string   `toml:"prefix"`
+	UID              *int     `toml:"uid"`
+	GID              *int     `toml:"gid"`
+	Owner            string   `toml:"owner"`
+	Group            string   `toml:"group"`
+	Mode             string   `toml:"mode"`
+	CheckCmd         string   `toml:"check_cmd"`
+	ReloadCmd        string   `toml:"reload_cmd"`
+	CheckCmdTimeout  string   `toml:"check_cmd_timeout"`
+	ReloadCmdTimeout string   `toml:"reload_cmd_timeout"`
+	Wait             string   `toml:"wait"`
+	Rollback         *bool    `toml:"rollback"`
+}
+
+// BackendConfig is the optional [backend] table; see backends.Config.
+type BackendConfig struct {
+	Backend        string     `toml:"backend"`
+	Nodes          stringList `toml:"nodes"`
+	Scheme         string     `toml:"scheme"`
+	ClientCert     string     `toml:"client_cert"`
+	ClientKey      string     `toml:"client_key"`
+	ClientCAKeys   string     `toml:"client_cakeys"`
+	ClientInsecure bool       `toml:"client_insecure"`
+	BasicAuth      bool       `toml:"basic_auth"`
+	Username       string     `toml:"username"`
+	Password       string     `toml:"password"`
+	AuthToken      string     `toml:"auth_token"`
+	AuthType       string     `toml:"auth_type"`
+	File           stringList `toml:"file"`
+	Filter         string     `toml:"filter"`
+	Separator      string     `toml:"separator"`
+	Datacenter     string     `toml:"datacenter"`
+}
+
+// knownKeys are the keys a resource file may contain, exactly spelt.
+var knownKeys = map[string]bool{"template": true, "backend": true}
+
+func init() {
+	for _, k := range []string{"src", "dest", "keys", "prefix", "uid", "gid", "owner", "group", "mode",
+		"check_cmd", "reload_cmd", "check_cmd_timeout", "reload_cmd_timeout", "wait", "rollback"} {
+		knownKeys["template."+k] = true
+	}
+	for _, k := range []string{"backend", "nodes", "scheme", "client_cert", "client_key", "client_cakeys",
+		"client_insecure", "basic_auth", "username", "password", "auth_token", "auth_type", "file",
+		"filter", "separator", "datacenter"} {
+		knownKeys["backend."+k] = true
+	}
+}
+
+// stringList decodes from a TOML array of strings or from a single string,
+// as confd's "file" and "nodes" were written both ways.
+type stringList []string
+
+// UnmarshalTOML implements toml.Unmarshaler.
+func (l *stringList) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		*l = []string{v}
+		return nil
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return fmt.Errorf("want a string or an array of strings, found an element of type %T", e)
+			}
+			out = append(out, s)
+		}
+		*l = out
+		return nil
+	}
+	return fmt.Errorf("want a string or an array of strings, found %T", v)
+}
+
+// backendConfig converts the [backend] table to a backends.Config.
+func (b *BackendConfig) backendConfig() *backends.Config {
+	if b == nil {
+		return nil
+	}
+	return &backends.Config{
+		Backend:        b.Backend,
+		Nodes:          slices.Clone(b.Nodes),
+		Scheme:         b.Scheme,
+		ClientCert:     b.ClientCert,
+		ClientKey:      b.ClientKey,
+		ClientCAKeys:   b.ClientCAKeys,
+		ClientInsecure: b.ClientInsecure,
+		BasicAuth:      b.BasicAuth,
+		Username:       b.Username,
+		Password:       b.Password,
+		AuthToken:      b.AuthToken,
+		AuthType:       b.AuthType,
+		Files:          slices.Clone(b.File),
+		Filter:         b.Filter,
+		Separator:      b.Separator,
+		Datacenter:     b.Datacenter,
+	}
+}
+
+// decodeErrRE picks the line and key out of the errors BurntSushi/toml
+// returns as plain strings while unifying values with the struct.
+var decodeErrRE = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
+
+// DecodeConfig decodes the resource file content data. name is used in
+// errors, which are *LoadError. Unknown keys, keys spelt in another case,
+// and values of the wrong type are errors; nothing is resolved against the
+// file system.
+func DecodeConfig(name string, data []byte) (*Config, error) {
+	var c Config
+	md, err := toml.Decode(string(data), &c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &LoadError{File: name, Line: pe.Position.Line, Key: pe.LastKey, Err: errors.New(pe.Message)}
+		}
+		if m := decodeErrRE.FindStringSubmatch(err.Error()); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			return nil, &LoadError{File: name, Line: line, Key: m[2], Err: errors.New(m[3])}
+		}
+		return nil, &LoadError{File: name, Err: errors.New(strings.TrimPrefix(err.Error(), "toml: "))}
+	}
+	// Undecoded catches keys matching no field; the loop over Keys catches
+	// keys BurntSushi/toml matched case-insensitively ("Dest").
+	bad := map[string]bool{}
+	for _, k := range md.Undecoded() {
+		bad[k.String()] = true
+	}
+	for _, k := range md.Keys() {
+		if !knownKeys[k.String()] {
+			bad[k.String()] = true
+		}
+	}
+	if len(bad) > 0 {
+		return nil, unknownKeyError(name, data, bad)
+	}
+	if !md.IsDefined("template") {
+		return nil, &LoadError{File: name, Err: errors.New("missing [template] table")}
+	}
+	return &c, nil
+}
+
+// unknownKeyError reports the first unknown key (in file order, as far as
+// it can tell), with its line and a hint when only the case is wrong.
+func unknownKeyError(name string, data []byte, bad map[string]bool) error {
+	keys := make([]string, 0, len(bad))
+	for k := range bad {
+		// Report a table rather than each of its keys.
+		if i := strings.LastIndexByte(k, '.'); i < 0 || !bad[k[:i]] {
+			keys = append(keys, k)
+		}
+	}
+	type found struct {
+		key  string
+		line int
+	}
+	var all []found
+	for _, k := range keys {
+		all = append(all, found{k, keyLine(data, k)})
+	}
+	slices.SortFunc(all, func(a, b found) int {
+		if a.line != b.line {
+			// Unknown lines (0) sort last.
+			if a.line == 0 {
+				return 1
+			}
+			if b.line == 0 {
+				return -1
+			}
+			return a.line - b.line
+		}
+		return strings.Compare(a.key, b.key)
+	})
+	first := all[0]
+	msg := fmt.Sprintf("unknown key %q", first.key)
+	for k := range knownKeys {
+		if strings.EqualFold(k, first.key) {
+			msg += fmt.Sprintf(" (keys are lower case: did you mean %q?)", k)
+			break
+		}
+	}
+	if len(all) > 1 {
+		rest := make([]string, 0, len(all)-1)
+		for _, f := range all[1:] {
+			rest = append(rest, strconv.Quote(f.key))
+		}
+		msg += " (also unknown: " + strings.Join(rest, ", ") + ")"
+	}
+	return &LoadError{File: name, Line: first.line, Err: errors.New(msg)}
+}
+
+// tableHeaderRE matches a TOML table header line, "[a.b]" or "[[a.b]]".
+var tableHeaderRE = regexp.MustCompile(`^\s*\[\[?\s*([^\]]*?)\s*\]\]?`)
+
+// keyLine finds the line of a dotted key in data: the line of its table
+// header for a table, else the first line assigning its last component
+// inside its table. It returns 0 when it cannot tell; the line is a help
+// for the reader, not something to rely on.
+func keyLine(data []byte, key string) int {
+	parts := strings.Split(key, ".")
+	last := parts[len(parts)-1]
+	table := strings.Join(parts[:len(parts)-1], ".")
+	assign := regexp.MustCompile(`^\s*["']?` + regexp.QuoteMeta(last) + `["']?\s*[=.]`)
+	current := ""
+	for i, line := range strings.Split(string(data), "\n") {
+		if m := tableHeaderRE.FindStringSubmatch(line); m != nil {
+			current = m[1]
+			if current == key {
+				return i + 1
+			}
+			continue
+		}
+		if current == table && assign.MatchString(line) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// parseMode parses mode as octal digits ("644", "0644", "04755"), whatever
+// the leading zeros. It returns the os.FileMode with the setuid, setgid and
+// sticky bits translated.
+func parseMode(s string) (os.FileMode, error) {
+	if s == "" || strings.TrimLeft(s, "01234567") != "" {
+		return 0, fmt.Errorf("invalid mode %q: want octal digits such as \"0644\"", s)
+	}
+	n, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || n > 0o7777 {
+		return 0, fmt.Errorf("invalid mode %q: want octal digits no larger than 7777", s)
+	}
+	m := os.FileMode(n & 0o777)
+	if n&0o4000 != 0 {
+		m |= os.ModeSetuid
+	}
+	if n&0o2000 != 0 {
+		m |= os.ModeSetgid
+	}
+	if n&0o1000 != 0 {
+		m |= os.ModeSticky
+	}
+	return m, nil
+}
+
+// ParseWait parses "min[:max]". Without max, Max is 4×Min (as in
+// consul-template). Max may not be below Min.
+func ParseWait(s string) (Wait, error) {
+	if s == "" {
+		return Wait{}, nil
+	}
+	minS, maxS, hasMax := strings.Cut(s, ":")
+	minD, err := time.ParseDuration(strings.TrimSpace(minS))
+	if err != nil {
+		return Wait{}, fmt.Errorf("invalid wait %q: %w", s, err)
+	}
+	w := Wait{Min: minD, Max: 4 * minD}
+	if hasMax {
+		if w.Max, err = time.ParseDuration(strings.TrimSpace(maxS)); err != nil {
+			return Wait{}, fmt.Errorf("invalid wait %q: %w", s, err)
+		}
+	}
+	if w.Min < 0 || w.Max < w.Min {
+		return Wait{}, fmt.Errorf("invalid wait %q: want 0 <= min <= max", s)
+	}
+	return w, nil
+}
+
+// parseTimeout parses a command timeout; empty means def.
+func parseTimeout(s string, def time.Duration) (time.Duration, error) {
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q: %w", s, err)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("invalid duration %q: must be positive", s)
+	}
+	return d, nil
+}
+
+// lookupUser resolves a user name (or a numeric id) to a uid.
+func lookupUser(name string) (int, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		if n, nerr := strconv.Atoi(name); nerr == nil && n >= 0 {
+			return n, nil
+		}
+		return 0, fmt.Errorf("unknown owner %q: %w", name, err)
+	}
+	return strconv.Atoi(u.Uid)
+}
+
+// lookupGroup resolves a group name (or a numeric id) to a gid.
+func lookupGroup(name string) (int, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		if n, nerr := strconv.Atoi(name); nerr == nil && n >= 0 {
+			return n, nil
+		}
+		return 0, fmt.Errorf("unknown group %q: %w", name, err)
+	}
+	return strconv.Atoi(g.Gid)
+}

@@ -1,0 +1,322 @@
+package resource
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/template"
+)
+
+// DefaultCmdTimeout is the timeout of check_cmd and reload_cmd when neither
+// the resource nor Options.CmdTimeout sets one.
+const DefaultCmdTimeout = 60 * time.Second
+
+// Options are the settings shared by every resource of one confdir.
+type Options struct {
+	// ConfDir holds conf.d/ and templates/.
+	ConfDir string
+	// Prefix, when non-empty, replaces every resource's prefix (as confd's
+	// global -prefix does; the abtreece fork concatenates instead).
+	Prefix string
+	// Noop renders and compares but never writes and never runs a command;
+	// differences are written to Diff.
+	Noop bool
+	// SyncOnly writes files but never runs check_cmd or reload_cmd.
+	SyncOnly bool
+	// KeepStageFile keeps the stage file when it is not committed (check
+	// failure). After a commit the stage file has become the destination.
+	KeepStageFile bool
+	// CmdTimeout is the default timeout of check_cmd and reload_cmd;
+	// zero means DefaultCmdTimeout.
+	CmdTimeout time.Duration
+	// Logger receives the pipeline's logs; nil discards them.
+	Logger *slog.Logger
+	// Diff receives a unified diff per changed resource in Noop mode;
+	// nil discards it.
+	Diff io.Writer
+	// TemplateOptions are passed to template.ParseFile.
+	TemplateOptions template.Options
+}
+
+// Reads is what one render looked at, in absolute store keys.
+type Reads struct {
+	// Keys are the exact keys read (get, getv, exists), sorted.
+	Keys []string
+	// Prefixes are the subtrees read (gets, getvs, ls, lsdir), sorted.
+	Prefixes []string
+}
+
+// Resource is one template resource: where its data comes from, how it is
+// rendered and where it goes. Its fields are set by Load and must not be
+// changed afterwards. Methods are safe for concurrent use; Apply, Sync and
+// Rollback of one Resource run one at a time.
+type Resource struct {
+	// Name is the resource file's path relative to <confdir>/conf.d, used
+	// in logs.
+	Name string
+	// File is the absolute path of the resource file.
+	File string
+	// Src is the template's path (<confdir>/templates/<src>).
+	Src string
+	// Dest is the destination file.
+	Dest string
+	// Prefix is the effective prefix: clean and absolute.
+	Prefix string
+	// Keys are the absolute prefixes to fetch and watch:
+	// path.Join(Prefix, key) for each key of the file.
+	Keys []string
+	// Backend is non-nil when the file has a [backend] table.
+	Backend *backends.Config
+	// Mode is the destination's mode; ModeSet reports whether the file set
+	// it. When it did not, an existing destination keeps its mode and a new
+	// one gets 0644.
+	Mode    os.FileMode
+	ModeSet bool
+	// UID and GID are the destination's owner, -1 when not set: an
+	// existing destination then keeps its owner, a new one gets the
+	// process's effective ids.
+	UID, GID int
+	// CheckCmd and ReloadCmd are the commands as written in the file
+	// (templates); ReloadCmd is what the daemon compares to coalesce
+	// reloads.
+	CheckCmd, ReloadCmd string
+	// CheckCmdTimeout and ReloadCmdTimeout bound each command's run.
+	CheckCmdTimeout, ReloadCmdTimeout time.Duration
+	// Wait is the quiet period the daemon applies before rendering.
+	Wait Wait
+	// AutoRollback is the file's "rollback" key: it tells the daemon to
+	// call Rollback when a reload fails. It defaults to true. (It cannot be
+	// called Rollback: that is the method.)
+	AutoRollback bool
+
+	tmpl      *template.Template
+	checkTmpl *cmdTemplate
+	reloadTpl *cmdTemplate
+	opts      Options
+	log       *slog.Logger
+
+	mu   sync.Mutex // serialises Apply and Rollback
+	prev *previous  // what the last committing Apply replaced
+}
+
+// ErrNoConfDir is returned by LoadDir when <confdir>/conf.d cannot be read.
+var ErrNoConfDir = errors.New("cannot read conf.d")
+
+// LoadDir loads every *.toml file under <confdir>/conf.d, recursively, in
+// lexical order. A file that fails to load yields one error (a *LoadError
+// naming the file, and the line and key when known) and the others still
+// load. A missing conf.d directory is an error wrapping ErrNoConfDir.
+func LoadDir(opts Options) ([]*Resource, []error) {
+	dir := filepath.Join(opts.ConfDir, "conf.d")
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasSuffix(d.Name(), ".toml") {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, []error{fmt.Errorf("%w: %w", ErrNoConfDir, err)}
+	}
+	slices.Sort(files)
+	var (
+		rs   []*Resource
+		errs []error
+	)
+	for _, f := range files {
+		r, err := Load(f, opts)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		rs = append(rs, r)
+	}
+	return rs, errs
+}
+
+// Load reads one resource file, resolves its paths, prefix, owner and
+// commands, and parses its template. Errors name the file (and the line and
+// key when known); template parse errors also name the template file.
+func Load(file string, opts Options) (*Resource, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, &LoadError{File: file, Err: err}
+	}
+	c, err := DecodeConfig(file, data)
+	if err != nil {
+		return nil, err
+	}
+	r, err := newResource(file, c, opts)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// newResource builds a Resource from a decoded file.
+func newResource(file string, c *Config, opts Options) (*Resource, error) {
+	fail := func(key string, err error) error {
+		return &LoadError{File: file, Key: key, Err: err}
+	}
+	t := c.Template
+	if t.Src == "" {
+		return nil, fail("template.src", errors.New("empty src template"))
+	}
+	if t.Dest == "" {
+		return nil, fail("template.dest", errors.New("empty dest"))
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, fail("", err)
+	}
+	if opts.CmdTimeout <= 0 {
+		opts.CmdTimeout = DefaultCmdTimeout
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Resource{
+		Name:     resourceName(opts.ConfDir, abs),
+		File:     abs,
+		Src:      filepath.Join(opts.ConfDir, "templates", t.Src),
+		Dest:     t.Dest,
+		Backend:  c.Backend.backendConfig(),
+		UID:      -1,
+		GID:      -1,
+		CheckCmd: t.CheckCmd, ReloadCmd: t.ReloadCmd,
+		AutoRollback: t.Rollback == nil || *t.Rollback,
+		opts:         opts,
+	}
+	r.log = log.With("resource", r.Name, "dest", r.Dest)
+
+	r.Prefix = opts.Prefix
+	if r.Prefix == "" {
+		r.Prefix = t.Prefix
+	}
+	r.Prefix = path.Join("/", r.Prefix)
+	for _, k := range t.Keys {
+		r.Keys = append(r.Keys, path.Join(r.Prefix, k))
+	}
+
+	if t.Mode != "" {
+		if r.Mode, err = parseMode(t.Mode); err != nil {
+			return nil, fail("template.mode", err)
+		}
+		r.ModeSet = true
+	}
+	switch {
+	case t.UID != nil:
+		if *t.UID < 0 {
+			return nil, fail("template.uid", fmt.Errorf("invalid uid %d", *t.UID))
+		}
+		r.UID = *t.UID
+	case t.Owner != "":
+		if r.UID, err = lookupUser(t.Owner); err != nil {
+			return nil, fail("template.owner", err)
+		}
+	}
+	switch {
+	case t.GID != nil:
+		if *t.GID < 0 {
+			return nil, fail("template.gid", fmt.Errorf("invalid gid %d", *t.GID))
+		}
+		r.GID = *t.GID
+	case t.Group != "":
+		if r.GID, err = lookupGroup(t.Group); err != nil {
+			return nil, fail("template.group", err)
+		}
+	}
+	if r.CheckCmdTimeout, err = parseTimeout(t.CheckCmdTimeout, opts.CmdTimeout); err != nil {
+		return nil, fail("template.check_cmd_timeout", err)
+	}
+	if r.ReloadCmdTimeout, err = parseTimeout(t.ReloadCmdTimeout, opts.CmdTimeout); err != nil {
+		return nil, fail("template.reload_cmd_timeout", err)
+	}
+	if r.Wait, err = ParseWait(t.Wait); err != nil {
+		return nil, fail("template.wait", err)
+	}
+	if r.checkTmpl, err = parseCmdTemplate("check_cmd", t.CheckCmd); err != nil {
+		return nil, fail("template.check_cmd", err)
+	}
+	if r.reloadTpl, err = parseCmdTemplate("reload_cmd", t.ReloadCmd); err != nil {
+		return nil, fail("template.reload_cmd", err)
+	}
+
+	r.tmpl, err = template.ParseFile(r.Src, opts.TemplateOptions)
+	if err != nil {
+		msg := err.Error()
+		if !strings.Contains(msg, r.Src) && !strings.Contains(msg, filepath.Base(r.Src)) {
+			err = fmt.Errorf("%s: %w", r.Src, err)
+		}
+		return nil, fail("", fmt.Errorf("template: %w", err))
+	}
+	return r, nil
+}
+
+// resourceName is file relative to <confdir>/conf.d, or file itself when it
+// lies elsewhere.
+func resourceName(confDir, file string) string {
+	base, err := filepath.Abs(filepath.Join(confDir, "conf.d"))
+	if err == nil {
+		if rel, err := filepath.Rel(base, file); err == nil && filepath.IsLocal(rel) {
+			return filepath.ToSlash(rel)
+		}
+	}
+	return file
+}
+
+// Render renders the template from kvs (absolute keys; keys outside r.Keys
+// are ignored) and returns the output and what the template read, in
+// absolute keys. It touches no file.
+func (r *Resource) Render(kvs map[string]string) ([]byte, Reads, error) {
+	rel := make(map[string]string)
+	for k, v := range kvs {
+		if backends.UnderAny(k, r.Keys) {
+			rel[r.relKey(k)] = v
+		}
+	}
+	out, reads, err := r.tmpl.Execute(template.NewStore(rel))
+	abs := Reads{Keys: r.absKeys(reads.Keys), Prefixes: r.absKeys(reads.Prefixes)}
+	if err != nil {
+		return nil, abs, fmt.Errorf("resource %s: render %s: %w", r.Name, r.Src, err)
+	}
+	return out, abs, nil
+}
+
+// relKey maps an absolute store key to the template's key space, as confd
+// does: path.Join("/", strings.TrimPrefix(key, prefix)), applied only when
+// key lies under the prefix (a key reached through ".." stays absolute).
+func (r *Resource) relKey(k string) string {
+	if backends.Under(k, r.Prefix) {
+		return path.Join("/", strings.TrimPrefix(k, r.Prefix))
+	}
+	return k
+}
+
+// absKeys maps template keys back to absolute store keys, sorted, unique.
+func (r *Resource) absKeys(keys []string) []string {
+	if len(keys) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, path.Join(r.Prefix, k))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}

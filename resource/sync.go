@@ -1,0 +1,505 @@
+package resource
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/pmezard/go-difflib/difflib"
+)
+
+// ErrNoRollback is returned by Rollback when no Apply has committed a file
+// since the resource was loaded or last rolled back.
+var ErrNoRollback = errors.New("nothing to roll back")
+
+// ApplyOptions change what Apply does after a commit.
+type ApplyOptions struct {
+	// SkipReload leaves reload_cmd to the caller, who calls Reload once
+	// for several resources sharing the same command.
+	SkipReload bool
+}
+
+// Result says what Sync or Apply did.
+type Result struct {
+	// Changed: the rendered output differs from the destination in bytes,
+	// mode, uid or gid, or the destination does not exist.
+	Changed bool
+	// Written: the destination was replaced.
+	Written bool
+	// Noop: Options.Noop was set; nothing was written or run.
+	Noop bool
+	// Reloaded: reload_cmd ran and succeeded.
+	Reloaded bool
+	// Reads is what the template read, in absolute keys; set even when
+	// rendering failed part way, so a watcher can still track the keys.
+	Reads Reads
+	// Rendered is the rendered output (nil when rendering failed).
+	Rendered []byte
+}
+
+// previous is what a committing Apply replaced, for Rollback.
+type previous struct {
+	st fileState
+}
+
+// fileState is a destination as found on disk.
+type fileState struct {
+	exists   bool
+	data     []byte
+	mode     os.FileMode
+	uid, gid int
+}
+
+// target is the mode and owner a destination must have; -1 ids mean
+// "whatever a new file gets".
+type target struct {
+	mode     os.FileMode
+	uid, gid int
+}
+
+// rename is os.Rename, replaceable by tests to simulate EXDEV and EBUSY.
+var rename = os.Rename
+
+// diffMu serialises writes to Options.Diff across resources.
+var diffMu sync.Mutex
+
+// modeBits are the mode bits compared and set.
+const modeBits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
+
+// Sync renders the template from kvs (absolute keys, at least everything
+// under r.Keys) and, when the output differs from the destination (bytes,
+// mode, uid, gid), stages, checks, commits and reloads. It is Apply without
+// options. An error after the commit (reload_cmd failed) comes with
+// Result.Written set: the new file is in place.
+func (r *Resource) Sync(ctx context.Context, kvs map[string]string) (Result, error) {
+	return r.Apply(ctx, kvs, ApplyOptions{})
+}
+
+// Apply runs the pipeline: render in memory; compare with the destination
+// (an unchanged destination costs one stat and one read, and nothing runs);
+// write a stage file ".<base><random>" next to the destination with the
+// final mode and owner, fsync it; run check_cmd on it (unless SyncOnly);
+// rename it over the destination (or write in place when rename fails with
+// EBUSY or EXDEV); fsync the directory; run reload_cmd (unless SyncOnly or
+// o.SkipReload).
+//
+// A render or check failure leaves the destination byte-for-byte untouched
+// and removes the stage file (unless KeepStageFile). With Options.Noop it
+// only compares, writes a unified diff to Options.Diff and returns
+// Result{Changed: true, Noop: true}.
+//
+// A committing Apply remembers the destination it replaced, for Rollback.
+func (r *Resource) Apply(ctx context.Context, kvs map[string]string, o ApplyOptions) (Result, error) {
+	out, reads, err := r.Render(kvs)
+	if err != nil {
+		return Result{Reads: reads, Noop: r.opts.Noop}, err
+	}
+	res, err := r.Commit(ctx, out, o)
+	res.Reads = reads
+	return res, err
+}
+
+// Commit is Apply after the render: it compares out with the destination
+// and, when they differ, stages, checks, commits and reloads it. The daemon
+// renders against its mirror of the store and commits outside of it.
+func (r *Resource) Commit(ctx context.Context, out []byte, o ApplyOptions) (Result, error) {
+	res := Result{Noop: r.opts.Noop, Rendered: out}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+
+	cur, err := readDest(r.Dest)
+	if err != nil {
+		return res, r.errorf("%w", err)
+	}
+	want := r.target(cur)
+	if cur.exists && bytes.Equal(cur.data, out) && cur.mode == want.mode &&
+		(want.uid < 0 || cur.uid == want.uid) && (want.gid < 0 || cur.gid == want.gid) {
+		r.log.Debug("in sync")
+		return res, nil
+	}
+	res.Changed = true
+
+	if r.opts.Noop {
+		r.log.Info("noop: destination would be updated")
+		if err := r.writeDiff(cur, out, want); err != nil {
+			return res, r.errorf("write diff: %w", err)
+		}
+		return res, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return res, r.errorf("%w", err)
+	}
+
+	// Like consul-template, create a missing destination directory.
+	if err := os.MkdirAll(filepath.Dir(r.Dest), 0o755); err != nil {
+		return res, r.errorf("create destination directory: %w", err)
+	}
+	stage, err := writeStage(r.Dest, out, want)
+	if err != nil {
+		return res, r.errorf("%w", err)
+	}
+	keep := false // the stage file is gone (renamed) or kept on purpose
+	defer func() {
+		if !keep {
+			os.Remove(stage)
+		}
+	}()
+
+	if !r.opts.SyncOnly && r.CheckCmd != "" {
+		cmd, err := r.checkTmpl.expand(stage, r.Dest)
+		if err != nil {
+			return res, r.errorf("check_cmd: %w", err)
+		}
+		if err := runCmd(ctx, "check_cmd", cmd, r.CheckCmdTimeout); err != nil {
+			if r.opts.KeepStageFile {
+				keep = true
+				r.log.Info("check failed; stage file kept", "stage", stage)
+			}
+			return res, r.errorf("%w", err)
+		}
+	}
+
+	renamed, err := commit(stage, r.Dest, out, want)
+	if err != nil {
+		return res, r.errorf("%w", err)
+	}
+	keep = renamed || r.opts.KeepStageFile
+	r.syncDir()
+	res.Written = true
+	r.prev = &previous{st: cur}
+	r.log.Info("updated")
+
+	if r.opts.SyncOnly || o.SkipReload || r.ReloadCmd == "" {
+		return res, nil
+	}
+	if err := r.reload(ctx); err != nil {
+		return res, err
+	}
+	res.Reloaded = true
+	return res, nil
+}
+
+// Reload runs reload_cmd, with {{.src}} and {{.dest}} both the destination.
+// It does nothing when there is no reload_cmd or in Noop or SyncOnly mode.
+// The daemon calls it once for resources whose Apply skipped the reload.
+func (r *Resource) Reload(ctx context.Context) error {
+	if r.opts.Noop || r.opts.SyncOnly || r.ReloadCmd == "" {
+		return nil
+	}
+	return r.reload(ctx)
+}
+
+// reload runs reload_cmd unconditionally.
+func (r *Resource) reload(ctx context.Context) error {
+	cmd, err := r.reloadTpl.expand(r.Dest, r.Dest)
+	if err != nil {
+		return r.errorf("reload_cmd: %w", err)
+	}
+	if err := runCmd(ctx, "reload_cmd", cmd, r.ReloadCmdTimeout); err != nil {
+		return r.errorf("%w", err)
+	}
+	r.log.Debug("reloaded")
+	return nil
+}
+
+// Rollback puts back the destination the last committing Apply replaced
+// (bytes, mode and owner; a destination that did not exist is removed),
+// without running check_cmd, then runs reload_cmd as Reload does. It
+// returns ErrNoRollback when there is nothing to restore; a rollback is
+// done at most once per commit.
+func (r *Resource) Rollback(ctx context.Context) error {
+	if err := r.Restore(); err != nil {
+		return err
+	}
+	return r.Reload(ctx)
+}
+
+// Restore is Rollback without the reload: the daemon restores every
+// resource that shares a failed reload_cmd, then runs the command once.
+func (r *Resource) Restore() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.prev == nil {
+		return r.errorf("rollback: %w", ErrNoRollback)
+	}
+	st := r.prev.st
+	if st.exists {
+		want := target{mode: st.mode, uid: st.uid, gid: st.gid}
+		stage, err := writeStage(r.Dest, st.data, want)
+		if err != nil {
+			return r.errorf("rollback: %w", err)
+		}
+		renamed, err := commit(stage, r.Dest, st.data, want)
+		if !renamed {
+			os.Remove(stage)
+		}
+		if err != nil {
+			return r.errorf("rollback: %w", err)
+		}
+	} else if err := os.Remove(r.Dest); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return r.errorf("rollback: %w", err)
+	}
+	r.syncDir()
+	r.prev = nil
+	r.log.Warn("rolled back to the previous file")
+	return nil
+}
+
+// ReloadCommand returns reload_cmd as it runs (placeholders expanded), or
+// "" when none would run. Resources with the same command can share one run.
+func (r *Resource) ReloadCommand() string {
+	if r.opts.Noop || r.opts.SyncOnly || r.ReloadCmd == "" {
+		return ""
+	}
+	cmd, err := r.reloadTpl.expand(r.Dest, r.Dest)
+	if err != nil {
+		return r.ReloadCmd
+	}
+	return cmd
+}
+
+// errorf returns an error prefixed with the resource's name.
+func (r *Resource) errorf(format string, args ...any) error {
+	return fmt.Errorf("resource %s: "+format, append([]any{r.Name}, args...)...)
+}
+
+// target is the mode and owner the destination must end up with.
+func (r *Resource) target(cur fileState) target {
+	t := target{mode: 0o644, uid: r.UID, gid: r.GID}
+	switch {
+	case r.ModeSet:
+		t.mode = r.Mode
+	case cur.exists:
+		t.mode = cur.mode
+	}
+	if cur.exists {
+		if t.uid < 0 {
+			t.uid = cur.uid
+		}
+		if t.gid < 0 {
+			t.gid = cur.gid
+		}
+	}
+	return t
+}
+
+// readDest reads the destination; a missing one is not an error.
+func readDest(dest string) (fileState, error) {
+	fi, err := os.Stat(dest)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fileState{}, nil
+	}
+	if err != nil {
+		return fileState{}, err
+	}
+	if !fi.Mode().IsRegular() {
+		return fileState{}, fmt.Errorf("destination %s is not a regular file", dest)
+	}
+	data, err := os.ReadFile(dest)
+	if err != nil {
+		return fileState{}, err
+	}
+	st := fileState{exists: true, data: data, mode: fi.Mode() & modeBits, uid: -1, gid: -1}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.uid, st.gid = int(sys.Uid), int(sys.Gid)
+	}
+	return st, nil
+}
+
+// writeStage writes data to a new stage file ".<base><random>" in dest's
+// directory, created with O_EXCL, owned and moded as t says regardless of
+// the umask, and fsynced. It returns the stage file's path; on error no
+// stage file is left.
+func writeStage(dest string, data []byte, t target) (_ string, err error) {
+	dir, base := filepath.Split(dest)
+	var f *os.File
+	for range 100 {
+		name := filepath.Join(dir, "."+base+strconv.FormatUint(uint64(rand.Uint32()), 10))
+		f, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, t.mode.Perm())
+		if !errors.Is(err, fs.ErrExist) {
+			break
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("create stage file: %w", err)
+	}
+	name := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(name)
+		}
+	}()
+	if err := setOwnerMode(f, t); err != nil {
+		return "", fmt.Errorf("stage file %s: %w", name, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return "", fmt.Errorf("write stage file: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return "", fmt.Errorf("fsync stage file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("close stage file: %w", err)
+	}
+	return name, nil
+}
+
+// setOwnerMode chowns f when t asks for other ids than it has, then chmods
+// it (in that order: a chown may clear the setuid and setgid bits).
+func setOwnerMode(f *os.File, t target) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	uid, gid := -1, -1
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if t.uid >= 0 && int(sys.Uid) != t.uid {
+			uid = t.uid
+		}
+		if t.gid >= 0 && int(sys.Gid) != t.gid {
+			gid = t.gid
+		}
+	}
+	if uid >= 0 || gid >= 0 {
+		if err := f.Chown(uid, gid); err != nil {
+			return err
+		}
+	}
+	return f.Chmod(t.mode)
+}
+
+// commit moves stage over dest. When rename fails with EBUSY (dest is a
+// mount point, as a bind-mounted file in a container) or EXDEV, it writes
+// data into dest in place instead (not atomic) and reports renamed false:
+// the stage file is still there. The caller fsyncs the directory.
+func commit(stage, dest string, data []byte, t target) (renamed bool, err error) {
+	err = rename(stage, dest)
+	switch {
+	case err == nil:
+		renamed = true
+	case errors.Is(err, syscall.EBUSY), errors.Is(err, syscall.EXDEV):
+		if err := writeInPlace(dest, data, t); err != nil {
+			return false, fmt.Errorf("write %s in place (rename failed): %w", dest, err)
+		}
+	default:
+		return false, fmt.Errorf("commit: %w", err)
+	}
+	return renamed, nil
+}
+
+// writeInPlace truncates dest and writes data into it, fsyncs, then sets
+// the owner and mode.
+func writeInPlace(dest string, data []byte, t target) error {
+	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, t.mode.Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := setOwnerMode(f, t); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// syncDir fsyncs the destination's directory after a commit. The file is
+// in place either way, so a failure is logged, not returned.
+func (r *Resource) syncDir() {
+	if err := syncDir(filepath.Dir(r.Dest)); err != nil {
+		r.log.Warn("fsync directory failed", "err", err)
+	}
+}
+
+// syncDir fsyncs a directory so a rename in it is durable. File systems
+// that cannot fsync a directory (EINVAL) are not an error.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// writeDiff writes a unified diff from the destination to out to
+// Options.Diff, labelled with the destination path ("/dev/null" for a
+// missing one), plus a line for a mode or owner change.
+func (r *Resource) writeDiff(cur fileState, out []byte, want target) error {
+	if r.opts.Diff == nil {
+		return nil
+	}
+	from := r.Dest
+	if !cur.exists {
+		from = "/dev/null"
+	}
+	text, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+		A:        splitLines(cur.data),
+		B:        splitLines(out),
+		FromFile: from,
+		ToFile:   r.Dest,
+		Context:  3,
+	})
+	if err != nil {
+		return err
+	}
+	if cur.exists {
+		if cur.mode != want.mode {
+			text += fmt.Sprintf("# %s: mode %04o -> %04o\n", r.Dest, unixMode(cur.mode), unixMode(want.mode))
+		}
+		if cur.uid != want.uid || cur.gid != want.gid {
+			text += fmt.Sprintf("# %s: owner %d:%d -> %d:%d\n", r.Dest, cur.uid, cur.gid, want.uid, want.gid)
+		}
+	}
+	diffMu.Lock()
+	defer diffMu.Unlock()
+	_, err = r.opts.Diff.Write([]byte(text))
+	return err
+}
+
+// splitLines splits b after each newline for difflib. A last line without
+// a newline is marked as diff(1) does.
+func splitLines(b []byte) []string {
+	lines := strings.SplitAfter(string(b), "\n")
+	if last := lines[len(lines)-1]; last == "" {
+		lines = lines[:len(lines)-1]
+	} else {
+		lines[len(lines)-1] = last + "\n\\ No newline at end of file\n"
+	}
+	return lines
+}
+
+// unixMode converts an os.FileMode to the octal number chmod(1) takes.
+func unixMode(m os.FileMode) uint32 {
+	n := uint32(m.Perm())
+	if m&os.ModeSetuid != 0 {
+		n |= 0o4000
+	}
+	if m&os.ModeSetgid != 0 {
+		n |= 0o2000
+	}
+	if m&os.ModeSticky != 0 {
+		n |= 0o1000
+	}
+	return n
+}
