@@ -1,0 +1,342 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/backends/memory"
+	"github.com/confit-dev/confit/resource"
+)
+
+// harness runs the watch engine against an in-memory store inside a
+// synctest bubble: time is virtual, so debounce and backoff are tested
+// without sleeping.
+type harness struct {
+	t      *testing.T
+	dir    string
+	store  *memory.Store
+	m      *metrics
+	reload chan struct{}
+	cancel context.CancelFunc
+	done   chan error
+	logs   *strings.Builder
+}
+
+// writeResource writes conf.d/NAME.toml (the [template] body given) and
+// templates/NAME.tmpl.
+func writeResource(t *testing.T, dir, name, toml, tmpl string) {
+	t.Helper()
+	must(t, os.MkdirAll(filepath.Join(dir, "conf.d"), 0o755))
+	must(t, os.MkdirAll(filepath.Join(dir, "templates"), 0o755))
+	body := fmt.Sprintf("[template]\nsrc = %q\ndest = %q\n%s\n", name+".tmpl", filepath.Join(dir, "out", name), toml)
+	must(t, os.WriteFile(filepath.Join(dir, "conf.d", name+".toml"), []byte(body), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "templates", name+".tmpl"), []byte(tmpl), 0o644))
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// start runs the engine on dir's conf.d. Call inside synctest.Test.
+func start(t *testing.T, dir string, store *memory.Store, wait resource.Wait) *harness {
+	t.Helper()
+	logs := &strings.Builder{}
+	log := slog.New(slog.NewTextHandler(&syncWriter{b: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg := Config{
+		Resource: resource.Options{ConfDir: dir, Logger: log},
+		Backend:  backends.Config{Backend: "memory"},
+		Watch:    true,
+		Wait:     wait,
+		Logger:   log,
+	}
+	h := &harness{t: t, dir: dir, store: store, m: newMetrics(), reload: make(chan struct{}, 1), done: make(chan error, 1), logs: logs}
+	cfg.Reload = h.reload
+	p := newPool(cfg.Backend)
+	p.clients[p.key(nil)] = store
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { h.done <- newEngine(cfg, p, h.m).run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-h.done
+	})
+	synctest.Wait()
+	return h
+}
+
+type syncWriter struct {
+	b *strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	logMu.Lock()
+	defer logMu.Unlock()
+	return w.b.Write(p)
+}
+
+func (h *harness) read(name string) string {
+	h.t.Helper()
+	b, err := os.ReadFile(filepath.Join(h.dir, "out", name))
+	if err != nil {
+		return "<" + err.Error() + ">"
+	}
+	return string(b)
+}
+
+func (h *harness) want(name, content string) {
+	h.t.Helper()
+	if got := h.read(name); got != content {
+		h.t.Errorf("%s = %q, want %q", name, got, content)
+	}
+}
+
+// settle lets the engine react: it advances virtual time a little so that
+// batches finish (commands run in real processes) and waits for quiet.
+func settle() {
+	for range 50 {
+		synctest.Wait()
+		time.Sleep(time.Millisecond)
+	}
+	synctest.Wait()
+}
+
+func TestRenderOnlyWhatChanged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		const n = 50
+		store := memory.New()
+		for i := range n {
+			writeResource(t, dir, fmt.Sprintf("r%02d", i), `keys = ["/k"]`, fmt.Sprintf(`v={{getv "/k/%d"}}`, i))
+			store.Put(fmt.Sprintf("/k/%d", i), "a")
+		}
+		h := start(t, dir, store, resource.Wait{})
+		settle()
+		if got := h.m.renders.Load(); got != n {
+			t.Fatalf("initial renders = %d, want %d", got, n)
+		}
+		getsBefore := store.Gets()
+		store.Put("/k/7", "b")
+		settle()
+		if got := h.m.renders.Load(); got != n+1 {
+			t.Errorf("renders after one change = %d, want %d (only the resource that read /k/7)", got, n+1)
+		}
+		if got := store.Gets() - getsBefore; got != 0 {
+			t.Errorf("store reads after a change = %d, want 0 (the watch event carries the value)", got)
+		}
+		h.want("r07", "v=b")
+		h.want("r08", "v=a")
+
+		// A key no template reads renders nothing.
+		store.Put("/k/unused", "x")
+		settle()
+		if got := h.m.renders.Load(); got != n+1 {
+			t.Errorf("renders after an unread key changed = %d, want %d", got, n+1)
+		}
+	})
+}
+
+func TestListDependencies(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		store := memory.New()
+		store.Put("/svc/web/a", "1", "/svc/db/x", "2")
+		writeResource(t, dir, "web", `keys = ["/svc"]`, `{{range gets "/svc/web/*"}}{{.Value}}{{end}}`)
+		writeResource(t, dir, "all", `keys = ["/svc"]`, `{{range ls "/svc"}}{{.}} {{end}}`)
+		h := start(t, dir, store, resource.Wait{})
+		settle()
+		before := h.m.renders.Load()
+		store.Put("/svc/web/b", "3") // a new key under a listed subtree
+		settle()
+		h.want("web", "13")
+		if got := h.m.renders.Load() - before; got != 2 {
+			t.Errorf("renders = %d, want 2 (web lists /svc/web, all lists /svc)", got)
+		}
+		before = h.m.renders.Load()
+		store.Put("/svc/db/y", "4")
+		settle()
+		if got := h.m.renders.Load() - before; got != 1 {
+			t.Errorf("renders = %d, want 1 (only all lists /svc/db's parent)", got)
+		}
+	})
+}
+
+func TestWaitDebounce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		store := memory.New()
+		store.Put("/a", "0")
+		writeResource(t, dir, "a", `keys = ["/a"]
+reload_cmd = "echo x >> `+dir+`/reloads"`, `a={{getv "/a"}}`)
+		h := start(t, dir, store, resource.Wait{Min: time.Second, Max: 5 * time.Second})
+		settle()
+		before := h.m.renders.Load()
+
+		// A burst inside the quiet period: one render with the final value.
+		for i := 1; i <= 1000; i++ {
+			store.Put("/a", fmt.Sprint(i))
+		}
+		settle()
+		time.Sleep(2 * time.Second)
+		settle()
+		h.want("a", "a=1000")
+		if got := h.m.renders.Load() - before; got != 1 {
+			t.Errorf("renders after a burst = %d, want 1", got)
+		}
+
+		// Changes every 500ms never leave a second of quiet: max forces a
+		// render 5s after the first change.
+		before = h.m.renders.Load()
+		for i := range 12 {
+			store.Put("/a", fmt.Sprint("x", i))
+			settle()
+			time.Sleep(500 * time.Millisecond)
+		}
+		if got := h.m.renders.Load() - before; got != 1 {
+			t.Errorf("renders during 6s of steady changes = %d, want 1 (forced by max=5s)", got)
+		}
+		time.Sleep(2 * time.Second)
+		settle()
+		h.want("a", "a=x11")
+	})
+}
+
+func TestReloadCoalescing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		store := memory.New()
+		reload := `reload_cmd = "echo x >> ` + dir + `/reloads"`
+		for _, name := range []string{"a", "b", "c"} {
+			store.Put("/"+name, "0")
+			writeResource(t, dir, name, `keys = ["/`+name+`"]`+"\n"+reload, `{{getv "/`+name+`"}}`)
+		}
+		start(t, dir, store, resource.Wait{Min: 100 * time.Millisecond})
+		settle()
+		time.Sleep(time.Second)
+		settle()
+		must(t, os.Remove(filepath.Join(dir, "reloads")))
+		store.Put("/a", "1", "/b", "1", "/c", "1")
+		time.Sleep(time.Second)
+		settle()
+		b, err := os.ReadFile(filepath.Join(dir, "reloads"))
+		must(t, err)
+		if got := strings.Count(string(b), "x"); got != 1 {
+			t.Errorf("reload_cmd ran %d times for three resources sharing it, want 1", got)
+		}
+	})
+}
+
+func TestRollbackOnFailedReload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		store := memory.New()
+		store.Put("/v", "good")
+		// The "service" refuses to reload a config that says bad.
+		writeResource(t, dir, "svc", `keys = ["/v"]
+reload_cmd = "! grep -q bad {{.dest}}"`, `v={{getv "/v"}}`)
+		h := start(t, dir, store, resource.Wait{})
+		settle()
+		h.want("svc", "v=good")
+		store.Put("/v", "bad")
+		settle()
+		h.want("svc", "v=good")
+		if got := h.m.rollbacks.Load(); got != 1 {
+			t.Errorf("rollbacks = %d, want 1", got)
+		}
+		if !strings.Contains(h.logs.String(), "previous file restored") {
+			t.Errorf("log does not say the previous file was restored:\n%s", h.logs)
+		}
+	})
+}
+
+func TestFailureIsolationAndRecovery(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		store := memory.New()
+		store.Put("/ok", "1")
+		writeResource(t, dir, "ok", `keys = ["/ok"]`, `{{getv "/ok"}}`)
+		writeResource(t, dir, "missing", `keys = ["/later"]`, `{{getv "/later"}}`)
+		h := start(t, dir, store, resource.Wait{})
+		settle()
+		h.want("ok", "1")
+		if _, err := os.Stat(filepath.Join(dir, "out", "missing")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a failed render wrote its destination: %v", err)
+		}
+		// Retries with backoff log the failure once, not once per retry.
+		time.Sleep(10 * time.Minute)
+		settle()
+		if got := strings.Count(h.logs.String(), "key does not exist: /later"); got != 1 {
+			t.Errorf("failure logged %d times over 10 minutes of retries, want 1", got)
+		}
+		store.Put("/later", "2")
+		settle()
+		h.want("missing", "2")
+		store.Put("/ok", "3")
+		settle()
+		h.want("ok", "3")
+	})
+}
+
+func TestStoreOutageAtStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		store := memory.New()
+		store.Put("/a", "1")
+		store.SetFailGet(errors.New("connection refused"))
+		writeResource(t, dir, "a", `keys = ["/a"]`, `{{getv "/a"}}`)
+		h := start(t, dir, store, resource.Wait{})
+		time.Sleep(time.Minute)
+		settle()
+		if _, err := os.Stat(filepath.Join(dir, "out", "a")); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("rendered without data: %v", err)
+		}
+		if got := strings.Count(h.logs.String(), "connection refused"); got != 1 {
+			t.Errorf("outage logged %d times, want 1", got)
+		}
+		store.SetFailGet(nil)
+		time.Sleep(time.Minute)
+		settle()
+		h.want("a", "1")
+	})
+}
+
+func TestSIGHUPReload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		store := memory.New()
+		store.Put("/a", "1", "/b", "2")
+		writeResource(t, dir, "a", `keys = ["/a"]`, `a={{getv "/a"}}`)
+		writeResource(t, dir, "c", `keys = ["/a"]`, `c={{getv "/a"}}`)
+		h := start(t, dir, store, resource.Wait{})
+		settle()
+		// added, changed, broken
+		writeResource(t, dir, "b", `keys = ["/b"]`, `b={{getv "/b"}}`)
+		writeResource(t, dir, "a", `keys = ["/a"]`, `a2={{getv "/a"}}`)
+		must(t, os.WriteFile(filepath.Join(dir, "conf.d", "c.toml"), []byte("[template\n"), 0o644))
+		h.reload <- struct{}{}
+		settle()
+		h.want("a", "a2=1")
+		h.want("b", "b=2")
+		// The broken file keeps its previous version running.
+		store.Put("/a", "9")
+		settle()
+		h.want("c", "c=9")
+		if !strings.Contains(h.logs.String(), "c.toml") {
+			t.Errorf("broken resource not reported:\n%s", h.logs)
+		}
+	})
+}
+
+var logMu sync.Mutex
