@@ -73,6 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, reload 
 		return exitOK
 	}
 	log := newLogger(stderr, o.logFormat, o.logLevel)
+	defer startProfiles(getenv, stderr)()
 
 	wait, err := resource.ParseWait(o.wait)
 	if err != nil {

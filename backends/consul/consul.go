@@ -1,0 +1,516 @@
+// Package consul is the Consul backend: KV prefixes, and service health and
+// the service catalog presented as a read-only virtual key space, all read
+// and watched through Consul's HTTP API (github.com/hashicorp/consul/api).
+//
+// # Keys
+//
+// A confit key "/app/db/url" is the Consul KV key "app/db/url". A prefix
+// matches itself and the keys below it + "/", never a sibling that shares the
+// string prefix ("/app/foobar" is not under "/app/foo"; confd gets this
+// wrong). Consul folder markers ("app/") are cleaned like confd does
+// (path.Join), so they appear as the key "/app" with an empty value unless a
+// real key "app" exists.
+//
+// # Services as virtual keys
+//
+// So that the engine and templates stay store-agnostic, service discovery is
+// served under reserved prefixes whose first segment starts with "@" (see
+// [ServicePrefix], [ServiceAnyPrefix], [ServicesPrefix]):
+//
+//	/@service/<name>/<instance>      passing instances of <name>     (/v1/health/service/<name>?passing)
+//	/@service-any/<name>/<instance>  every instance, any health      (/v1/health/service/<name>)
+//	/@services/<name>                every service in the catalog    (/v1/catalog/services)
+//
+// An instance's value is the JSON of [Instance]; a catalog entry's value is
+// the JSON list of its tags, sorted. <instance> is the service ID (path
+// escaped); when two nodes register the same ID it becomes "<ID>@<node>".
+// Tag filtering is left to templates. Virtual keys are served only for
+// prefixes inside them: "/" lists the KV store, not the services.
+//
+// # Revisions and consistency
+//
+// Consul has no multi-key snapshot. Get lists each prefix separately; every
+// prefix is internally consistent at its own X-Consul-Index, and
+// Snapshot.Rev is the highest of those indexes. Watch(prefix, rev) first
+// lists the prefix: if its index is above rev, something changed after rev
+// and the first Update is a Reset with the full contents; otherwise the
+// watch continues from that list. A change that lands in a prefix while a
+// multi-prefix Get is still reading later prefixes can have an index at or
+// below the returned Rev and then is not reported until the next change
+// under that prefix; callers that cannot accept that read each prefix alone.
+//
+// # Watches and connections
+//
+// Watches are Consul blocking queries (index + wait, the wait jittered by up
+// to ±1/16 so a fleet of sidecars does not hit the servers in lockstep). All
+// KV watches of one Client share ONE blocking query on the longest common
+// parent of the watched prefixes, filtered locally per prefix; each distinct
+// service (per health mode) and the catalog get one blocking query each,
+// shared by every watcher of it. Blocking queries run over their own
+// http.Transport bounded to [Options.MaxBlockingConns] connections, reads
+// (Get and the first list of a Watch) over a second transport bounded to
+// [Options.MaxReadConns], so 200 watched KV prefixes hold at most
+// MaxBlockingConns+MaxReadConns connections (8 by default) instead of 200
+// (Consul's http_max_conns_per_client is 200: exceeding it makes the agent
+// answer 429 to every client on the host). The cost of sharing: a change
+// anywhere under the common parent transfers the parent's listing. A watch
+// on more distinct services than MaxBlockingConns-1 queues behind the
+// others; raise MaxBlockingConns for such templates.
+//
+// A blocking query answers with the whole current list, so a watch delivers
+// the difference between what it last delivered and the current state:
+// values a key held only between two answers are never seen (Consul keeps
+// no history), and a key set twice in quick succession may arrive as one
+// Change with the last value.
+//
+// Consul's blocking-query rules are followed: an index that goes backwards
+// resets it to 0 for a full read and the prefix gets a Reset; an index of 0
+// after the first read is treated as 1; re-queries are spaced by at least
+// [Options.MinRequeryInterval]; a wake-up with unchanged data sends nothing;
+// each request's deadline exceeds wait plus both jitters (ours and the
+// server's wait/16). Errors send one Update{Err} per transition to degraded
+// and are retried with jittered exponential backoff; recovery sends a Reset
+// with the full contents.
+//
+// # Empty lists
+//
+// A prefix or service list that shrinks from non-empty to empty is held back
+// for [Options.EmptyGrace] (default 10s, env CONFIT_CONSUL_EMPTY_GRACE when
+// built through the registry) with a warning, because Consul answers empty
+// lists during leader elections and right after an agent restart. If it is
+// still empty after the grace, the empty state is delivered (a real scale to
+// zero).
+package consul
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/confit-dev/confit/backends"
+	"github.com/hashicorp/consul/api"
+)
+
+// Name is the name the backend registers under.
+const Name = "consul"
+
+// DefaultAddress is the agent address used when cfg.Nodes is empty.
+const DefaultAddress = "127.0.0.1:8500"
+
+// Virtual prefixes (see the package documentation).
+const (
+	// ServicePrefix serves the passing instances of a service:
+	// "/@service/<name>/<instance>" = JSON of [Instance].
+	ServicePrefix = "/@service"
+	// ServiceAnyPrefix serves every instance of a service whatever its
+	// health, with Instance.Status set: "/@service-any/<name>/<instance>".
+	ServiceAnyPrefix = "/@service-any"
+	// ServicesPrefix serves the catalog: "/@services/<name>" = JSON list of
+	// the service's tags, sorted.
+	ServicesPrefix = "/@services"
+)
+
+// EnvEmptyGrace names the environment variable read by the registered
+// factory for [Options.EmptyGrace] (a time.ParseDuration string; "0"
+// disables the grace).
+const EnvEmptyGrace = "CONFIT_CONSUL_EMPTY_GRACE"
+
+// Options tunes a Client beyond backends.Config. The zero value means the
+// defaults documented on each field.
+type Options struct {
+	// Logger receives warnings (empty-list grace, watch errors). Default
+	// slog.Default().
+	Logger *slog.Logger
+	// EmptyGrace is how long a prefix or service list that shrinks to empty
+	// is held back before the empty state is delivered. Default 10s;
+	// negative disables the grace.
+	EmptyGrace time.Duration
+	// WaitTime is the blocking-query wait before jitter. Default 5m.
+	WaitTime time.Duration
+	// MinRequeryInterval spaces consecutive requests of one blocking query.
+	// Default 50ms.
+	MinRequeryInterval time.Duration
+	// BackoffMin and BackoffMax bound the jittered exponential backoff after
+	// an error. Defaults 250ms and 10s.
+	BackoffMin, BackoffMax time.Duration
+	// MaxBlockingConns bounds the connections used by blocking queries.
+	// Default 6.
+	MaxBlockingConns int
+	// MaxReadConns bounds the connections used by Get and by the first read
+	// of each Watch. Default 2.
+	MaxReadConns int
+	// DialContext, when set, dials every connection (tests count them).
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.EmptyGrace == 0 {
+		o.EmptyGrace = 10 * time.Second
+	}
+	if o.WaitTime <= 0 {
+		o.WaitTime = 5 * time.Minute
+	}
+	if o.MinRequeryInterval <= 0 {
+		o.MinRequeryInterval = 50 * time.Millisecond
+	}
+	if o.BackoffMin <= 0 {
+		o.BackoffMin = 250 * time.Millisecond
+	}
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = 10 * time.Second
+	}
+	if o.BackoffMax < o.BackoffMin {
+		o.BackoffMax = o.BackoffMin
+	}
+	if o.MaxBlockingConns <= 0 {
+		o.MaxBlockingConns = 6
+	}
+	if o.MaxReadConns <= 0 {
+		o.MaxReadConns = 2
+	}
+	return o
+}
+
+func init() {
+	backends.Register(Name, func(ctx context.Context, cfg backends.Config) (backends.Backend, error) {
+		var opts Options
+		if v := os.Getenv(EnvEmptyGrace); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return nil, fmt.Errorf("consul: %s=%q: %w", EnvEmptyGrace, v, err)
+			}
+			if d == 0 {
+				d = -1
+			}
+			opts.EmptyGrace = d
+		}
+		return New(ctx, cfg, opts)
+	})
+}
+
+// Client is a backends.Backend over one Consul agent. It is safe for
+// concurrent use.
+type Client struct {
+	opts Options
+	log  *slog.Logger
+	// anonymous: no ACL token configured (Consul does not tell anonymous
+	// requests that results were filtered).
+	anonymous bool
+	read      *api.Client // Get and first reads
+	block     *api.Client // blocking queries
+	trs       []*http.Transport
+	query     api.QueryOptions // template: datacenter, stale
+
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+	hubs   map[string]*hub
+}
+
+// New builds a Client from cfg: cfg.Nodes[0] (default [DefaultAddress]),
+// cfg.Scheme, ClientCert/ClientKey/ClientCAKeys, AuthToken (else
+// CONSUL_HTTP_TOKEN), BasicAuth with Username/Password, Datacenter and
+// ConsulStale (AllowStale: any server may answer, which spreads the load of
+// large fleets at the cost of possibly stale data). It does not contact the
+// agent.
+func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error) {
+	opts = opts.withDefaults()
+	ac := api.DefaultConfig() // reads CONSUL_HTTP_TOKEN and friends
+	ac.Address = DefaultAddress
+	if len(cfg.Nodes) > 0 && cfg.Nodes[0] != "" {
+		ac.Address = cfg.Nodes[0]
+	}
+	if cfg.Scheme != "" {
+		ac.Scheme = cfg.Scheme
+	}
+	if cfg.ClientCert != "" || cfg.ClientKey != "" || cfg.ClientCAKeys != "" {
+		if cfg.Scheme == "" {
+			ac.Scheme = "https"
+		}
+		ac.TLSConfig.CertFile = cfg.ClientCert
+		ac.TLSConfig.KeyFile = cfg.ClientKey
+		ac.TLSConfig.CAFile = cfg.ClientCAKeys
+	}
+	if cfg.AuthToken != "" {
+		ac.Token = cfg.AuthToken
+	}
+	if cfg.BasicAuth {
+		ac.HttpAuth = &api.HttpBasicAuth{Username: cfg.Username, Password: cfg.Password}
+	}
+	ac.Datacenter = cfg.Datacenter
+	ac.WaitTime = opts.WaitTime
+
+	c := &Client{opts: opts, log: opts.Logger.With("backend", Name), hubs: map[string]*hub{}}
+	c.anonymous = ac.Token == "" && ac.TokenFile == ""
+	c.query = api.QueryOptions{Datacenter: cfg.Datacenter, AllowStale: cfg.ConsulStale}
+	var err error
+	if c.read, err = c.newAPI(*ac, opts.MaxReadConns); err != nil {
+		return nil, err
+	}
+	if c.block, err = c.newAPI(*ac, opts.MaxBlockingConns); err != nil {
+		c.closeIdle()
+		return nil, err
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c, nil
+}
+
+// newAPI builds one api.Client on its own bounded transport.
+func (c *Client) newAPI(ac api.Config, maxConns int) (*api.Client, error) {
+	tr := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxConnsPerHost:     maxConns,
+		MaxIdleConnsPerHost: maxConns,
+		MaxIdleConns:        maxConns,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
+	if c.opts.DialContext != nil {
+		tr.DialContext = c.opts.DialContext
+	}
+	hc, err := api.NewHttpClient(tr, ac.TLSConfig)
+	if err != nil {
+		return nil, fmt.Errorf("consul: tls: %w", err)
+	}
+	ac.Transport = tr
+	ac.HttpClient = hc
+	cl, err := api.NewClient(&ac)
+	if err != nil {
+		tr.CloseIdleConnections()
+		return nil, fmt.Errorf("consul: %w", err)
+	}
+	c.trs = append(c.trs, tr)
+	return cl, nil
+}
+
+func (c *Client) closeIdle() {
+	for _, tr := range c.trs {
+		tr.CloseIdleConnections()
+	}
+}
+
+// Get implements backends.Backend. Each prefix is listed separately (see the
+// package documentation on consistency); Rev is the highest index read.
+func (c *Client) Get(ctx context.Context, prefixes []string) (backends.Snapshot, error) {
+	snap := backends.Snapshot{KVs: map[string]string{}}
+	for _, p := range prefixes {
+		src, err := sourceFor(backends.CleanKey(p))
+		if err != nil {
+			return backends.Snapshot{}, err
+		}
+		kvs, idx, err := src.fetch(ctx, c, c.read, 0, 0)
+		if err != nil {
+			return backends.Snapshot{}, err
+		}
+		for _, k := range kvs.keys {
+			if backends.Under(k, src.prefix) {
+				snap.KVs[k] = kvs.vals[k]
+			}
+		}
+		snap.Rev = max(snap.Rev, idx)
+	}
+	return snap, nil
+}
+
+// Close implements backends.Backend: it stops every watch, closes their
+// channels and returns when all goroutines are gone.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	c.closeIdle()
+	return nil
+}
+
+// queryOptions returns the per-request options for one request.
+func (c *Client) queryOptions(ctx context.Context, index uint64, wait time.Duration) *api.QueryOptions {
+	q := c.query
+	q.WaitIndex = index
+	q.WaitTime = wait
+	return q.WithContext(ctx)
+}
+
+// kvList is a sorted key list with values.
+type kvList struct {
+	keys []string // sorted
+	vals map[string]string
+}
+
+func newKVList(vals map[string]string) kvList {
+	keys := make([]string, 0, len(vals))
+	for k := range vals {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return kvList{keys: keys, vals: vals}
+}
+
+// under returns the keys under prefix as a new map, by binary search.
+func (l kvList) under(prefix string) map[string]string {
+	out := map[string]string{}
+	if prefix == "/" {
+		for _, k := range l.keys {
+			out[k] = l.vals[k]
+		}
+		return out
+	}
+	i := sort.SearchStrings(l.keys, prefix)
+	if i < len(l.keys) && l.keys[i] == prefix {
+		out[prefix] = l.vals[prefix]
+	}
+	// Keys below prefix+"/" sort between prefix+"/" and prefix+"0" ('/'+1).
+	lo := sort.SearchStrings(l.keys, prefix+"/")
+	hi := sort.SearchStrings(l.keys, prefix+"0")
+	for _, k := range l.keys[lo:hi] {
+		out[k] = l.vals[k]
+	}
+	return out
+}
+
+// source is what one prefix is read from: a KV subtree, a service's health
+// or the catalog.
+type source struct {
+	kind   sourceKind
+	prefix string // the requested clean prefix
+	root   string // the virtual root ("/@service/web") or "" for KV
+	name   string // service name
+}
+
+type sourceKind int
+
+const (
+	kindKV sourceKind = iota
+	kindService
+	kindServiceAny
+	kindServices
+)
+
+// hubKey names the shared blocking query serving s.
+func (s source) hubKey() string {
+	switch s.kind {
+	case kindKV:
+		return "kv"
+	default:
+		return s.root
+	}
+}
+
+// sourceFor classifies a clean prefix.
+func sourceFor(prefix string) (source, error) {
+	first, rest, _ := strings.Cut(strings.TrimPrefix(prefix, "/"), "/")
+	name, _, _ := strings.Cut(rest, "/")
+	switch "/" + first {
+	case ServicesPrefix:
+		return source{kind: kindServices, prefix: prefix, root: ServicesPrefix}, nil
+	case ServicePrefix, ServiceAnyPrefix:
+		if name == "" {
+			return source{}, fmt.Errorf("consul: prefix %q: a service name is required (%s/<name>)", prefix, "/"+first)
+		}
+		k := kindService
+		if "/"+first == ServiceAnyPrefix {
+			k = kindServiceAny
+		}
+		return source{kind: k, prefix: prefix, root: "/" + first + "/" + name, name: name}, nil
+	}
+	return source{kind: kindKV, prefix: prefix}, nil
+}
+
+// fetch reads s (for KV: the subtree at root, or s.prefix when root is
+// empty) through cl. index 0 is a plain read; otherwise a blocking query
+// waiting up to wait.
+func (s source) fetch(ctx context.Context, c *Client, cl *api.Client, index uint64, wait time.Duration) (kvList, uint64, error) {
+	if wait > 0 {
+		// The server adds up to wait/16 itself; stay well above it.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait+wait/8+15*time.Second)
+		defer cancel()
+	}
+	q := c.queryOptions(ctx, index, wait)
+	switch s.kind {
+	case kindKV:
+		root := s.root
+		if root == "" {
+			root = s.prefix
+		}
+		pairs, meta, err := cl.KV().List(strings.TrimPrefix(root, "/"), q)
+		if err != nil {
+			return kvList{}, 0, c.wrap("list", root, err)
+		}
+		if s.root == "" && meta.ResultsFilteredByACLs {
+			return kvList{}, 0, fmt.Errorf("consul: list %q: %w: the ACL token cannot read some keys under this prefix", root, ErrPermissionDenied)
+		}
+		if s.root == "" && len(pairs) == 0 && c.anonymous && meta.DefaultACLPolicy == "deny" {
+			// Consul hides filtering from anonymous requests: an empty
+			// answer may only mean "not allowed".
+			return kvList{}, 0, fmt.Errorf("consul: list %q: %w: no ACL token given (-auth-token or CONSUL_HTTP_TOKEN) and the agent's default ACL policy is deny", root, ErrPermissionDenied)
+		}
+		vals := make(map[string]string, len(pairs))
+		for _, p := range pairs {
+			k := path.Join("/", p.Key)
+			if _, dup := vals[k]; dup && strings.HasSuffix(p.Key, "/") {
+				continue // a folder marker never hides a real key
+			}
+			if backends.Under(k, root) {
+				vals[k] = string(p.Value)
+			}
+		}
+		return newKVList(vals), meta.LastIndex, nil
+	case kindService, kindServiceAny:
+		entries, meta, err := cl.Health().Service(s.name, "", s.kind == kindService, q)
+		if err != nil {
+			return kvList{}, 0, c.wrap("health service", s.root, err)
+		}
+		vals, err := encodeInstances(s.root, entries)
+		if err != nil {
+			return kvList{}, 0, err
+		}
+		return newKVList(vals), meta.LastIndex, nil
+	default:
+		svcs, meta, err := cl.Catalog().Services(q)
+		if err != nil {
+			return kvList{}, 0, c.wrap("catalog services", ServicesPrefix, err)
+		}
+		vals, err := encodeServices(svcs)
+		if err != nil {
+			return kvList{}, 0, err
+		}
+		return newKVList(vals), meta.LastIndex, nil
+	}
+}
+
+// ErrPermissionDenied is wrapped by errors caused by the ACL token: a 403
+// from the agent, or a KV listing the agent filtered by ACLs.
+var ErrPermissionDenied = errors.New("permission denied")
+
+func (c *Client) wrap(op, prefix string, err error) error {
+	var se api.StatusError
+	if errors.As(err, &se) && se.Code == http.StatusForbidden {
+		return fmt.Errorf("consul: %s %q: %w (check the ACL token): %s", op, prefix, ErrPermissionDenied, strings.TrimSpace(se.Body))
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // the URL may carry the token in old clients; keep the cause
+	}
+	return fmt.Errorf("consul: %s %q: %w", op, prefix, err)
+}
+
+var _ backends.Backend = (*Client)(nil)

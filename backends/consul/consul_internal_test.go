@@ -1,0 +1,127 @@
+package consul
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/confit-dev/confit/backends"
+)
+
+func TestCommonParent(t *testing.T) {
+	tests := []struct {
+		name     string
+		prefixes []string
+		want     string
+	}{
+		{"none", nil, "/"},
+		{"one", []string{"/app/foo"}, "/app/foo"},
+		{"siblings", []string{"/app/foo", "/app/foobar"}, "/app"},
+		{"nested", []string{"/app/foo/x", "/app/foo"}, "/app/foo"},
+		{"disjoint", []string{"/a/x", "/b/y"}, "/"},
+		{"root", []string{"/", "/a"}, "/"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := commonParent(tc.prefixes); got != tc.want {
+				t.Errorf("commonParent(%q) = %q, want %q", tc.prefixes, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestKVListUnder(t *testing.T) {
+	l := newKVList(map[string]string{
+		"/app/foo": "1", "/app/foo/x": "2", "/app/foo/x/y": "3",
+		"/app/foobar": "4", "/app/foo-x": "5", "/app/fo": "6", "/b": "7",
+	})
+	tests := []struct {
+		prefix string
+		want   []string
+	}{
+		{"/app/foo", []string{"/app/foo", "/app/foo/x", "/app/foo/x/y"}},
+		{"/app/foo/x", []string{"/app/foo/x", "/app/foo/x/y"}},
+		{"/app/f", nil},
+		{"/", []string{"/app/fo", "/app/foo", "/app/foo-x", "/app/foo/x", "/app/foo/x/y", "/app/foobar", "/b"}},
+	}
+	for _, tc := range tests {
+		got := slices.Sorted(maps.Keys(l.under(tc.prefix)))
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("under(%q) = %q, want %q", tc.prefix, got, tc.want)
+		}
+	}
+}
+
+func TestDiff(t *testing.T) {
+	got := diff(map[string]string{"/a": "1", "/b": "2", "/c": "3"}, map[string]string{"/a": "1", "/b": "9", "/d": "4"})
+	want := []backends.Change{{Key: "/b", Value: "9"}, {Key: "/c", Deleted: true}, {Key: "/d", Value: "4"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("diff = %+v, want %+v", got, want)
+	}
+	if got := diff(map[string]string{"/a": "1"}, map[string]string{"/a": "1"}); len(got) != 0 {
+		t.Errorf("diff of equal maps = %+v, want none", got)
+	}
+}
+
+func TestJitterAndBackoff(t *testing.T) {
+	for range 1000 {
+		if d := jitter(16 * time.Minute); d < 15*time.Minute || d > 17*time.Minute {
+			t.Fatalf("jitter(16m) = %v, want within ±1m", d)
+		}
+		if d := backoff(100*time.Millisecond, time.Second, 10); d < 500*time.Millisecond || d > time.Second {
+			t.Fatalf("backoff after 10 failures = %v, want in [0.5s, 1s]", d)
+		}
+		if d := backoff(100*time.Millisecond, time.Second, 1); d < 50*time.Millisecond || d > 100*time.Millisecond {
+			t.Fatalf("backoff after 1 failure = %v, want in [50ms, 100ms]", d)
+		}
+	}
+}
+
+func TestSourceFor(t *testing.T) {
+	tests := []struct {
+		prefix  string
+		kind    sourceKind
+		root    string
+		wantErr bool
+	}{
+		{"/app", kindKV, "", false},
+		{"/@service/web", kindService, "/@service/web", false},
+		{"/@service/web/web-1", kindService, "/@service/web", false},
+		{"/@service-any/web", kindServiceAny, "/@service-any/web", false},
+		{"/@services", kindServices, "/@services", false},
+		{"/@services/web", kindServices, "/@services", false},
+		{"/@service", 0, "", true},
+		{"/@servicex/web", kindKV, "", false},
+	}
+	for _, tc := range tests {
+		s, err := sourceFor(tc.prefix)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("sourceFor(%q) err = %v, wantErr %v", tc.prefix, err, tc.wantErr)
+			continue
+		}
+		if err == nil && (s.kind != tc.kind || s.root != tc.root) {
+			t.Errorf("sourceFor(%q) = kind %d root %q, want kind %d root %q", tc.prefix, s.kind, s.root, tc.kind, tc.root)
+		}
+	}
+}
+
+func TestRegistered(t *testing.T) {
+	t.Setenv(EnvEmptyGrace, "2s")
+	b, err := backends.New(context.Background(), backends.Config{Backend: Name, Nodes: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := b.(*Client)
+	if c.opts.EmptyGrace != 2*time.Second {
+		t.Errorf("EmptyGrace = %v, want 2s from %s", c.opts.EmptyGrace, EnvEmptyGrace)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvEmptyGrace, "soon")
+	if _, err := backends.New(context.Background(), backends.Config{Backend: Name}); err == nil {
+		t.Errorf("bad %s accepted", EnvEmptyGrace)
+	}
+}

@@ -1,0 +1,517 @@
+// Package etcd is the etcd v3 backend, registered as "etcd" and "etcdv3".
+//
+// Get reads all requested prefixes at one store revision: the first range
+// request fixes the revision, every later one (other prefixes, further pages
+// of a large prefix) is pinned to it. Watch keeps one etcd watch per call,
+// converts events to Changes with their values, resumes after a lost stream
+// from the last revision it saw, and after a compaction re-reads the prefix
+// and sends a Reset.
+package etcd
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/confit-dev/confit/backends"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+func init() {
+	backends.Register("etcd", factory)
+	backends.Register("etcdv3", factory)
+}
+
+func factory(ctx context.Context, cfg backends.Config) (backends.Backend, error) {
+	return New(ctx, cfg)
+}
+
+// Timeouts and limits.
+const (
+	// DefaultNode is used when neither Nodes nor SRV discovery are set.
+	DefaultNode = "http://127.0.0.1:2379"
+	// DialTimeout bounds connecting to the cluster.
+	DialTimeout = 5 * time.Second
+	// RequestTimeout bounds each range request (a ctx deadline that comes
+	// sooner wins).
+	RequestTimeout = 10 * time.Second
+	// PageSize is how many keys one range request returns at most.
+	PageSize = 10000
+
+	backoffMin = 100 * time.Millisecond
+	backoffMax = 5 * time.Second
+)
+
+// Stats counts requests made to the store, for benchmarks.
+type Stats struct {
+	// Gets is the number of Get calls plus the prefix re-reads watches made
+	// after a compaction.
+	Gets uint64
+	// Ranges is the number of range requests sent (pages included).
+	Ranges uint64
+}
+
+// Client is an etcd v3 Backend. It is safe for concurrent use.
+type Client struct {
+	cli      *clientv3.Client
+	pageSize int64
+
+	gets, ranges atomic.Uint64
+
+	mu        sync.Mutex
+	closed    bool
+	closeCtx  context.Context // canceled by Close; parent of every watch
+	closeStop context.CancelFunc
+	wg        sync.WaitGroup // watch goroutines
+}
+
+// New connects to etcd as cfg says: Nodes (default DefaultNode; "host:port"
+// gets cfg.Scheme or http), or SRV discovery (SRVRecord, or
+// _<backend>._tcp.<SRVDomain> as confd does); TLS when any of ClientCert,
+// ClientKey, ClientCAKeys is set or the scheme is https (ClientInsecure skips
+// server verification); Username/Password or AuthToken for etcd auth.
+// On error nothing is left running.
+func New(ctx context.Context, cfg backends.Config) (*Client, error) {
+	endpoints, err := endpoints(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	ccfg := clientv3.Config{
+		Endpoints:            endpoints,
+		DialTimeout:          DialTimeout,
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: 3 * time.Second,
+		Username:             cfg.Username,
+		Password:             cfg.Password,
+		Token:                cfg.AuthToken,
+		Logger:               zap.NewNop(),
+		Context:              context.WithoutCancel(ctx),
+	}
+	useTLS := cfg.ClientCert != "" || cfg.ClientKey != "" || cfg.ClientCAKeys != ""
+	for _, e := range endpoints {
+		useTLS = useTLS || strings.HasPrefix(e, "https://")
+	}
+	if useTLS {
+		if ccfg.TLS, err = tlsConfig(cfg); err != nil {
+			return nil, err
+		}
+	}
+	cli, err := clientv3.New(ccfg)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: connect %s: %w", strings.Join(endpoints, ","), err)
+	}
+	closeCtx, stop := context.WithCancel(context.Background())
+	return &Client{cli: cli, pageSize: PageSize, closeCtx: closeCtx, closeStop: stop}, nil
+}
+
+// endpoints resolves the node list: SRV when asked, else Nodes, else the
+// default; a node without a scheme gets cfg.Scheme (or https when TLS files
+// are given and no scheme was set, else http).
+func endpoints(ctx context.Context, cfg backends.Config) ([]string, error) {
+	nodes := cfg.Nodes
+	if cfg.SRVRecord != "" || cfg.SRVDomain != "" {
+		var (
+			addrs []*net.SRV
+			err   error
+			name  = cfg.SRVRecord
+		)
+		if name != "" {
+			_, addrs, err = net.DefaultResolver.LookupSRV(ctx, "", "", name)
+		} else {
+			service := cfg.Backend
+			if service == "" {
+				service = "etcd"
+			}
+			name = "_" + service + "._tcp." + cfg.SRVDomain
+			_, addrs, err = net.DefaultResolver.LookupSRV(ctx, service, "tcp", cfg.SRVDomain)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("etcd: SRV lookup %s: %w", name, err)
+		}
+		nodes = nil
+		for _, a := range addrs {
+			nodes = append(nodes, net.JoinHostPort(strings.TrimSuffix(a.Target, "."), strconv.Itoa(int(a.Port))))
+		}
+		if len(nodes) == 0 {
+			return nil, fmt.Errorf("etcd: SRV lookup %s: no records", name)
+		}
+	}
+	if len(nodes) == 0 {
+		nodes = []string{DefaultNode}
+	}
+	scheme := strings.TrimSuffix(cfg.Scheme, "://")
+	if scheme == "" {
+		scheme = "http"
+	}
+	if scheme != "http" && scheme != "https" {
+		return nil, fmt.Errorf("etcd: scheme %q: want http or https", cfg.Scheme)
+	}
+	out := make([]string, 0, len(nodes))
+	for _, n := range nodes {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		if !strings.Contains(n, "://") {
+			n = scheme + "://" + n
+		}
+		out = append(out, strings.TrimSuffix(n, "/"))
+	}
+	if len(out) == 0 {
+		return nil, errors.New("etcd: no nodes")
+	}
+	return out, nil
+}
+
+func tlsConfig(cfg backends.Config) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.ClientInsecure} //nolint:gosec // user's choice
+	if (cfg.ClientCert == "") != (cfg.ClientKey == "") {
+		return nil, errors.New("etcd: client-cert and client-key must be given together")
+	}
+	if cfg.ClientCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.ClientCert, cfg.ClientKey)
+		if err != nil {
+			return nil, fmt.Errorf("etcd: client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	if cfg.ClientCAKeys != "" {
+		pem, err := os.ReadFile(cfg.ClientCAKeys)
+		if err != nil {
+			return nil, fmt.Errorf("etcd: client-ca-keys: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("etcd: client-ca-keys %s: no PEM certificate", cfg.ClientCAKeys)
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
+}
+
+// Stats returns the request counts so far.
+func (c *Client) Stats() Stats {
+	return Stats{Gets: c.gets.Load(), Ranges: c.ranges.Load()}
+}
+
+// keyRange returns the etcd range [start, end) holding prefix and every key
+// below prefix + "/". It may also hold siblings such as prefix + "-x"
+// (characters before '0'); callers filter with backends.Under.
+func keyRange(prefix string) (start, end string) {
+	if prefix == "/" {
+		return "/", "0"
+	}
+	return prefix, prefix + "0"
+}
+
+// minimal cleans prefixes, sorts them and drops those under another one.
+func minimal(prefixes []string) []string {
+	clean := make([]string, len(prefixes))
+	for i, p := range prefixes {
+		clean[i] = backends.CleanKey(p)
+	}
+	sort.Strings(clean)
+	var out []string
+	for _, p := range clean {
+		if len(out) > 0 && backends.Under(p, out[len(out)-1]) {
+			continue
+		}
+		// "/" sorts first and covers everything.
+		out = append(out, p)
+	}
+	return out
+}
+
+// Get implements backends.Backend: every key under prefixes at one revision.
+func (c *Client) Get(ctx context.Context, prefixes []string) (backends.Snapshot, error) {
+	c.gets.Add(1)
+	ps := minimal(prefixes)
+	for attempt := 0; ; attempt++ {
+		snap, err := c.read(ctx, ps, 0)
+		// The pinned revision was compacted between pages: start over.
+		if errors.Is(err, rpctypes.ErrCompacted) && attempt < 3 && ctx.Err() == nil {
+			continue
+		}
+		return snap, err
+	}
+}
+
+// read ranges over ps at rev (0: the current revision, fixed by the first
+// request).
+func (c *Client) read(ctx context.Context, ps []string, rev int64) (backends.Snapshot, error) {
+	kvs := map[string]string{}
+	for _, p := range ps {
+		start, end := keyRange(p)
+		for {
+			opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(c.pageSize)}
+			if rev != 0 {
+				opts = append(opts, clientv3.WithRev(rev))
+			}
+			rctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+			resp, err := c.cli.Get(rctx, start, opts...)
+			cancel()
+			c.ranges.Add(1)
+			if err != nil {
+				return backends.Snapshot{}, fmt.Errorf("etcd: get %q: %w", p, err)
+			}
+			if rev == 0 {
+				rev = resp.Header.Revision
+			}
+			for _, kv := range resp.Kvs {
+				if k := string(kv.Key); backends.Under(k, p) {
+					kvs[k] = string(kv.Value)
+				}
+			}
+			if !resp.More || len(resp.Kvs) == 0 {
+				break
+			}
+			start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		}
+	}
+	if rev == 0 {
+		// No prefixes: report the current revision anyway.
+		rctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+		defer cancel()
+		resp, err := c.cli.Get(rctx, "/", clientv3.WithCountOnly())
+		c.ranges.Add(1)
+		if err != nil {
+			return backends.Snapshot{}, fmt.Errorf("etcd: get revision: %w", err)
+		}
+		rev = resp.Header.Revision
+	}
+	return backends.Snapshot{Rev: uint64(rev), KVs: kvs}, nil
+}
+
+// Watch implements backends.Backend. With rev 0 it first reads the current
+// revision, so every change made after Watch returns is delivered.
+func (c *Client) Watch(ctx context.Context, prefix string, rev uint64) (<-chan backends.Update, error) {
+	prefix = backends.CleanKey(prefix)
+	out := make(chan backends.Update)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		close(out)
+		return out, nil
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	if rev == 0 {
+		start, _ := keyRange(prefix)
+		rctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+		resp, err := c.cli.Get(rctx, start, clientv3.WithCountOnly())
+		cancel()
+		c.ranges.Add(1)
+		if err != nil {
+			c.wg.Done()
+			return nil, fmt.Errorf("etcd: watch %q: %w", prefix, err)
+		}
+		rev = uint64(resp.Header.Revision)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(c.closeCtx, cancel)
+	go func() {
+		defer c.wg.Done()
+		defer close(out)
+		defer stop()
+		defer cancel()
+		w := &watch{c: c, prefix: prefix, out: out, last: rev}
+		w.run(wctx)
+	}()
+	return out, nil
+}
+
+// watch is the state of one Watch call's goroutine.
+type watch struct {
+	c        *Client
+	prefix   string
+	out      chan<- backends.Update
+	last     uint64 // every change up to last was delivered (or is not ours)
+	degraded bool   // an Err update was sent and nothing healthy since
+	failures int    // consecutive failures, for backoff
+}
+
+func (w *watch) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := w.stream(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, rpctypes.ErrCompacted) {
+			if w.reset(ctx) {
+				continue
+			}
+		} else {
+			w.fail(ctx, fmt.Errorf("etcd: watch %q: %w", w.prefix, err))
+			if isAuthError(err) {
+				// A unary request refreshes the client's auth token
+				// before the watch is opened again.
+				rctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+				_, _ = w.c.cli.Get(rctx, "/", clientv3.WithCountOnly())
+				cancel()
+			}
+		}
+		if !w.sleep(ctx) {
+			return
+		}
+	}
+}
+
+func isAuthError(err error) bool {
+	return errors.Is(err, rpctypes.ErrInvalidAuthToken) || errors.Is(err, rpctypes.ErrAuthOldRevision) ||
+		errors.Is(err, rpctypes.ErrUserEmpty) || errors.Is(err, rpctypes.ErrPermissionDenied)
+}
+
+// stream runs one etcd watch from w.last+1 until it ends, delivering its
+// events; it returns why it ended.
+func (w *watch) stream(ctx context.Context) error {
+	sctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	start, end := keyRange(w.prefix)
+	wch := w.c.cli.Watch(sctx, start, clientv3.WithRange(end), clientv3.WithRev(int64(w.last+1)),
+		clientv3.WithProgressNotify())
+	for {
+		var resp clientv3.WatchResponse
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case resp, ok = <-wch:
+		}
+		if !ok {
+			return errors.New("watch stream closed")
+		}
+		if resp.CompactRevision != 0 {
+			return rpctypes.ErrCompacted
+		}
+		if err := resp.Err(); err != nil {
+			return err
+		}
+		if resp.Canceled {
+			return errors.New("watch canceled by the server")
+		}
+		w.failures = 0
+		if !w.deliver(ctx, resp.Events) {
+			return ctx.Err()
+		}
+		if resp.IsProgressNotify() && resp.Header.Revision > 0 {
+			// Nothing of ours changed up to here: resume after it.
+			w.last = max(w.last, uint64(resp.Header.Revision))
+		}
+	}
+}
+
+// deliver sends events as one Update per revision. It returns false when
+// ctx ended first.
+func (w *watch) deliver(ctx context.Context, events []*clientv3.Event) bool {
+	for i := 0; i < len(events); {
+		rev := uint64(events[i].Kv.ModRevision)
+		var changes []backends.Change
+		for ; i < len(events) && uint64(events[i].Kv.ModRevision) == rev; i++ {
+			ev := events[i]
+			key := string(ev.Kv.Key)
+			if rev <= w.last || !backends.Under(key, w.prefix) {
+				continue
+			}
+			if ev.Type == mvccpb.DELETE {
+				changes = append(changes, backends.Change{Key: key, Deleted: true})
+			} else {
+				changes = append(changes, backends.Change{Key: key, Value: string(ev.Kv.Value)})
+			}
+		}
+		if rev <= w.last {
+			continue
+		}
+		if len(changes) > 0 && !w.send(ctx, backends.Update{Prefix: w.prefix, Rev: rev, Changes: changes}) {
+			return false
+		}
+		w.last = rev
+		w.degraded = false
+	}
+	return true
+}
+
+// reset re-reads the whole prefix and sends it as a Reset. It reports
+// whether that worked; on failure it has sent an Err.
+func (w *watch) reset(ctx context.Context) bool {
+	w.c.gets.Add(1)
+	snap, err := w.c.read(ctx, []string{w.prefix}, 0)
+	if err != nil {
+		w.fail(ctx, fmt.Errorf("etcd: watch %q: re-read after compaction: %w", w.prefix, err))
+		return false
+	}
+	rev := max(snap.Rev, w.last)
+	if !w.send(ctx, backends.Update{Prefix: w.prefix, Rev: rev, Reset: true, KVs: snap.KVs}) {
+		return false
+	}
+	w.last, w.degraded, w.failures = rev, false, 0
+	return true
+}
+
+// fail sends err once per healthy-to-degraded transition.
+func (w *watch) fail(ctx context.Context, err error) {
+	w.failures++
+	if w.degraded {
+		return
+	}
+	if w.send(ctx, backends.Update{Prefix: w.prefix, Rev: w.last, Err: err}) {
+		w.degraded = true
+	}
+}
+
+// sleep waits a jittered exponential backoff; false when ctx ended.
+func (w *watch) sleep(ctx context.Context) bool {
+	d := backoffMin << min(max(w.failures-1, 0), 10)
+	d = min(d, backoffMax)
+	d = d/2 + rand.N(d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (w *watch) send(ctx context.Context, u backends.Update) bool {
+	select {
+	case w.out <- u:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Close implements backends.Backend: it ends every watch, waits until their
+// channels are closed, then closes the connection. Later calls do nothing.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.closeStop()
+	c.wg.Wait()
+	if err := c.cli.Close(); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("etcd: close: %w", err)
+	}
+	return nil
+}
+
+var _ backends.Backend = (*Client)(nil)

@@ -1,0 +1,303 @@
+// Package file is the "file" backend: it reads keys from YAML, JSON and TOML
+// files, as confd's -file backend does, and watches them with fsnotify.
+//
+// # Inputs
+//
+// Config.Files lists files and directories. A directory is walked
+// recursively and every regular file (or symlink to one) whose base name
+// matches Config.Filter (a filepath.Match glob, default "*") is read.
+// Names starting with "." (editor swap files, Kubernetes' ..data
+// directories) are skipped in directory walks; name such a file directly in
+// Files to read it. Files are read in the order given, directories in
+// lexical order, and a later file wins over an earlier one on the same key.
+//
+// # Formats and keys
+//
+// The extension picks the parser, ignoring case: .json is JSON, .toml is
+// TOML, anything else (.yaml, .yml, none) is YAML. YAML is read as YAML 1.2
+// (go.yaml.in/yaml/v3), so keys and values such as y, n, on, off, yes and no
+// stay strings; every document of a multi-document YAML file is read.
+// The top level must be a mapping or a list.
+//
+// Nested mappings become path elements and list items their index:
+//
+//	db: {hosts: [a, b]}  ->  /db/hosts/0 = a, /db/hosts/1 = b
+//
+// Keys are cleaned with backends.CleanKey. Scalars are rendered as confd
+// renders them: strings as they are, booleans "true"/"false", integers in
+// decimal, floats with strconv.FormatFloat(f, 'f', -1, 64) (1.0 -> "1",
+// 1e3 -> "1000", never an exponent). Unlike confd, which drops null values,
+// null becomes the empty string, so exists() sees the key. Decimal integers
+// keep every digit however large (confd turns those beyond 64 bits into
+// floats). YAML timestamps keep their source text; TOML date-times are RFC
+// 3339 (local ones as written). Empty mappings and lists yield no key.
+//
+// # Reads and revisions
+//
+// Get re-reads every file on each call (files are small, and size+mtime
+// caching misses same-size writes within one timestamp tick). The revision
+// is a counter, starting at 1 with the first successful read, that goes up
+// by one whenever the merged contents change (and when a read succeeds
+// after a failed one). Revisions are local to one Backend value.
+//
+// # Watching
+//
+// One fsnotify watcher, shared by every Watch of a Backend, watches the
+// parent directory of each input file and every directory of each input
+// directory tree, so both in-place writes and editors' write-to-temp-and-
+// rename saves are seen, as are Kubernetes ConfigMap symlink swaps. Events
+// are not debounced: a burst of events that arrives while the files are
+// being re-read is coalesced into one re-read. After each re-read (Get's
+// included), every watcher whose prefix has changed is sent an Update with
+// the changed keys, sorted; nothing is sent when nothing under its prefix
+// changed. Writes made faster than the files are re-read are seen as one
+// change, and a writer that truncates and then writes may briefly expose
+// an empty file: consumers debounce (internal/daemon does).
+//
+// Updates queue up while a receiver is slow; past 256 queued Updates they
+// collapse into one Reset.
+//
+// A file that fails to parse while watched (half written, say) sends an
+// Update with Err (once per distinct error), and the previous view is kept. When the files are
+// valid again the watcher receives the changes relative to the last view it
+// was sent — or a Reset to that same view if nothing changed — which marks
+// the watch healthy again.
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/confit-dev/confit/backends"
+	"github.com/fsnotify/fsnotify"
+)
+
+func init() {
+	backends.Register("file", func(ctx context.Context, cfg backends.Config) (backends.Backend, error) {
+		return New(cfg.Files, cfg.Filter)
+	})
+}
+
+// Backend reads and watches a set of files. It is safe for concurrent use.
+// Create it with New; the zero value is not usable.
+type Backend struct {
+	inputs []input
+	filter string
+
+	// loadMu serialises read+publish so that an older read can never be
+	// published after a newer one.
+	loadMu sync.Mutex
+
+	mu      sync.Mutex
+	rev     uint64            // revision of kvs; 0 before the first good read
+	kvs     map[string]string // last good merged view; never mutated once published
+	loadErr error             // error of the last read, nil if it succeeded
+	subs    map[*sub]struct{}
+	fsw     *fsnotify.Watcher // started by the first Watch
+	closed  bool
+
+	done chan struct{} // closed by Close
+	wg   sync.WaitGroup
+}
+
+// input is one entry of Config.Files, made absolute.
+type input struct {
+	path  string
+	isDir bool
+}
+
+// New returns a Backend reading paths (files or directories). filter is a
+// filepath.Match glob applied to the base names of files found in
+// directories; "" means "*". New fails if paths is empty, the filter is
+// malformed, or a path cannot be stat'ed. It starts no goroutines: watching
+// begins with the first Watch.
+func New(paths []string, filter string) (*Backend, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("file: no files given (use -file)")
+	}
+	if filter == "" {
+		filter = "*"
+	}
+	if _, err := filepath.Match(filter, ""); err != nil {
+		return nil, fmt.Errorf("file: filter %q: %w", filter, err)
+	}
+	b := &Backend{
+		filter: filter,
+		subs:   map[*sub]struct{}{},
+		done:   make(chan struct{}),
+	}
+	for _, p := range paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, fmt.Errorf("file: %s: %w", p, err)
+		}
+		fi, err := os.Stat(abs)
+		if err != nil {
+			return nil, fmt.Errorf("file: %w", err)
+		}
+		b.inputs = append(b.inputs, input{path: abs, isDir: fi.IsDir()})
+	}
+	return b, nil
+}
+
+// found is a file to read; inDir is set for files found by walking a
+// directory, which may vanish between the walk and the read.
+type found struct {
+	path  string
+	inDir bool
+}
+
+// files lists the files to read, in merge order.
+func (b *Backend) files() ([]found, error) {
+	var out []found
+	for _, in := range b.inputs {
+		if !in.isDir {
+			out = append(out, found{path: in.path})
+			continue
+		}
+		err := filepath.WalkDir(in.path, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if p != in.path && errors.Is(err, fs.ErrNotExist) {
+					return nil // removed while walking: it holds nothing now
+				}
+				return err
+			}
+			name := d.Name()
+			if p != in.path && strings.HasPrefix(name, ".") {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if d.IsDir() {
+				return nil
+			}
+			if ok, _ := filepath.Match(b.filter, name); !ok {
+				return nil
+			}
+			if d.Type()&fs.ModeSymlink != 0 {
+				fi, err := os.Stat(p)
+				if err != nil || !fi.Mode().IsRegular() {
+					return nil // dangling link or link to a directory
+				}
+			} else if !d.Type().IsRegular() {
+				return nil
+			}
+			out = append(out, found{path: p, inDir: true})
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("file: walk %s: %w", in.path, err)
+		}
+	}
+	return out, nil
+}
+
+// read reads and merges every file. Errors name the file.
+func (b *Backend) read() (map[string]string, error) {
+	paths, err := b.files()
+	if err != nil {
+		return nil, err
+	}
+	merged := map[string]string{}
+	for _, f := range paths {
+		data, err := os.ReadFile(f.path)
+		if f.inDir && errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("file: %w", err)
+		}
+		kvs, err := parse(f.path, data)
+		if err != nil {
+			return nil, fmt.Errorf("file: %s: %w", f.path, err)
+		}
+		maps.Copy(merged, kvs)
+	}
+	return merged, nil
+}
+
+// refresh re-reads the files and publishes the result: on success the view
+// is replaced (and the revision bumped) if it changed; on failure the last
+// good view is kept and the error recorded. Either way every watcher queues
+// what the new state means for its prefix.
+// It returns the view and revision now current, and the read error.
+func (b *Backend) refresh() (map[string]string, uint64, error) {
+	b.loadMu.Lock()
+	defer b.loadMu.Unlock()
+	kvs, err := b.read()
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err != nil {
+		b.loadErr = err
+	} else {
+		// Recovering from a failed read is a new state too, so that the
+		// Update saying so has a revision of its own.
+		if b.rev == 0 || b.loadErr != nil || !maps.Equal(kvs, b.kvs) {
+			b.kvs = kvs
+			b.rev++
+		}
+		b.loadErr = nil
+	}
+	for s := range b.subs {
+		s.publish(b.kvs, b.rev, b.loadErr)
+	}
+	return b.kvs, b.rev, err
+}
+
+// Get implements backends.Backend. It re-reads every file; a file that is
+// missing or does not parse fails the whole Get with an error naming it.
+func (b *Backend) Get(ctx context.Context, prefixes []string) (backends.Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return backends.Snapshot{}, fmt.Errorf("file: get: %w", err)
+	}
+	kvs, rev, err := b.refresh()
+	if err != nil {
+		return backends.Snapshot{}, err
+	}
+	clean := make([]string, len(prefixes))
+	for i, p := range prefixes {
+		clean[i] = backends.CleanKey(p)
+	}
+	snap := backends.Snapshot{Rev: rev, KVs: map[string]string{}}
+	for k, v := range kvs {
+		if backends.UnderAny(k, clean) {
+			snap.KVs[k] = v
+		}
+	}
+	return snap, nil
+}
+
+// Close implements backends.Backend. It stops the fsnotify watcher and every
+// watch goroutine; all watch channels are closed when it returns. Close is
+// idempotent.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	close(b.done)
+	fsw := b.fsw
+	b.mu.Unlock()
+	var err error
+	if fsw != nil {
+		err = fsw.Close()
+	}
+	b.wg.Wait()
+	if err != nil {
+		return fmt.Errorf("file: close: %w", err)
+	}
+	return nil
+}
+
+var _ backends.Backend = (*Backend)(nil)

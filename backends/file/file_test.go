@@ -1,0 +1,259 @@
+package file
+
+import (
+	"context"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/confit-dev/confit/backends"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// writeFile writes data to dir/name, creating parent directories, and
+// returns the path.
+func writeFile(t *testing.T, dir, name, data string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// newBackend builds a Backend and closes it when the test ends.
+func newBackend(t *testing.T, filter string, paths ...string) *Backend {
+	t.Helper()
+	b, err := New(paths, filter)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return b
+}
+
+func TestRegistered(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "a.yaml", "a: 1\n")
+	b, err := backends.New(t.Context(), backends.Config{Backend: "file", Files: []string{p}})
+	if err != nil {
+		t.Fatalf("backends.New: %v", err)
+	}
+	defer b.Close()
+	snap, err := b.Get(t.Context(), []string{"/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := snap.KVs, map[string]string{"/a": "1"}; !maps.Equal(got, want) {
+		t.Errorf("Get = %v, want %v", got, want)
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	dir := t.TempDir()
+	ok := writeFile(t, dir, "a.yaml", "a: 1\n")
+	tests := []struct {
+		name    string
+		paths   []string
+		filter  string
+		wantErr string
+	}{
+		{name: "no files", wantErr: "no files"},
+		{name: "missing file", paths: []string{filepath.Join(dir, "nope.yaml")}, wantErr: "nope.yaml"},
+		{name: "bad filter", paths: []string{ok}, filter: "[", wantErr: "filter"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := New(tc.paths, tc.filter)
+			if err == nil {
+				b.Close()
+				t.Fatalf("New succeeded, want error containing %q", tc.wantErr)
+			}
+			if !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("New error = %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestGet(t *testing.T) {
+	dir := t.TempDir()
+	a := writeFile(t, dir, "a.yaml", "app:\n  foo: a\n  foobar: a\n  shared: from-a\n")
+	b := writeFile(t, dir, "b.json", `{"app": {"shared": "from-b", "foo": {"x": "b"}}}`)
+	c := writeFile(t, dir, "c.toml", "[other]\nk = 1\n")
+	tree := t.TempDir()
+	writeFile(t, tree, "one.yaml", "tree:\n  one: 1\n")
+	writeFile(t, tree, "sub/deeper/two.yml", "tree:\n  two: 2\n")
+	writeFile(t, tree, "sub/notes.txt", "tree: {txt: 1}\n")
+	writeFile(t, tree, ".hidden.yaml", "tree: {hidden: 1}\n")
+	writeFile(t, tree, ".git/x.yaml", "tree: {git: 1}\n")
+	if err := os.Symlink(filepath.Join(tree, "one.yaml"), filepath.Join(tree, "link.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, tree, "zz.yaml", "tree: {one: override}\n")
+
+	tests := []struct {
+		name     string
+		paths    []string
+		filter   string
+		prefixes []string
+		want     map[string]string
+	}{
+		{
+			name:     "merge: later file wins",
+			paths:    []string{a, b},
+			prefixes: []string{"/app/shared"},
+			want:     map[string]string{"/app/shared": "from-b"},
+		},
+		{
+			name:     "merge order follows the flags",
+			paths:    []string{b, a},
+			prefixes: []string{"/app/shared"},
+			want:     map[string]string{"/app/shared": "from-a"},
+		},
+		{
+			name:     "key boundary: /app/foo is not /app/foobar",
+			paths:    []string{a, b},
+			prefixes: []string{"/app/foo"},
+			want:     map[string]string{"/app/foo": "a", "/app/foo/x": "b"},
+		},
+		{
+			name:     "several prefixes, unclean",
+			paths:    []string{a, c},
+			prefixes: []string{"app/foobar/", "/other"},
+			want:     map[string]string{"/app/foobar": "a", "/other/k": "1"},
+		},
+		{
+			name:     "missing prefix adds nothing",
+			paths:    []string{a},
+			prefixes: []string{"/nope"},
+			want:     map[string]string{},
+		},
+		{
+			name:     "directory walk, default filter, hidden skipped, symlink followed",
+			paths:    []string{tree},
+			prefixes: []string{"/tree"},
+			want:     map[string]string{"/tree/one": "override", "/tree/two": "2", "/tree/txt": "1"},
+		},
+		{
+			name:     "directory walk with filter",
+			paths:    []string{tree},
+			filter:   "*.y*ml",
+			prefixes: []string{"/"},
+			want:     map[string]string{"/tree/one": "override", "/tree/two": "2"},
+		},
+		{
+			name:     "filter only applies to directories",
+			paths:    []string{c},
+			filter:   "*.yaml",
+			prefixes: []string{"/"},
+			want:     map[string]string{"/other/k": "1"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			be := newBackend(t, tc.filter, tc.paths...)
+			snap, err := be.Get(t.Context(), tc.prefixes)
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			if !maps.Equal(snap.KVs, tc.want) {
+				t.Errorf("Get = %v, want %v", snap.KVs, tc.want)
+			}
+			if snap.Rev != 1 {
+				t.Errorf("Rev = %d, want 1", snap.Rev)
+			}
+		})
+	}
+}
+
+func TestGetRevision(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "a.yaml", "a: 1\n")
+	b := newBackend(t, "", p)
+	get := func() uint64 {
+		t.Helper()
+		snap, err := b.Get(t.Context(), []string{"/"})
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		return snap.Rev
+	}
+	if r := get(); r != 1 {
+		t.Fatalf("first Rev = %d, want 1", r)
+	}
+	if r := get(); r != 1 {
+		t.Fatalf("Rev after no change = %d, want 1", r)
+	}
+	writeFile(t, dir, "a.yaml", "a: 2\n") // same size, maybe same mtime: still seen
+	if r := get(); r != 2 {
+		t.Fatalf("Rev after change = %d, want 2", r)
+	}
+	writeFile(t, dir, "a.yaml", "a:   2\n") // different bytes, same keys
+	if r := get(); r != 2 {
+		t.Fatalf("Rev after a no-op edit = %d, want 2", r)
+	}
+}
+
+func TestGetErrorsNameTheFile(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "good.yaml", "a: 1\n")
+	tests := []struct {
+		name string
+		file string
+		data string
+		want []string
+	}{
+		{name: "yaml", file: "bad.yaml", data: "a: 1\n b: [\n", want: []string{"file: ", "bad.yaml", "line 2"}},
+		{name: "json", file: "bad.json", data: "{\n\"a\": }", want: []string{"bad.json", "line 2:"}},
+		{name: "toml", file: "bad.toml", data: "a = \n", want: []string{"bad.toml", "line 1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := writeFile(t, dir, tc.file, tc.data)
+			b := newBackend(t, "", good, bad)
+			_, err := b.Get(t.Context(), []string{"/"})
+			if err == nil {
+				t.Fatal("Get succeeded, want an error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Get error = %q, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+
+	t.Run("file removed after New", func(t *testing.T) {
+		p := writeFile(t, dir, "gone.yaml", "a: 1\n")
+		b := newBackend(t, "", p)
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Get(t.Context(), []string{"/"}); err == nil || !strings.Contains(err.Error(), "gone.yaml") {
+			t.Errorf("Get error = %v, want one naming gone.yaml", err)
+		}
+	})
+
+	t.Run("cancelled context", func(t *testing.T) {
+		b := newBackend(t, "", good)
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if _, err := b.Get(ctx, []string{"/"}); err == nil {
+			t.Error("Get with a cancelled context succeeded")
+		}
+	})
+}

@@ -1,0 +1,302 @@
+package file
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"go.yaml.in/yaml/v3"
+)
+
+// format is the syntax a file is parsed with, chosen by its extension.
+type format int
+
+const (
+	formatYAML format = iota
+	formatJSON
+	formatTOML
+)
+
+// formatOf picks the parser for name: ".json" is JSON, ".toml" is TOML,
+// everything else (".yaml", ".yml", no extension, anything unknown) is YAML,
+// as confd reads every file as YAML. The comparison ignores case.
+func formatOf(name string) format {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".json":
+		return formatJSON
+	case ".toml":
+		return formatTOML
+	default:
+		return formatYAML
+	}
+}
+
+// parse decodes data in the format given by name's extension and flattens it
+// into absolute keys. Errors carry the parser's line (and column when
+// known) but not the file name; the caller adds it.
+func parse(name string, data []byte) (map[string]string, error) {
+	kvs := map[string]string{}
+	switch formatOf(name) {
+	case formatJSON:
+		v, err := decodeJSON(data)
+		if err != nil {
+			return nil, err
+		}
+		if err := flattenTop(v, kvs); err != nil {
+			return nil, err
+		}
+	case formatTOML:
+		var v map[string]any
+		if _, err := toml.Decode(string(data), &v); err != nil {
+			return nil, err
+		}
+		if err := flattenTop(v, kvs); err != nil {
+			return nil, err
+		}
+	default:
+		// Every document of a multi-document stream is read; later documents
+		// win on the same key, as later files do.
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		for {
+			var doc yaml.Node
+			err := dec.Decode(&doc)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+			keepText(&doc)
+			var v any
+			if err := doc.Decode(&v); err != nil {
+				return nil, err
+			}
+			if err := flattenTop(v, kvs); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return kvs, nil
+}
+
+// keepText retags the scalars of a YAML tree whose decoded form would lose
+// their source text as strings: timestamps (which yaml.v3 turns into
+// time.Time for some spellings) and integers too large for 64 bits (which it
+// turns into floats). Aliases are not followed: their targets are in the
+// tree already.
+func keepText(n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode {
+		switch n.ShortTag() {
+		case "!!timestamp":
+			n.Tag = "!!str"
+		case "!!float":
+			if n.Style == 0 && isBigInt(n.Value) {
+				n.Tag, n.Value = "!!str", strings.ReplaceAll(n.Value, "_", "")
+			}
+		}
+		return
+	}
+	for _, c := range n.Content {
+		keepText(c)
+	}
+}
+
+// isBigInt reports whether s is a plain decimal integer, optionally signed
+// and with YAML's "_" digit separators, that does not fit in 64 bits.
+func isBigInt(s string) bool {
+	digits := strings.ReplaceAll(strings.TrimLeft(s, "+-"), "_", "")
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return false
+	}
+	if _, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return false
+	}
+	_, err := strconv.ParseUint(strings.TrimPrefix(s, "+"), 10, 64)
+	return err != nil
+}
+
+// decodeJSON decodes exactly one JSON value, keeping numbers as json.Number
+// so that integers of any size stay exact. Syntax errors name the line and
+// column.
+func decodeJSON(data []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil // empty file: no keys, like an empty YAML file
+		}
+		return nil, jsonPosError(data, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		off := dec.InputOffset()
+		line, col := lineCol(data, off)
+		return nil, fmt.Errorf("line %d:%d: unexpected data after the top-level value", line, col)
+	}
+	return v, nil
+}
+
+// jsonPosError prefixes err with the line and column the decoder stopped at,
+// when the error carries an offset.
+func jsonPosError(data []byte, err error) error {
+	var off int64 = -1
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		off = syn.Offset
+	case errors.As(err, &typ):
+		off = typ.Offset
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		off = int64(len(data))
+	}
+	if off < 0 {
+		return err
+	}
+	line, col := lineCol(data, off)
+	return fmt.Errorf("line %d:%d: %w", line, col, err)
+}
+
+// lineCol converts a byte offset into a 1-based line and column.
+func lineCol(data []byte, off int64) (line, col int) {
+	if off > int64(len(data)) {
+		off = int64(len(data))
+	}
+	before := data[:off]
+	line = bytes.Count(before, []byte("\n")) + 1
+	col = int(off) - (bytes.LastIndexByte(before, '\n') + 1) + 1
+	return line, col
+}
+
+// flattenTop flattens one decoded document into kvs. The document must be a
+// mapping, a list or empty; a bare scalar has no key to live under.
+func flattenTop(v any, kvs map[string]string) error {
+	switch v.(type) {
+	case nil:
+		return nil
+	case map[string]any, map[any]any, []any, []map[string]any:
+		flatten(v, "/", kvs)
+		return nil
+	default:
+		return fmt.Errorf("top-level value is a %T; want a mapping or a list", v)
+	}
+}
+
+// flatten walks v, writing one entry per scalar: mapping keys become path
+// elements (/a/b) and list items their index (/list/0). Keys are cleaned as
+// backends.CleanKey does, so "a/b" as a single mapping key becomes two path
+// elements and ".." climbs, exactly as confd's path.Join does. Mapping keys
+// are visited in sorted order so that two spellings of the same path
+// ("a/b" and a: {b:}) collide deterministically: the later one in sort
+// order wins. Empty mappings and lists produce no key.
+func flatten(v any, key string, kvs map[string]string) {
+	switch n := v.(type) {
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(n)) {
+			flatten(n[k], path.Join(key, k), kvs)
+		}
+	case map[any]any:
+		// YAML mappings with non-string keys (8080:, true:, 1.5:) decode
+		// here; the key is rendered like a value. Keys that render alike
+		// (1 and "1") are visited in a fixed order so the result does not
+		// depend on Go's map iteration order.
+		type entry struct {
+			name, order string
+			v           any
+		}
+		entries := make([]entry, 0, len(n))
+		for k, val := range n {
+			entries = append(entries, entry{name: scalar(k), order: fmt.Sprintf("%T", k), v: val})
+		}
+		slices.SortFunc(entries, func(a, b entry) int {
+			if c := strings.Compare(a.name, b.name); c != 0 {
+				return c
+			}
+			return strings.Compare(a.order, b.order)
+		})
+		for _, e := range entries {
+			flatten(e.v, path.Join(key, e.name), kvs)
+		}
+	case []any:
+		for i, item := range n {
+			flatten(item, path.Join(key, strconv.Itoa(i)), kvs)
+		}
+	case []map[string]any: // TOML arrays of tables
+		for i, item := range n {
+			flatten(item, path.Join(key, strconv.Itoa(i)), kvs)
+		}
+	default:
+		kvs[path.Join("/", key)] = scalar(n)
+	}
+}
+
+// scalar renders a decoded scalar the way confd's file backend does:
+// strings as they are, booleans as "true"/"false", integers in decimal,
+// floats with strconv.FormatFloat(f, 'f', -1, 64) (so 1.0 is "1", 1e3 is
+// "1000", 0.000001 is "0.000001", never an exponent), and null as "".
+// Integers keep their exact digits however large (see keepText). YAML
+// timestamps keep their source text; TOML date-times are RFC 3339.
+func scalar(v any) string {
+	switch s := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return s
+	case bool:
+		return strconv.FormatBool(s)
+	case int:
+		return strconv.Itoa(s)
+	case int64:
+		return strconv.FormatInt(s, 10)
+	case uint64:
+		return strconv.FormatUint(s, 10)
+	case float64:
+		return strconv.FormatFloat(s, 'f', -1, 64)
+	case json.Number:
+		return jsonNumber(s)
+	case time.Time:
+		// TOML local date-times, dates and times carry marker locations.
+		switch s.Location().String() {
+		case "datetime-local":
+			return s.Format("2006-01-02T15:04:05.999999999")
+		case "date-local":
+			return s.Format("2006-01-02")
+		case "time-local":
+			return s.Format("15:04:05.999999999")
+		}
+		return s.Format(time.RFC3339Nano)
+	case []byte:
+		return string(s)
+	case fmt.Stringer: // toml.LocalDate, LocalTime, LocalDateTime
+		return s.String()
+	default:
+		return fmt.Sprint(s)
+	}
+}
+
+// jsonNumber renders a JSON number like its YAML twin: integers keep their
+// digits (exactly, beyond 64 bits too), other numbers go through float64.
+func jsonNumber(n json.Number) string {
+	s := string(n)
+	if !strings.ContainsAny(s, ".eE") {
+		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return strconv.FormatInt(i, 10) // "-0" -> "0"
+		}
+		return s
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return s // out of float64 range: keep the source text
+	}
+	return strconv.FormatFloat(f, 'f', -1, 64)
+}

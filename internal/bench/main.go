@@ -1,0 +1,183 @@
+// Command bench measures confit's performance figures and prints them as a
+// table (run it with `make bench`). It drives the real binary (bin/confit)
+// against generated fixtures and, where a row needs one, a real server
+// started from scripts/servers. Figures are printed, never asserted.
+//
+// Usage: go run ./internal/bench [-bin bin/confit] [-runs 20] [-only REGEXP]
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// row is one line of the results table.
+type row struct {
+	name, figure, goal, note string
+}
+
+var (
+	binFlag  = flag.String("bin", "bin/confit", "confit binary to measure")
+	runsFlag = flag.Int("runs", 20, "runs per one-shot measurement")
+	onlyFlag = flag.String("only", "", "run only benchmarks whose name matches this regexp")
+)
+
+// bench is one named measurement producing rows.
+type bench struct {
+	name string
+	run  func() ([]row, error)
+}
+
+func main() {
+	flag.Parse()
+	bin, err := filepath.Abs(*binFlag)
+	if err != nil {
+		fatal(err)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		fatal(fmt.Errorf("%s: %w (run `make build` first)", bin, err))
+	}
+	*binFlag = bin
+	only := regexp.MustCompile(*onlyFlag)
+
+	benches := []bench{
+		{"oneshot-200-templates", benchOneshotMany},
+		{"oneshot-haproxy-10k", benchOneshotHAProxy},
+	}
+	benches = append(benches, extraBenches...)
+
+	var rows []row
+	for _, b := range benches {
+		if !only.MatchString(b.name) {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s ...\n", b.name)
+		rs, err := b.run()
+		if err != nil {
+			rows = append(rows, row{name: b.name, figure: "error", note: err.Error()})
+			continue
+		}
+		rows = append(rows, rs...)
+	}
+	printTable(rows)
+}
+
+// extraBenches are added by the files for server-backed measurements.
+var extraBenches []bench
+
+func printTable(rows []row) {
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.Debug)
+	fmt.Fprintln(w, "measurement\tfigure\tgoal\tnote")
+	fmt.Fprintln(w, "-----------\t------\t----\t----")
+	for _, r := range rows {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.name, r.figure, r.goal, r.note)
+	}
+	w.Flush()
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+// runResult is one whole-process run.
+type runResult struct {
+	wall   time.Duration
+	maxRSS int64 // bytes
+}
+
+// runOnce runs confit with args and returns its wall time and peak RSS.
+func runOnce(args ...string) (runResult, error) {
+	cmd := exec.Command(*binFlag, args...)
+	cmd.Env = append(os.Environ(), "CONFIT_CONFIG_FILE="+os.DevNull)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	wall := time.Since(start)
+	if err != nil {
+		return runResult{}, fmt.Errorf("%v: %s", err, out)
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return runResult{wall: wall, maxRSS: ru.Maxrss * 1024}, nil
+}
+
+// oneshot measures n runs of a one-shot render; before each run the
+// destinations are removed so every run renders and writes everything.
+func oneshot(n int, outDir string, args ...string) (medWall time.Duration, p90Wall time.Duration, maxRSS int64, err error) {
+	var walls []time.Duration
+	for range n {
+		if err := os.RemoveAll(outDir); err != nil {
+			return 0, 0, 0, err
+		}
+		r, err := runOnce(args...)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		walls = append(walls, r.wall)
+		maxRSS = max(maxRSS, r.maxRSS)
+	}
+	slices.Sort(walls)
+	return walls[len(walls)/2], walls[len(walls)*9/10], maxRSS, nil
+}
+
+func benchOneshotMany() ([]row, error) {
+	dir, err := os.MkdirTemp("", "confit-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	values, err := fixtureManyTemplates(dir)
+	if err != nil {
+		return nil, err
+	}
+	med, p90, rss, err := oneshot(*runsFlag, filepath.Join(dir, "out"), "-onetime", "-backend", "file", "-file", values, "-confdir", dir, "-log-level", "warn")
+	if err != nil {
+		return nil, err
+	}
+	return []row{
+		{"one-shot, 200 resources x 50-line templates (file): wall", fmtDur(med), "< 40 ms", fmt.Sprintf("median of %d runs, p90 %s; confd 0.60 s", *runsFlag, fmtDur(p90))},
+		{"one-shot, 200 resources x 50-line templates (file): peak RSS", fmtMB(rss), "< 15 MB", "confd 33 MB"},
+	}, nil
+}
+
+func benchOneshotHAProxy() ([]row, error) {
+	dir, err := os.MkdirTemp("", "confit-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	values, err := fixtureHAProxy(dir)
+	if err != nil {
+		return nil, err
+	}
+	med, p90, rss, err := oneshot(*runsFlag, filepath.Join(dir, "out"), "-onetime", "-backend", "file", "-file", values, "-confdir", dir, "-log-level", "warn")
+	if err != nil {
+		return nil, err
+	}
+	return []row{
+		{"one-shot, haproxy.cfg with 10k servers, 20k keys (file): wall", fmtDur(med), "< 40 ms", fmt.Sprintf("median of %d runs, p90 %s; confd 0.13 s", *runsFlag, fmtDur(p90))},
+		{"one-shot, haproxy.cfg with 10k servers, 20k keys (file): peak RSS", fmtMB(rss), "< 20 MB", "confd 41 MB"},
+	}, nil
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	case d >= time.Millisecond:
+		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+	}
+}
+
+func fmtMB(b int64) string {
+	return fmt.Sprintf("%.1f MB", float64(b)/(1<<20))
+}
