@@ -6,9 +6,12 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"text/template"
+	"text/template/parse"
 )
 
 // Options tune how a template is parsed.
@@ -26,7 +29,7 @@ type Options struct {
 // concurrent use by any number of goroutines calling Execute.
 type Template struct {
 	name  string
-	base  *template.Template // parsed; its store functions are never called
+	base  *template.Template // parsed; the first binding, cloned for concurrent renders
 	bound []string           // store functions not overridden by Options.Funcs
 	pool  sync.Pool          // *binding
 	size  atomic.Int64       // length of the last output, to size the buffer
@@ -58,6 +61,10 @@ func ParseFile(path string, opts Options) (*Template, error) {
 // Parse parses text as a template called name. Errors name the template
 // and the line, e.g. `template: name:3: unexpected "}" in operand`. A value
 // in opts.Funcs that is not a usable function is an error.
+//
+// Only the functions the template calls are registered with it: with ~250
+// functions available (confd's and sprig's), registering all of them cost
+// two 250-entry maps per template and per concurrent render.
 func Parse(name, text string, opts Options) (_ *Template, err error) {
 	defer func() {
 		// text/template panics on a bad function value or name.
@@ -65,23 +72,130 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 			err = fmt.Errorf("template: %s: bad function in Options.Funcs: %v", name, r)
 		}
 	}()
-	funcs := maps.Clone(baseFuncs)
-	maps.Copy(funcs, storeFuncs(&recorder{}))
-	maps.Copy(funcs, opts.Funcs)
-	base, err := template.New(name).
-		Delims(opts.LeftDelim, opts.RightDelim).
-		Funcs(funcs).
-		Parse(text)
+	for n, f := range opts.Funcs {
+		// Funcs validates names and values (and panics on bad ones).
+		template.New("").Funcs(template.FuncMap{n: f})
+	}
+	trees, used, err := parseTrees(name, text, opts)
 	if err != nil {
 		return nil, err
 	}
-	t := &Template{name: name, base: base}
-	for _, n := range storeFuncNames {
-		if _, over := opts.Funcs[n]; !over {
-			t.bound = append(t.bound, n)
+	// The parsed template is also the first binding: its store functions
+	// are bound to rec, so a template rendered once (one-shot) is never
+	// cloned. Clones for concurrent renders copy it without re-parsing.
+	rec := &recorder{}
+	store := storeFuncs(rec)
+	funcs := template.FuncMap{}
+	t := &Template{name: name}
+	for _, fn := range used {
+		if f, ok := opts.Funcs[fn]; ok {
+			funcs[fn] = f
+			continue
+		}
+		if f, ok := store[fn]; ok {
+			funcs[fn] = f
+			t.bound = append(t.bound, fn)
+			continue
+		}
+		funcs[fn] = baseFuncs[fn]
+	}
+	base := template.New(name).Delims(opts.LeftDelim, opts.RightDelim).Funcs(funcs)
+	for _, tn := range slices.Sorted(maps.Keys(trees)) {
+		if _, err := base.AddParseTree(tn, trees[tn]); err != nil {
+			return nil, err
 		}
 	}
+	t.base = base
+	t.pool.Put(&binding{tmpl: base, rec: rec})
 	return t, nil
+}
+
+// builtins are text/template's own functions.
+var builtins = map[string]bool{
+	"and": true, "call": true, "html": true, "index": true, "slice": true, "js": true, "len": true,
+	"not": true, "or": true, "print": true, "printf": true, "println": true, "urlquery": true,
+	"eq": true, "ge": true, "gt": true, "le": true, "lt": true, "ne": true,
+}
+
+// parseTrees parses text without checking function names, then checks
+// them, and returns the trees (the template and its {{define}}s) and the
+// sorted names of the non-builtin functions it calls.
+func parseTrees(name, text string, opts Options) (map[string]*parse.Tree, []string, error) {
+	tr := parse.New(name)
+	tr.Mode = parse.SkipFuncCheck
+	trees := map[string]*parse.Tree{}
+	if _, err := tr.Parse(text, opts.LeftDelim, opts.RightDelim, trees); err != nil {
+		return nil, nil, err
+	}
+	seen := map[string]bool{}
+	for _, tn := range slices.Sorted(maps.Keys(trees)) {
+		t := trees[tn]
+		var err error
+		walkIdentifiers(t.Root, func(id *parse.IdentifierNode) {
+			if err != nil || builtins[id.Ident] || seen[id.Ident] {
+				return
+			}
+			if _, ok := opts.Funcs[id.Ident]; !ok {
+				if _, ok := baseFuncs[id.Ident]; !ok && !slices.Contains(storeFuncNames, id.Ident) {
+					loc, _ := t.ErrorContext(id)
+					if i := strings.LastIndex(loc, ":"); i > len(t.ParseName) {
+						loc = loc[:i] // name:line, as text/template reports it
+					}
+					err = fmt.Errorf("template: %s: function %q not defined", loc, id.Ident)
+					return
+				}
+			}
+			seen[id.Ident] = true
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	return trees, slices.Sorted(maps.Keys(seen)), nil
+}
+
+// walkIdentifiers calls fn for every function name in the tree.
+func walkIdentifiers(n parse.Node, fn func(*parse.IdentifierNode)) {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return
+		}
+		for _, c := range n.Nodes {
+			walkIdentifiers(c, fn)
+		}
+	case *parse.ActionNode:
+		walkIdentifiers(n.Pipe, fn)
+	case *parse.PipeNode:
+		if n == nil {
+			return
+		}
+		for _, c := range n.Cmds {
+			walkIdentifiers(c, fn)
+		}
+	case *parse.CommandNode:
+		for _, a := range n.Args {
+			walkIdentifiers(a, fn)
+		}
+	case *parse.IdentifierNode:
+		fn(n)
+	case *parse.ChainNode:
+		walkIdentifiers(n.Node, fn)
+	case *parse.IfNode:
+		walkBranch(&n.BranchNode, fn)
+	case *parse.RangeNode:
+		walkBranch(&n.BranchNode, fn)
+	case *parse.WithNode:
+		walkBranch(&n.BranchNode, fn)
+	case *parse.TemplateNode:
+		walkIdentifiers(n.Pipe, fn)
+	}
+}
+
+func walkBranch(b *parse.BranchNode, fn func(*parse.IdentifierNode)) {
+	walkIdentifiers(b.Pipe, fn)
+	walkIdentifiers(b.List, fn)
+	walkIdentifiers(b.ElseList, fn)
 }
 
 // Name returns the template's name.

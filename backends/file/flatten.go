@@ -77,11 +77,8 @@ func parse(name string, data []byte) (map[string]string, error) {
 				return nil, err
 			}
 			keepText(&doc)
-			var v any
-			if err := doc.Decode(&v); err != nil {
-				return nil, err
-			}
-			if err := flattenTop(v, kvs); err != nil {
+			// Aliases may expand a document to at most 100 nodes per byte.
+			if err := flattenYAML(&doc, kvs, 10000+100*len(data)); err != nil {
 				return nil, err
 			}
 		}

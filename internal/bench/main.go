@@ -3,7 +3,8 @@
 // against generated fixtures and, where a row needs one, a real server
 // started from scripts/servers. Figures are printed, never asserted.
 //
-// Usage: go run ./internal/bench [-bin bin/confit] [-runs 20] [-only REGEXP]
+// Usage: go run ./internal/bench [-bin bin/confit] [-runs 20] [-only REGEXP] [-quick]
+// (-help lists the windows and rates of the watch-mode rows)
 package main
 
 import (
@@ -38,6 +39,7 @@ type bench struct {
 
 func main() {
 	flag.Parse()
+	quick()
 	bin, err := filepath.Abs(*binFlag)
 	if err != nil {
 		fatal(err)

@@ -33,10 +33,16 @@ func fixtureManyTemplates(dir string) (values string, err error) {
 		fmt.Fprintf(&tmpl, "option_%02d = \"{{getv \"/missing/%d\" \"default\"}}-{{toUpper (getv \"/name\")}}\"\n", l, l)
 	}
 	tmpl.WriteString("{{if exists \"/port\"}}listen = {{add (atoi (getv \"/port\")) 1}}{{end}}\n")
+	// Every resource has its own template file, as in a real conf.d, so
+	// each one is parsed.
+	templates := map[string]string{}
+	for i := range 200 {
+		templates[fmt.Sprintf("app%03d.tmpl", i)] = fmt.Sprintf("# app %d\n", i) + tmpl.String()
+	}
 	if err := writeConfdir(dir, 200, func(i int) (toml string) {
-		return fmt.Sprintf("[template]\nsrc = \"app.tmpl\"\ndest = %q\nprefix = \"/apps/app%03d\"\nkeys = [\"/\"]\nmode = \"0644\"\n",
-			filepath.Join(dir, "out", fmt.Sprintf("app%03d.conf", i)), i)
-	}, map[string]string{"app.tmpl": tmpl.String()}); err != nil {
+		return fmt.Sprintf("[template]\nsrc = \"app%03d.tmpl\"\ndest = %q\nprefix = \"/apps/app%03d\"\nkeys = [\"/\"]\nmode = \"0644\"\n",
+			i, filepath.Join(dir, "out", fmt.Sprintf("app%03d.conf", i)), i)
+	}, templates); err != nil {
 		return "", err
 	}
 	return values, nil

@@ -158,7 +158,7 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 		mu     sync.Mutex
 		failed int
 		wg     sync.WaitGroup
-		sem    = make(chan struct{}, 4)
+		sem    = make(chan struct{}, 32)
 	)
 	for _, r := range rs {
 		wg.Add(1)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,7 +23,6 @@ type metrics struct {
 	rollbacks atomic.Uint64 // destinations restored after a failed reload
 	storeGets atomic.Uint64 // snapshot reads from a backend
 	updates   atomic.Uint64 // watch updates received
-	heldEmpty atomic.Uint64 // not used by every backend
 
 	mu        sync.Mutex
 	unhealthy map[string]string // what is failing now -> why
@@ -91,6 +91,8 @@ func (m *metrics) serve(addr string, log *slog.Logger) (func(), error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", m.serveHTTP)
 	mux.HandleFunc("/health", m.health)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

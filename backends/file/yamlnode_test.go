@@ -1,0 +1,123 @@
+package file
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"maps"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// decodeFlatten is the reference: decode each document into `any` with
+// yaml.v3 and flatten that. flattenYAML must agree with it.
+func decodeFlatten(data []byte) (map[string]string, error) {
+	kvs := map[string]string{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return kvs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		keepText(&doc)
+		var v any
+		if err := doc.Decode(&v); err != nil {
+			return nil, err
+		}
+		if err := flattenTop(v, kvs); err != nil {
+			return nil, err
+		}
+	}
+}
+
+var yamlDiffSeeds = []string{
+	"a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: [*f, *f, *f, *f, *f, *f, *f, *f, *f]\n",
+	"a: 1\nb: [x, y, {c: d}]\n",
+	"base: &b {x: 1, y: 2}\nderived:\n  <<: *b\n  y: 3\n",
+	"m:\n  <<: [{a: 1}, {a: 2, b: 2}]\n  c: 3\n",
+	"8080: http\ntrue: yes\n1.5: f\n~: n\n",
+	"1: int\n\"1\": str\n",
+	"t: 2024-01-02\nbig: 123456789012345678901234567890\nf: 1.0e3\nn: null\no: on\ny: y\n",
+	"a: x\na: y\n",
+	"---\na: 1\n---\na: 2\nb: 3\n",
+	"- a\n- {b: c}\n",
+	"just a scalar\n",
+	"a: &x [1, 2]\nb: *x\n",
+	"0x1: hex\n1: dec\n",
+	"1.0: f\n1: i\n\"1\": s\n",
+	"hex: 0x1F\noct: 0o17\nsep: 1_000\nneg: -0\ninf: .inf\n",
+}
+
+func TestFlattenYAMLMatchesDecoder(t *testing.T) {
+	for _, s := range yamlDiffSeeds {
+		checkYAMLAgrees(t, []byte(s))
+	}
+}
+
+func FuzzFlattenYAMLMatchesDecoder(f *testing.F) {
+	for _, s := range yamlDiffSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkYAMLAgrees(t, data)
+	})
+}
+
+// hasNullMergedKey reports whether a document merges ("<<") a mapping that
+// has a null key: the decoder then drops keys depending on the Go map type it
+// picked for the outer mapping, a corner not worth copying.
+func hasNullMergedKey(data []byte) bool {
+	if !bytes.Contains(data, []byte("<<")) {
+		return false
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil {
+		return false
+	}
+	var walk func(n *yaml.Node) bool
+	walk = func(n *yaml.Node) bool {
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].ShortTag() == "!!null" {
+					return true
+				}
+			}
+		}
+		for _, c := range n.Content {
+			if walk(c) {
+				return true
+			}
+		}
+		return false
+	}
+	return walk(&doc)
+}
+
+func checkYAMLAgrees(t *testing.T, data []byte) {
+	t.Helper()
+	if hasNullMergedKey(data) {
+		return
+	}
+	want, wantErr := decodeFlatten(data)
+	got, gotErr := parse("x.yaml", data)
+	if wantErr != nil {
+		if gotErr == nil {
+			t.Errorf("%q: decoder fails (%v) but flattenYAML succeeds with %v", data, wantErr, got)
+		}
+		return
+	}
+	if errors.Is(gotErr, errExcessiveAliasing) {
+		return // the decoder's aliasing limit is a ratio; ours a budget
+	}
+	if gotErr != nil {
+		t.Fatalf("%q: flattenYAML fails (%v) but decoder gives %v", data, gotErr, want)
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("%q:\n flattenYAML %v\n decoder     %v", data, got, want)
+	}
+}
