@@ -265,6 +265,9 @@ func newResource(file string, c *Config, opts Options) (*Resource, error) {
 		}
 		return nil, fail("", fmt.Errorf("template: %w", err))
 	}
+	// Service discovery the template reads (service "web") is fetched and
+	// watched like a key; its keys stay absolute.
+	r.Keys = append(r.Keys, r.tmpl.VirtualKeys()...)
 	return r, nil
 }
 
@@ -300,21 +303,27 @@ func (r *Resource) Render(kvs map[string]string) ([]byte, Reads, error) {
 
 // relKey maps an absolute store key to the template's key space, as confd
 // does: path.Join("/", strings.TrimPrefix(key, prefix)), applied only when
-// key lies under the prefix (a key reached through ".." stays absolute).
+// key lies under the prefix (a key reached through ".." stays absolute) and
+// is not a service-discovery key.
 func (r *Resource) relKey(k string) string {
-	if backends.Under(k, r.Prefix) {
+	if backends.Under(k, r.Prefix) && !backends.IsVirtual(k) {
 		return path.Join("/", strings.TrimPrefix(k, r.Prefix))
 	}
 	return k
 }
 
 // absKeys maps template keys back to absolute store keys, sorted, unique.
+// Service-discovery keys are absolute already.
 func (r *Resource) absKeys(keys []string) []string {
 	if len(keys) == 0 {
 		return nil
 	}
 	out := make([]string, 0, len(keys))
 	for _, k := range keys {
+		if backends.IsVirtual(k) {
+			out = append(out, k)
+			continue
+		}
 		out = append(out, path.Join(r.Prefix, k))
 	}
 	slices.Sort(out)

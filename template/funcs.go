@@ -20,7 +20,7 @@ import (
 )
 
 // storeFuncNames are the functions bound to the Store of each render.
-var storeFuncNames = []string{"exists", "get", "gets", "getv", "getvs", "ls", "lsdir"}
+var storeFuncNames = []string{"exists", "get", "gets", "getv", "getvs", "ls", "lsdir", "service", "services"}
 
 // storeFuncs returns the store functions bound to r.
 func storeFuncs(r *recorder) template.FuncMap {
@@ -32,6 +32,9 @@ func storeFuncs(r *recorder) template.FuncMap {
 		"getvs":  r.getvs,
 		"ls":     r.ls,
 		"lsdir":  r.lsdir,
+
+		"service":  r.service,
+		"services": r.services,
 	}
 }
 

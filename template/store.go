@@ -1,12 +1,17 @@
 package template
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/bits"
+	"net/url"
 	"path"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/confit-dev/confit/backends"
 )
 
 // ErrNotExist is wrapped by the error get and getv return for a key the
@@ -355,4 +360,70 @@ func (r *recorder) lsdir(p string) []string {
 	p = cleanKey(p)
 	r.prefix(p)
 	return r.store.children(p, true)
+}
+
+// Service is one entry of the catalog, as `services` returns it.
+type Service struct {
+	Name string
+	Tags []string
+}
+
+// service returns a service's instances whose health checks pass, sorted by
+// key (instance ID), keeping those that carry every tag given. The option
+// "any" returns every instance whatever its health (Status says which).
+// The instances come from the service-discovery key space (see
+// backends.ServicePrefix), which the Consul backend serves.
+func (r *recorder) service(name string, opts ...string) ([]backends.ServiceInstance, error) {
+	root := path.Join(backends.ServicePrefix, name)
+	var tags []string
+	for _, o := range opts {
+		if o == "any" {
+			root = path.Join(backends.ServiceAnyPrefix, name)
+			continue
+		}
+		tags = append(tags, o)
+	}
+	r.prefix(root)
+	lo, hi := r.store.span(root + "/")
+	out := make([]backends.ServiceInstance, 0, hi-lo)
+	for i := lo; i < hi; i++ {
+		var inst backends.ServiceInstance
+		if err := json.Unmarshal([]byte(r.store.vals[i]), &inst); err != nil {
+			return nil, fmt.Errorf("service %s: instance %s: %w", name, r.store.keys[i], err)
+		}
+		if hasAll(inst.Tags, tags) {
+			out = append(out, inst)
+		}
+	}
+	return out, nil
+}
+
+func hasAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// services returns every service in the catalog with its tags, sorted by
+// name.
+func (r *recorder) services() ([]Service, error) {
+	root := backends.ServicesPrefix
+	r.prefix(root)
+	lo, hi := r.store.span(root + "/")
+	out := make([]Service, 0, hi-lo)
+	for i := lo; i < hi; i++ {
+		name, err := url.PathUnescape(strings.TrimPrefix(r.store.keys[i], root+"/"))
+		if err != nil {
+			return nil, fmt.Errorf("services: %s: %w", r.store.keys[i], err)
+		}
+		s := Service{Name: name}
+		if err := json.Unmarshal([]byte(r.store.vals[i]), &s.Tags); err != nil {
+			return nil, fmt.Errorf("services: %s: %w", name, err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }

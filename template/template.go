@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"sync/atomic"
 	"text/template"
 	"text/template/parse"
+
+	"github.com/confit-dev/confit/backends"
 )
 
 // Options tune how a template is parsed.
@@ -33,7 +36,14 @@ type Template struct {
 	bound []string           // store functions not overridden by Options.Funcs
 	pool  sync.Pool          // *binding
 	size  atomic.Int64       // length of the last output, to size the buffer
+
+	virtual []string // service-discovery prefixes the template reads
 }
+
+// VirtualKeys returns the service-discovery prefixes the template reads
+// (see backends.ServicePrefix), sorted: a resource fetches and watches them
+// besides its keys.
+func (t *Template) VirtualKeys() []string { return t.virtual }
 
 // binding is a clone of the parsed template whose store functions are
 // bound to its own recorder. A binding serves one Execute at a time.
@@ -76,7 +86,7 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 		// Funcs validates names and values (and panics on bad ones).
 		template.New("").Funcs(template.FuncMap{n: f})
 	}
-	trees, used, err := parseTrees(name, text, opts)
+	trees, used, virtual, err := parseTrees(name, text, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +96,7 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 	rec := &recorder{}
 	store := storeFuncs(rec)
 	funcs := template.FuncMap{}
-	t := &Template{name: name}
+	t := &Template{name: name, virtual: virtual}
 	for _, fn := range used {
 		if f, ok := opts.Funcs[fn]; ok {
 			funcs[fn] = f
@@ -118,69 +128,131 @@ var builtins = map[string]bool{
 }
 
 // parseTrees parses text without checking function names, then checks
-// them, and returns the trees (the template and its {{define}}s) and the
-// sorted names of the non-builtin functions it calls.
-func parseTrees(name, text string, opts Options) (map[string]*parse.Tree, []string, error) {
+// them, and returns the trees (the template and its {{define}}s), the
+// sorted names of the non-builtin functions it calls and the
+// service-discovery prefixes it reads.
+func parseTrees(name, text string, opts Options) (map[string]*parse.Tree, []string, []string, error) {
 	tr := parse.New(name)
 	tr.Mode = parse.SkipFuncCheck
 	trees := map[string]*parse.Tree{}
 	if _, err := tr.Parse(text, opts.LeftDelim, opts.RightDelim, trees); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	seen := map[string]bool{}
+	virtual := map[string]bool{}
 	for _, tn := range slices.Sorted(maps.Keys(trees)) {
 		t := trees[tn]
 		var err error
-		walkIdentifiers(t.Root, func(id *parse.IdentifierNode) {
-			if err != nil || builtins[id.Ident] || seen[id.Ident] {
+		walkNodes(t.Root, func(n parse.Node) {
+			if err != nil {
+				return
+			}
+			if cmd, ok := n.(*parse.CommandNode); ok {
+				err = virtualKeys(t, cmd, virtual)
+				return
+			}
+			id, ok := n.(*parse.IdentifierNode)
+			if !ok || builtins[id.Ident] || seen[id.Ident] {
 				return
 			}
 			if _, ok := opts.Funcs[id.Ident]; !ok {
 				if _, ok := baseFuncs[id.Ident]; !ok && !slices.Contains(storeFuncNames, id.Ident) {
-					loc, _ := t.ErrorContext(id)
-					if i := strings.LastIndex(loc, ":"); i > len(t.ParseName) {
-						loc = loc[:i] // name:line, as text/template reports it
-					}
-					err = fmt.Errorf("template: %s: function %q not defined", loc, id.Ident)
+					err = fmt.Errorf("template: %s: function %q not defined", location(t, id), id.Ident)
 					return
 				}
 			}
 			seen[id.Ident] = true
 		})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
-	return trees, slices.Sorted(maps.Keys(seen)), nil
+	return trees, slices.Sorted(maps.Keys(seen)), slices.Sorted(maps.Keys(virtual)), nil
 }
 
-// walkIdentifiers calls fn for every function name in the tree.
-func walkIdentifiers(n parse.Node, fn func(*parse.IdentifierNode)) {
+// location is "name:line" of n, as text/template reports errors.
+func location(t *parse.Tree, n parse.Node) string {
+	loc, _ := t.ErrorContext(n)
+	if i := strings.LastIndex(loc, ":"); i > len(t.ParseName) {
+		loc = loc[:i]
+	}
+	return loc
+}
+
+// virtualKeys adds the service-discovery prefixes a command reads to keys:
+// `service NAME [any|TAG...]` reads ServicePrefix/NAME (ServiceAnyPrefix/NAME
+// with "any"), `services` reads ServicesPrefix. The service name must be a
+// string literal, so that what to fetch and watch is known before the first
+// render.
+func virtualKeys(t *parse.Tree, cmd *parse.CommandNode, keys map[string]bool) error {
+	id, ok := cmd.Args[0].(*parse.IdentifierNode)
+	if !ok {
+		return nil
+	}
+	switch id.Ident {
+	case "services":
+		keys[backends.ServicesPrefix] = true
+	case "service":
+		if len(cmd.Args) < 2 {
+			return fmt.Errorf("template: %s: service needs a service name", location(t, id))
+		}
+		name, ok := cmd.Args[1].(*parse.StringNode)
+		if !ok {
+			return fmt.Errorf("template: %s: the service name must be a quoted string (confit watches it before the first render)", location(t, id))
+		}
+		healthy, any := true, false
+		for _, a := range cmd.Args[2:] {
+			s, lit := a.(*parse.StringNode)
+			switch {
+			case !lit:
+				any = true // unknown at parse time: fetch both
+			case s.Text == "any":
+				healthy, any = false, true
+			}
+		}
+		if healthy {
+			keys[path.Join(backends.ServicePrefix, name.Text)] = true
+		}
+		if any {
+			keys[path.Join(backends.ServiceAnyPrefix, name.Text)] = true
+		}
+	}
+	return nil
+}
+
+// walkNodes calls fn for every node of the tree.
+func walkNodes(n parse.Node, fn func(parse.Node)) {
+	if n == nil {
+		return
+	}
 	switch n := n.(type) {
 	case *parse.ListNode:
 		if n == nil {
 			return
 		}
 		for _, c := range n.Nodes {
-			walkIdentifiers(c, fn)
+			walkNodes(c, fn)
 		}
-	case *parse.ActionNode:
-		walkIdentifiers(n.Pipe, fn)
+		return
 	case *parse.PipeNode:
 		if n == nil {
 			return
 		}
 		for _, c := range n.Cmds {
-			walkIdentifiers(c, fn)
+			walkNodes(c, fn)
 		}
+		return
+	}
+	fn(n)
+	switch n := n.(type) {
+	case *parse.ActionNode:
+		walkNodes(n.Pipe, fn)
 	case *parse.CommandNode:
 		for _, a := range n.Args {
-			walkIdentifiers(a, fn)
+			walkNodes(a, fn)
 		}
-	case *parse.IdentifierNode:
-		fn(n)
 	case *parse.ChainNode:
-		walkIdentifiers(n.Node, fn)
+		walkNodes(n.Node, fn)
 	case *parse.IfNode:
 		walkBranch(&n.BranchNode, fn)
 	case *parse.RangeNode:
@@ -188,14 +260,14 @@ func walkIdentifiers(n parse.Node, fn func(*parse.IdentifierNode)) {
 	case *parse.WithNode:
 		walkBranch(&n.BranchNode, fn)
 	case *parse.TemplateNode:
-		walkIdentifiers(n.Pipe, fn)
+		walkNodes(n.Pipe, fn)
 	}
 }
 
-func walkBranch(b *parse.BranchNode, fn func(*parse.IdentifierNode)) {
-	walkIdentifiers(b.Pipe, fn)
-	walkIdentifiers(b.List, fn)
-	walkIdentifiers(b.ElseList, fn)
+func walkBranch(b *parse.BranchNode, fn func(parse.Node)) {
+	walkNodes(b.Pipe, fn)
+	walkNodes(b.List, fn)
+	walkNodes(b.ElseList, fn)
 }
 
 // Name returns the template's name.

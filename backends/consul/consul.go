@@ -65,8 +65,8 @@
 //
 // Consul's blocking-query rules are followed: an index that goes backwards
 // resets it to 0 for a full read and the prefix gets a Reset; an index of 0
-// after the first read is treated as 1; re-queries are spaced by at least
-// [Options.MinRequeryInterval]; a wake-up with unchanged data sends nothing;
+// after the first read is treated as 1; re-queries are rate-limited to one
+// per [Options.MinRequeryInterval] on average, with bursts of 10; a wake-up with unchanged data sends nothing;
 // each request's deadline exceeds wait plus both jitters (ours and the
 // server's wait/16). Errors send one Update{Err} per transition to degraded
 // and are retried with jittered exponential backoff; recovery sends a Reset
@@ -111,13 +111,13 @@ const DefaultAddress = "127.0.0.1:8500"
 const (
 	// ServicePrefix serves the passing instances of a service:
 	// "/@service/<name>/<instance>" = JSON of [Instance].
-	ServicePrefix = "/@service"
+	ServicePrefix = backends.ServicePrefix
 	// ServiceAnyPrefix serves every instance of a service whatever its
 	// health, with Instance.Status set: "/@service-any/<name>/<instance>".
-	ServiceAnyPrefix = "/@service-any"
+	ServiceAnyPrefix = backends.ServiceAnyPrefix
 	// ServicesPrefix serves the catalog: "/@services/<name>" = JSON list of
 	// the service's tags, sorted.
-	ServicesPrefix = "/@services"
+	ServicesPrefix = backends.ServicesPrefix
 )
 
 // EnvEmptyGrace names the environment variable read by the registered
@@ -137,8 +137,9 @@ type Options struct {
 	EmptyGrace time.Duration
 	// WaitTime is the blocking-query wait before jitter. Default 5m.
 	WaitTime time.Duration
-	// MinRequeryInterval spaces consecutive requests of one blocking query.
-	// Default 50ms.
+	// MinRequeryInterval is the average spacing of the requests of one
+	// blocking query when its index keeps changing (bursts of 10 go out
+	// at once). Default 50ms.
 	MinRequeryInterval time.Duration
 	// BackoffMin and BackoffMax bound the jittered exponential backoff after
 	// an error. Defaults 250ms and 10s.

@@ -125,3 +125,21 @@ func TestRegistered(t *testing.T) {
 		t.Errorf("bad %s accepted", EnvEmptyGrace)
 	}
 }
+
+func TestRequeryLimiter(t *testing.T) {
+	l := newRequeryLimiter(50 * time.Millisecond)
+	now := time.Unix(0, 0)
+	for i := range requeryBurst {
+		if w := l.take(now); w != 0 {
+			t.Fatalf("take %d of a burst waits %s, want 0", i, w)
+		}
+	}
+	if w := l.take(now); w != 50*time.Millisecond {
+		t.Errorf("take after the burst waits %s, want 50ms", w)
+	}
+	// After a quiet second the bucket is full again.
+	now = now.Add(2 * time.Second)
+	if w := l.take(now); w != 0 {
+		t.Errorf("take after quiet waits %s, want 0", w)
+	}
+}

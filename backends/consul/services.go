@@ -3,6 +3,7 @@ package consul
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/confit-dev/confit/backends"
 	"net/url"
 	"sort"
 
@@ -10,29 +11,9 @@ import (
 )
 
 // Instance is the value stored under "/@service/<name>/<instance>" and
-// "/@service-any/<name>/<instance>", encoded as JSON. The encoding is
-// deterministic: Tags are sorted, Meta is encoded with sorted keys, and
-// neither is ever null.
-type Instance struct {
-	// ID is the service instance ID.
-	ID string
-	// Name is the service name.
-	Name string
-	// Address is the service address, or the node's address when the
-	// service registered none.
-	Address string
-	// Port is the service port.
-	Port int
-	// Tags are the service tags, sorted.
-	Tags []string
-	// Meta is the service metadata.
-	Meta map[string]string
-	// Node is the name of the node the instance runs on.
-	Node string
-	// Status is the aggregated health of the instance's checks: "passing",
-	// "warning", "critical" or "maintenance".
-	Status string
-}
+// "/@service-any/<name>/<instance>", encoded as JSON: the shared
+// [backends.ServiceInstance].
+type Instance = backends.ServiceInstance
 
 // encodeInstances turns a health/service answer into virtual keys under
 // root ("/@service/web").

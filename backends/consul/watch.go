@@ -295,10 +295,10 @@ func (h *hub) run() {
 	c := h.c
 	defer c.wg.Done()
 	var (
-		index     uint64 // the index the next query waits on; 0 = full read
-		last      uint64 // the last index delivered, to detect going backwards
-		lastStart time.Time
-		failures  int
+		index    uint64 // the index the next query waits on; 0 = full read
+		last     uint64 // the last index delivered, to detect going backwards
+		limit    = newRequeryLimiter(c.opts.MinRequeryInterval)
+		failures int
 	)
 	for {
 		c.mu.Lock()
@@ -328,14 +328,15 @@ func (h *hub) run() {
 		h.cancelQuery = cancel
 		c.mu.Unlock()
 
-		// Rate-limit re-queries.
-		if wait := time.Until(lastStart.Add(c.opts.MinRequeryInterval)); wait > 0 {
+		// Rate-limit re-queries: a burst goes out at once (a sporadic change
+		// costs no latency), a key that changes all the time is re-queried
+		// once per MinRequeryInterval on average.
+		if wait := limit.take(time.Now()); wait > 0 {
 			if !sleep(qctx, wait) && c.ctx.Err() != nil {
 				cancel()
 				return
 			}
 		}
-		lastStart = time.Now()
 		var wait time.Duration
 		if index > 0 {
 			wait = jitter(c.opts.WaitTime)
@@ -417,4 +418,38 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// requeryBurst is how many re-queries may go out back to back.
+const requeryBurst = 10
+
+// requeryLimiter is a token bucket: requeryBurst tokens, one more every
+// interval. Consul asks clients to rate-limit blocking queries whose index
+// keeps changing; a plain minimum spacing would add up to a whole interval
+// of latency to every change.
+type requeryLimiter struct {
+	interval time.Duration
+	tokens   float64
+	last     time.Time
+}
+
+func newRequeryLimiter(interval time.Duration) *requeryLimiter {
+	return &requeryLimiter{interval: interval, tokens: requeryBurst}
+}
+
+// take spends a token at now and returns how long to wait first (0 when a
+// token was available).
+func (l *requeryLimiter) take(now time.Time) time.Duration {
+	if !l.last.IsZero() {
+		l.tokens = min(requeryBurst, l.tokens+float64(now.Sub(l.last))/float64(l.interval))
+	}
+	l.last = now
+	if l.tokens >= 1 {
+		l.tokens--
+		return 0
+	}
+	wait := time.Duration((1 - l.tokens) * float64(l.interval))
+	l.tokens = 0
+	l.last = now.Add(wait)
+	return wait
 }
