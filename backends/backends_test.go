@@ -1,0 +1,60 @@
+package backends
+
+import (
+	"path"
+	"strings"
+	"testing"
+)
+
+func TestUnder(t *testing.T) {
+	tests := []struct {
+		key, prefix string
+		want        bool
+	}{
+		{"/app/foo", "/app/foo", true},
+		{"/app/foo/x", "/app/foo", true},
+		{"/app/foobar", "/app/foo", false},
+		{"/app", "/app/foo", false},
+		{"/anything", "/", true},
+		{"/", "/", true},
+	}
+	for _, tc := range tests {
+		if got := Under(tc.key, tc.prefix); got != tc.want {
+			t.Errorf("Under(%q, %q) = %v, want %v", tc.key, tc.prefix, got, tc.want)
+		}
+	}
+}
+
+func TestCleanKey(t *testing.T) {
+	for in, want := range map[string]string{"": "/", "app//db/": "/app/db", "/a/../b": "/b", "a": "/a"} {
+		if got := CleanKey(in); got != want {
+			t.Errorf("CleanKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// FuzzKeys checks the key rules every package relies on: CleanKey is
+// idempotent and absolute, joined keys lie under their prefix, and Under
+// never matches a sibling sharing a string prefix.
+func FuzzKeys(f *testing.F) {
+	for _, s := range [][2]string{{"/app", "foo"}, {"/", "a/b"}, {"app/", "../x"}, {"/a/b", "/a/bc"}, {"", ""}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, prefix, key string) {
+		p := CleanKey(prefix)
+		if !strings.HasPrefix(p, "/") || CleanKey(p) != p {
+			t.Fatalf("CleanKey(%q) = %q: not absolute and clean", prefix, p)
+		}
+		joined := path.Join(p, key)
+		if !strings.Contains("/"+key+"/", "/../") && !Under(joined, p) {
+			t.Errorf("path.Join(%q, %q) = %q is not Under %q", p, key, joined, p)
+		}
+		k := CleanKey(key)
+		if Under(k, p) && p != "/" && k != p && k[len(p)] != '/' {
+			t.Errorf("Under(%q, %q) matched a sibling", k, p)
+		}
+		if Under(k, p) != (p == "/" || k == p || strings.HasPrefix(k, p+"/")) {
+			t.Errorf("Under(%q, %q) = %v disagrees with the definition", k, p, Under(k, p))
+		}
+	})
+}
