@@ -373,8 +373,11 @@ func (e *engine) handle(ev event) {
 		if _, watching := s.watches[u.Prefix]; !watching {
 			return // a stale update from a watch that was stopped
 		}
-		if u.Rev != 0 && u.Rev < s.revs[u.Prefix] {
-			return // never go back to an older revision
+		// Never go back to an older revision of a stream; a Reset is the
+		// whole current state and always applies (a Consul agent that
+		// restarted starts again from a lower index).
+		if !u.Reset && u.Rev != 0 && u.Rev < s.revs[u.Prefix] {
+			return
 		}
 		var changed []string
 		if u.Reset {
@@ -382,7 +385,7 @@ func (e *engine) handle(ev event) {
 		} else {
 			changed = s.apply(u.Changes)
 		}
-		if u.Rev != 0 {
+		if u.Rev != 0 || u.Reset {
 			s.revs[u.Prefix] = u.Rev
 		}
 		e.dirty(s, changed)

@@ -340,3 +340,53 @@ func TestSIGHUPReload(t *testing.T) {
 }
 
 var logMu sync.Mutex
+
+// TestResetAtLowerRevision: a store that restarts from a lower index sends a
+// Reset at that index; it must apply (an incremental update at a lower
+// revision must not).
+func TestResetAtLowerRevision(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		store := memory.New()
+		store.Put("/a", "1")
+		writeResource(t, dir, "a", `keys = ["/a"]`, `{{getv "/a"}}`)
+		logs := &strings.Builder{}
+		log := slog.New(slog.NewTextHandler(&syncWriter{b: logs}, nil))
+		cfg := Config{Resource: resource.Options{ConfDir: dir, Logger: log}, Backend: backends.Config{Backend: "memory"}, Watch: true, Logger: log}
+		p := newPool(cfg.Backend)
+		p.clients[p.key(nil)] = store
+		e := newEngine(cfg, p, newMetrics())
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.run(ctx) }()
+		defer func() { cancel(); <-done }()
+		settle()
+		key := p.key(nil)
+		send := func(u backends.Update) {
+			e.events <- event{store: key, update: &u}
+			settle()
+		}
+		send(backends.Update{Prefix: "/a", Rev: 100, Changes: []backends.Change{{Key: "/a", Value: "2"}}})
+		send(backends.Update{Prefix: "/a", Rev: 50, Changes: []backends.Change{{Key: "/a", Value: "stale"}}})
+		if got := readOut(t, dir, "a"); got != "2" {
+			t.Fatalf("after an older incremental update: %q, want 2", got)
+		}
+		send(backends.Update{Prefix: "/a", Rev: 3, Reset: true, KVs: map[string]string{"/a": "restarted"}})
+		if got := readOut(t, dir, "a"); got != "restarted" {
+			t.Errorf("after a Reset at a lower revision: %q, want restarted", got)
+		}
+		send(backends.Update{Prefix: "/a", Rev: 4, Changes: []backends.Change{{Key: "/a", Value: "next"}}})
+		if got := readOut(t, dir, "a"); got != "next" {
+			t.Errorf("after the restarted stream moved on: %q, want next", got)
+		}
+	})
+}
+
+func readOut(t *testing.T, dir, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "out", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

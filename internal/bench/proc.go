@@ -1,0 +1,384 @@
+package main
+
+// Helpers for the watch-mode benchmarks: a confit daemon driven from
+// outside, its Prometheus counters, its CPU and memory from /proc, its TCP
+// connections, and an inotify watcher that sees a destination change.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/confit-dev/confit/internal/testserver"
+)
+
+var (
+	quickFlag   = flag.Bool("quick", false, "shorter windows and fewer changes (a few minutes in all)")
+	idleFlag    = flag.Duration("idle", 60*time.Second, "idle measurement window (-quick: 10s)")
+	changesFlag = flag.Int("changes", 300, "changes per latency measurement (-quick: 200)")
+	stormRate   = flag.Int("storm-rate", 10000, "storm: updates per second (-quick: 3000)")
+	stormFor    = flag.Duration("storm-for", 30*time.Second, "storm: duration (-quick: 5s)")
+	stormKeys   = flag.Int("storm-keys", 1000, "storm: distinct keys (200 resources share them)")
+	dirFlag     = flag.String("dir", "", "parent directory of the watch-mode fixtures and destinations (default $TMPDIR; e.g. /dev/shm to take the disk out of the figures)")
+	profileDir  = flag.String("profile", "", "write CPU and allocation profiles of each daemon to this directory")
+)
+
+// quick applies -quick to the flags the user did not set.
+func quick() {
+	if !*quickFlag {
+		return
+	}
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	def := func(name string, apply func()) {
+		if !set[name] {
+			apply()
+		}
+	}
+	def("idle", func() { *idleFlag = 10 * time.Second })
+	def("changes", func() { *changesFlag = 200 })
+	def("storm-rate", func() { *stormRate = 3000 })
+	def("storm-for", func() { *stormFor = 5 * time.Second })
+	def("runs", func() { *runsFlag = 5 })
+}
+
+// daemon is a confit -watch process.
+type daemon struct {
+	cmd     *exec.Cmd
+	metrics string // "http://127.0.0.1:PORT"
+	logPath string
+	done    chan struct{}
+}
+
+// startDaemon runs confit with args plus -metrics-addr and -log-level warn;
+// its log goes to dir/confit.log. With -profile, name names its profiles.
+func startDaemon(dir, name string, args ...string) (*daemon, error) {
+	port, err := testserver.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{
+		metrics: fmt.Sprintf("http://127.0.0.1:%d", port),
+		logPath: filepath.Join(dir, "confit.log"),
+		done:    make(chan struct{}),
+	}
+	logf, err := os.Create(d.logPath)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, "-metrics-addr", fmt.Sprintf("127.0.0.1:%d", port), "-log-level", "warn")
+	d.cmd = exec.Command(*binFlag, args...)
+	d.cmd.Env = append(os.Environ(), "CONFIT_CONFIG_FILE="+os.DevNull)
+	if *profileDir != "" {
+		d.cmd.Env = append(d.cmd.Env,
+			"CONFIT_CPUPROFILE="+filepath.Join(*profileDir, name+".cpu.pprof"),
+			"CONFIT_MEMPROFILE="+filepath.Join(*profileDir, name+".mem.pprof"))
+	}
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	if err := d.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	go func() {
+		_ = d.cmd.Wait()
+		logf.Close()
+		close(d.done)
+	}()
+	// Wait for the metrics endpoint: the daemon is up.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := d.counters(); err == nil {
+			return d, nil
+		}
+		select {
+		case <-d.done:
+			return nil, fmt.Errorf("confit exited: %s", d.logTail())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			d.stop()
+			return nil, fmt.Errorf("confit metrics not up within 10s: %s", d.logTail())
+		}
+	}
+}
+
+func (d *daemon) pid() int { return d.cmd.Process.Pid }
+
+func (d *daemon) logTail() string {
+	data, _ := os.ReadFile(d.logPath)
+	s := strings.TrimSpace(string(data))
+	if len(s) > 2000 {
+		s = "..." + s[len(s)-2000:]
+	}
+	return s
+}
+
+// stop sends SIGTERM (which writes the profiles), then SIGKILL after 10 s.
+func (d *daemon) stop() {
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+		return
+	case <-time.After(10 * time.Second):
+	}
+	_ = d.cmd.Process.Kill()
+	<-d.done
+}
+
+// counters scrapes /metrics into name -> value (labels kept in the name).
+func (d *daemon) counters() (map[string]float64, error) {
+	return scrape(d.metrics + "/metrics")
+}
+
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+// scrape reads a Prometheus text exposition into series -> value.
+func scrape(url string) (map[string]float64, error) {
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		out[line[:i]] = v
+	}
+	return out, sc.Err()
+}
+
+// sumSeries adds every series of metric whose labels contain all of labels.
+func sumSeries(m map[string]float64, metric string, labels ...string) (float64, bool) {
+	var sum float64
+	found := false
+	for k, v := range m {
+		name, lbl, _ := strings.Cut(k, "{")
+		if name != metric {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(lbl, l)
+		}
+		if ok {
+			sum += v
+			found = true
+		}
+	}
+	return sum, found
+}
+
+// procCPU returns the process's user+system CPU time (all threads).
+func procCPU(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after "(comm)": state is field 3; utime 14, stime 15.
+	i := bytes.LastIndexByte(data, ')')
+	f := strings.Fields(string(data[i+2:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: short", pid)
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const hz = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / hz, nil
+}
+
+// procMem returns VmRSS and VmHWM in bytes.
+func procMem(pid int) (rss, hwm int64, err error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "VmRSS":
+			rss = kb * 1024
+		case "VmHWM":
+			hwm = kb * 1024
+		}
+	}
+	return rss, hwm, nil
+}
+
+// rssSplit describes VmRSS as anonymous (heap, stacks) + file-backed
+// (binary pages) memory, e.g. "anon 30.1 MB + file 16.2 MB".
+func rssSplit(pid int) string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return ""
+	}
+	var anon, file int64
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "RssAnon":
+			anon = kb * 1024
+		case "RssFile":
+			file = kb * 1024
+		}
+	}
+	return fmt.Sprintf("anon %s + file %s", fmtMB(anon), fmtMB(file))
+}
+
+// connsTo counts pid's ESTABLISHED TCP connections to 127.0.0.1:port: the
+// socket inodes of /proc/PID/fd matched against /proc/PID/net/tcp{,6}.
+func connsTo(pid, port int) (int, error) {
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return 0, err
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err == nil && strings.HasPrefix(l, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	n := 0
+	wantPort := fmt.Sprintf(":%04X", port)
+	for _, file := range []string{"tcp", "tcp6"} {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, file))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			// sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+			if len(f) < 10 || f[3] != "01" { // 01 = ESTABLISHED
+				continue
+			}
+			if strings.HasSuffix(f[2], wantPort) && inodes[f[9]] {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// dirWatch reports changes of files in one directory (inotify: a renamed-in
+// or closed-after-write file), so a latency loop need not spin on reads.
+type dirWatch struct {
+	f   *os.File
+	buf []byte
+}
+
+func newDirWatch(dir string) (*dirWatch, error) {
+	fd, err := syscall.InotifyInit1(syscall.IN_NONBLOCK | syscall.IN_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("inotify: %w", err)
+	}
+	if _, err := syscall.InotifyAddWatch(fd, dir, syscall.IN_MOVED_TO|syscall.IN_CLOSE_WRITE); err != nil {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("inotify %s: %w", dir, err)
+	}
+	return &dirWatch{f: os.NewFile(uintptr(fd), "inotify"), buf: make([]byte, 64<<10)}, nil
+}
+
+func (w *dirWatch) Close() error { return w.f.Close() }
+
+// waitContent waits until path holds want: it checks the file, then on each
+// inotify event naming it checks again. It returns when the content matches
+// or the deadline passes.
+func (w *dirWatch) waitContent(path string, want []byte, deadline time.Time) error {
+	name := filepath.Base(path)
+	check := func() bool {
+		got, err := os.ReadFile(path)
+		return err == nil && bytes.Equal(got, want)
+	}
+	if check() {
+		return nil
+	}
+	for {
+		if err := w.f.SetReadDeadline(deadline); err != nil {
+			return err
+		}
+		n, err := w.f.Read(w.buf)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				got, _ := os.ReadFile(path)
+				return fmt.Errorf("%s: still %q, want %q", path, got, want)
+			}
+			return err
+		}
+		seen := false
+		for off := 0; off+syscall.SizeofInotifyEvent <= n; {
+			ev := (*syscall.InotifyEvent)(unsafe.Pointer(&w.buf[off]))
+			nameBytes := w.buf[off+syscall.SizeofInotifyEvent : off+syscall.SizeofInotifyEvent+int(ev.Len)]
+			if string(bytes.TrimRight(nameBytes, "\x00")) == name {
+				seen = true
+			}
+			off += syscall.SizeofInotifyEvent + int(ev.Len)
+		}
+		if seen && check() {
+			return nil
+		}
+	}
+}
+
+// waitFiles polls until every path holds its content or the deadline passes;
+// it returns how many differ at the end.
+func waitFiles(ctx context.Context, want map[string][]byte, timeout time.Duration) (differ int, took time.Duration) {
+	start := time.Now()
+	deadline := start.Add(timeout)
+	for {
+		differ = 0
+		for p, w := range want {
+			got, err := os.ReadFile(p)
+			if err != nil || !bytes.Equal(got, w) {
+				differ++
+			}
+		}
+		if differ == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return differ, time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// pct returns the p-th percentile (0..100) of ds, which it sorts.
+func pct(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	i := int(float64(len(ds)-1) * p / 100)
+	return ds[i]
+}
