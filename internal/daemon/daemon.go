@@ -65,6 +65,7 @@ func Run(ctx context.Context, cfg Config) error {
 	pool := newPool(cfg.Backend)
 	defer pool.closeAll()
 	m := newMetrics()
+	m.backends = pool.named
 	if cfg.MetricsAddr != "" {
 		stop, err := m.serve(cfg.MetricsAddr, cfg.Logger)
 		if err != nil {

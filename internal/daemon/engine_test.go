@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -389,4 +390,31 @@ func readOut(t *testing.T, dir, name string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+type reportingStore struct {
+	*memory.Store
+}
+
+func (reportingStore) Metrics() map[string]uint64 { return map[string]uint64{"requests_total": 7} }
+
+func TestMetricsEndpoint(t *testing.T) {
+	m := newMetrics()
+	m.renders.Add(3)
+	p := newPool(backends.Config{Backend: "memory"})
+	p.clients[p.key(nil)] = reportingStore{memory.New()}
+	m.backends = p.named
+	m.setHealth("backend etcd", errors.New("connection refused"))
+	rec := httptest.NewRecorder()
+	m.serveHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{"confit_renders_total 3\n", `confit_backend_requests_total{backend="memory"} 7`, "confit_unhealthy 1\n"} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, rec.Body)
+		}
+	}
+	rec = httptest.NewRecorder()
+	m.health(rec, httptest.NewRequest("GET", "/health", nil))
+	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "connection refused") {
+		t.Errorf("/health = %d %q, want 503 naming the failure", rec.Code, rec.Body)
+	}
 }

@@ -4,13 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/confit-dev/confit/backends"
 )
 
 // metrics are the daemon's counters, served in Prometheus' text format on
@@ -26,6 +32,10 @@ type metrics struct {
 
 	mu        sync.Mutex
 	unhealthy map[string]string // what is failing now -> why
+
+	// backends lists the backend clients whose own counters are exported
+	// (backends.MetricsReporter); set by the daemon.
+	backends func() map[string]backends.Backend
 }
 
 func newMetrics() *metrics {
@@ -62,6 +72,9 @@ func (m *metrics) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		{"confit_watch_updates_total", "Watch updates received from backends.", &m.updates},
 	} {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", c.name, c.help, c.name, c.name, c.v.Load())
+	}
+	if m.backends != nil {
+		writeBackendMetrics(w, m.backends())
 	}
 	m.mu.Lock()
 	n := len(m.unhealthy)
@@ -105,4 +118,41 @@ func (m *metrics) serve(addr string, log *slog.Logger) (func(), error) {
 		defer cancel()
 		srv.Shutdown(ctx)
 	}, nil
+}
+
+// writeBackendMetrics writes the counters of the backends that report
+// some, one family per counter name, labelled by backend.
+func writeBackendMetrics(w io.Writer, clients map[string]backends.Backend) {
+	families := map[string][]string{}
+	for name, b := range clients {
+		r, ok := b.(backends.MetricsReporter)
+		if !ok {
+			continue
+		}
+		for k, v := range r.Metrics() {
+			families[k] = append(families[k], fmt.Sprintf("confit_backend_%s{backend=%q} %d", k, name, v))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(families)) {
+		lines := families[k]
+		slices.Sort(lines)
+		fmt.Fprintf(w, "# TYPE confit_backend_%s counter\n%s\n", k, strings.Join(lines, "\n"))
+	}
+}
+
+// named returns the pool's clients labelled by backend name ("etcd",
+// "consul"; "consul#2" for a second client of the same kind).
+func (p *pool) named() map[string]backends.Backend {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]backends.Backend{}
+	for _, k := range slices.Sorted(maps.Keys(p.clients)) {
+		name := p.cfgs[k].Backend
+		label := name
+		for i := 2; out[label] != nil; i++ {
+			label = fmt.Sprintf("%s#%d", name, i)
+		}
+		out[label] = p.clients[k]
+	}
+	return out
 }
