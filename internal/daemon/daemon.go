@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -153,13 +155,16 @@ func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*res
 	return failed
 }
 
-// syncGroup syncs resources that share one snapshot, a few at a time.
+// syncGroup syncs resources that share one snapshot: renders and commits
+// run in parallel (fsyncs overlap), then each distinct reload_cmd runs once,
+// with rollback on failure as in watch mode. It returns how many failed.
 func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resource, kvs map[string]string) int {
 	var (
-		mu     sync.Mutex
-		failed int
-		wg     sync.WaitGroup
-		sem    = make(chan struct{}, 32)
+		mu      sync.Mutex
+		failed  = map[*resource.Resource]error{}
+		written []*resource.Resource
+		wg      sync.WaitGroup
+		sem     = make(chan struct{}, 32)
 	)
 	for _, r := range rs {
 		wg.Add(1)
@@ -168,22 +173,30 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 			defer wg.Done()
 			defer func() { <-sem }()
 			m.renders.Add(1)
-			res, err := r.Sync(ctx, kvs)
+			res, err := r.Apply(ctx, kvs, resource.ApplyOptions{SkipReload: true})
+			mu.Lock()
+			defer mu.Unlock()
 			if err != nil {
-				m.failures.Add(1)
-				cfg.Logger.Error("sync failed", "resource", r.Name, "err", err)
-				mu.Lock()
-				failed++
-				mu.Unlock()
+				failed[r] = err
 				return
 			}
 			if res.Written {
 				m.writes.Add(1)
+				written = append(written, r)
 			}
 		}()
 	}
 	wg.Wait()
-	return failed
+	// Reload in conf.d order, not in the order the commits finished.
+	slices.SortFunc(written, func(a, b *resource.Resource) int { return strings.Compare(a.Name, b.Name) })
+	maps.Copy(failed, reloadAll(ctx, m, written))
+	for _, r := range rs {
+		if err, ok := failed[r]; ok {
+			m.failures.Add(1)
+			cfg.Logger.Error("sync failed", "resource", r.Name, "err", err)
+		}
+	}
+	return len(failed)
 }
 
 // unionKeys returns the distinct prefixes of rs with prefixes covered by

@@ -553,32 +553,54 @@ func (e *engine) failed(rs *resState, err error, now time.Time) {
 func (e *engine) runBatch(batch []batchItem) {
 	ctx := e.work
 	results := make([]batchResult, len(batch))
-	groups := map[string][]int{}
-	var order []string
+	var written []*resource.Resource
 	for i, it := range batch {
 		results[i].rs = it.rs
 		res, err := it.rs.r.Commit(ctx, it.out, resource.ApplyOptions{SkipReload: true})
 		results[i].written, results[i].err = res.Written, err
-		cmd := it.rs.r.ReloadCommand()
-		if err != nil || !res.Written || cmd == "" {
+		if err == nil && res.Written {
+			written = append(written, it.rs.r)
+		}
+	}
+	errs := reloadAll(ctx, e.m, written)
+	for i := range results {
+		if err, ok := errs[batch[i].rs.r]; ok {
+			results[i].err = err
+		}
+	}
+	e.send(context.Background(), event{batch: results})
+}
+
+// reloadAll runs the reload_cmd of resources whose files were just
+// written, each distinct command once. When a reload fails, the resources
+// it reloads are rolled back to their previous files (unless rollback =
+// false) and the command runs again, so the service keeps the last
+// configuration that worked. It returns the error of every resource whose
+// reload failed.
+func reloadAll(ctx context.Context, m *metrics, written []*resource.Resource) map[*resource.Resource]error {
+	groups := map[string][]*resource.Resource{}
+	var order []string
+	for _, r := range written {
+		cmd := r.ReloadCommand()
+		if cmd == "" {
 			continue
 		}
 		if _, ok := groups[cmd]; !ok {
 			order = append(order, cmd)
 		}
-		groups[cmd] = append(groups[cmd], i)
+		groups[cmd] = append(groups[cmd], r)
 	}
+	errs := map[*resource.Resource]error{}
 	for _, cmd := range order {
-		idx := groups[cmd]
-		lead := batch[idx[0]].rs.r
-		e.m.reloads.Add(1)
+		rs := groups[cmd]
+		lead := rs[0]
+		m.reloads.Add(1)
 		err := lead.Reload(ctx)
 		if err == nil {
 			continue
 		}
 		rolled := false
-		for _, i := range idx {
-			r := batch[i].rs.r
+		for _, r := range rs {
 			if !r.AutoRollback {
 				continue
 			}
@@ -587,21 +609,21 @@ func (e *engine) runBatch(batch []batchItem) {
 				continue
 			}
 			rolled = true
-			e.m.rollbacks.Add(1)
+			m.rollbacks.Add(1)
 		}
 		if rolled {
-			e.m.reloads.Add(1)
+			m.reloads.Add(1)
 			if rerr := lead.Reload(ctx); rerr != nil {
 				err = fmt.Errorf("%w; reload after rollback: %v", err, rerr)
 			} else {
 				err = fmt.Errorf("%w (previous file restored and reloaded)", err)
 			}
 		}
-		for _, i := range idx {
-			results[i].err = err
+		for _, r := range rs {
+			errs[r] = err
 		}
 	}
-	e.send(context.Background(), event{batch: results})
+	return errs
 }
 
 // finish records a batch's results.
