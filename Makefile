@@ -23,6 +23,7 @@ test-deps:
 test: test-deps
 	$(GO) vet ./...
 	$(GO) test -race -timeout 40m -count=1 ./...
+	@cat .cache/haproxy-figures.txt 2>/dev/null || true
 
 ## bench: measure the performance figures in README.md and print them as a table.
 bench: build test-deps

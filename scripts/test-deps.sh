@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need_apt=()
-command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
+command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)          # examples/haproxy and its load test
+command -v nginx >/dev/null 2>&1 || need_apt+=(nginx-light)        # examples/nginx check_cmd
 if [ ${#need_apt[@]} -gt 0 ]; then
 	echo "test-deps: apt-get install ${need_apt[*]}"
 	if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
