@@ -121,6 +121,13 @@ type confitDaemon struct {
 // its log is shown if t failed.
 func startConfitDaemon(t *testing.T, args ...string) *confitDaemon {
 	t.Helper()
+	return startConfitDaemonEnv(t, nil, args...)
+}
+
+// startConfitDaemonEnv is startConfitDaemon with extra environment
+// variables (KEY=value) for the daemon.
+func startConfitDaemonEnv(t *testing.T, env []string, args ...string) *confitDaemon {
+	t.Helper()
 	port, err := testserver.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -132,6 +139,7 @@ func startConfitDaemon(t *testing.T, args ...string) *confitDaemon {
 	}
 	args = append([]string{"-watch", "-metrics-addr", fmt.Sprintf("127.0.0.1:%d", port), "-log-level", "debug"}, args...)
 	d.cmd = confitCmd(t, args...)
+	d.cmd.Env = append(d.cmd.Env, env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("start confit: %v", err)
