@@ -124,13 +124,13 @@ func (r *Resource) Commit(ctx context.Context, out []byte, o ApplyOptions) (Resu
 	want := r.target(cur)
 	if cur.exists && bytes.Equal(cur.data, out) && cur.mode == want.mode &&
 		(want.uid < 0 || cur.uid == want.uid) && (want.gid < 0 || cur.gid == want.gid) {
-		r.log.Debug("in sync")
+		r.log.Debug("Target config " + r.Dest + " in sync")
 		return res, nil
 	}
 	res.Changed = true
 
 	if r.opts.Noop {
-		r.log.Info("noop: destination would be updated")
+		r.log.Warn("Noop mode enabled. " + r.Dest + " will not be modified")
 		if err := r.writeDiff(cur, out, want); err != nil {
 			return res, r.errorf("write diff: %w", err)
 		}
@@ -139,6 +139,7 @@ func (r *Resource) Commit(ctx context.Context, out []byte, o ApplyOptions) (Resu
 	if err := ctx.Err(); err != nil {
 		return res, r.errorf("%w", err)
 	}
+	r.log.Info("Target config " + r.Dest + " out of sync")
 
 	// Like consul-template, create a missing destination directory.
 	if err := os.MkdirAll(filepath.Dir(r.Dest), 0o755); err != nil {
@@ -177,7 +178,7 @@ func (r *Resource) Commit(ctx context.Context, out []byte, o ApplyOptions) (Resu
 	r.syncDir()
 	res.Written = true
 	r.prev = &previous{st: cur}
-	r.log.Info("updated")
+	r.log.Info("Target config " + r.Dest + " has been updated")
 
 	if r.opts.SyncOnly || o.SkipReload || r.ReloadCmd == "" {
 		return res, nil
