@@ -100,7 +100,7 @@ func TestSyncWritesThenSkips(t *testing.T) {
 	if fi1.Mode().Perm() != 0o640 {
 		t.Errorf("mode: got %v, want 0640 whatever the umask", fi1.Mode())
 	}
-	if !strings.Contains(f.logs.String(), "msg=updated resource=app.toml dest="+f.dest) {
+	if !strings.Contains(f.logs.String(), `msg="Target config `+f.dest+` has been updated" resource=app.toml dest=`+f.dest) {
 		t.Errorf("logs: %s", f.logs)
 	}
 
@@ -119,7 +119,7 @@ func TestSyncWritesThenSkips(t *testing.T) {
 	if ino(fi1) != ino(fi2) || !fi1.ModTime().Equal(fi2.ModTime()) {
 		t.Errorf("unchanged dest was rewritten")
 	}
-	if !strings.Contains(f.logs.String(), "msg=\"in sync\"") {
+	if !strings.Contains(f.logs.String(), `msg="Target config `+f.dest+` in sync"`) {
 		t.Errorf("logs: %s", f.logs)
 	}
 	if s := stageFiles(t, f.destDir); len(s) != 0 {
