@@ -6,6 +6,17 @@
 // converts events to Changes with their values, resumes after a lost stream
 // from the last revision it saw, and after a compaction re-reads the prefix
 // and sends a Reset.
+//
+// The etcd client reconnects by itself and resumes its watches silently, so
+// the backend watches the client's gRPC connection state as well (event
+// driven: no requests while the store is healthy). When the connection leaves
+// Ready, or fails to connect, every watch sends one Update whose Err wraps
+// ErrConnectionLost; when it is Ready again, every watch that reported an
+// error re-reads its prefix, sends a Reset and streams on from the Reset's
+// revision (unless the client's resumed stream delivered a change first:
+// that change is the healthy Update, and nothing was skipped). Watches also require a leader, so a member cut off from its
+// cluster cancels them (ErrNoLeader, reported the same way), and the client
+// sends keepalive pings, so a silently dropped connection is noticed too.
 package etcd
 
 import (
@@ -29,7 +40,16 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/connectivity"
 )
+
+// ErrConnectionLost is wrapped by the Err of the Update a watch sends when
+// the client lost its connection to the cluster (or could not connect).
+var ErrConnectionLost = errors.New("connection lost")
+
+// errReconnected ends a watch stream that reported an error once the store
+// is reachable again, so that the prefix is re-read and sent as a Reset.
+var errReconnected = errors.New("reconnected")
 
 func init() {
 	backends.Register("etcd", factory)
@@ -59,7 +79,7 @@ const (
 // Stats counts requests made to the store, for benchmarks.
 type Stats struct {
 	// Gets is the number of Get calls plus the prefix re-reads watches made
-	// after a compaction.
+	// after a compaction or a lost connection.
 	Gets uint64
 	// Ranges is the number of range requests sent (pages included).
 	Ranges uint64
@@ -72,11 +92,60 @@ type Client struct {
 
 	gets, ranges atomic.Uint64
 
+	link link // the gRPC connection state, kept by monitor
+
 	mu        sync.Mutex
 	closed    bool
 	closeCtx  context.Context // canceled by Close; parent of every watch
 	closeStop context.CancelFunc
-	wg        sync.WaitGroup // watch goroutines
+	wg        sync.WaitGroup // watch goroutines and monitor
+}
+
+// link is the latest gRPC connectivity state of the client's connection,
+// shared by every watch.
+type link struct {
+	mu      sync.Mutex
+	state   connectivity.State // Idle until monitor's first reading
+	changed chan struct{}      // closed and replaced when state changes
+}
+
+// get returns the current state and a channel closed when it changes.
+func (l *link) get() (connectivity.State, <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.changed == nil {
+		l.changed = make(chan struct{})
+	}
+	return l.state, l.changed
+}
+
+func (l *link) set(s connectivity.State) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s == l.state {
+		return
+	}
+	l.state = s
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
+}
+
+// monitor keeps c.link up to date until ctx ends or the connection shuts
+// down. It only waits for gRPC state changes: no polling, no requests.
+func (c *Client) monitor(ctx context.Context) {
+	conn := c.cli.ActiveConnection()
+	for {
+		s := conn.GetState()
+		if s == connectivity.Shutdown {
+			return
+		}
+		c.link.set(s)
+		if !conn.WaitForStateChange(ctx, s) {
+			return
+		}
+	}
 }
 
 // New connects to etcd as cfg says: Nodes (default DefaultNode; "host:port"
@@ -115,7 +184,9 @@ func New(ctx context.Context, cfg backends.Config) (*Client, error) {
 		return nil, fmt.Errorf("etcd: connect %s: %w", strings.Join(endpoints, ","), err)
 	}
 	closeCtx, stop := context.WithCancel(context.Background())
-	return &Client{cli: cli, pageSize: PageSize, closeCtx: closeCtx, closeStop: stop}, nil
+	c := &Client{cli: cli, pageSize: PageSize, closeCtx: closeCtx, closeStop: stop}
+	c.wg.Go(func() { c.monitor(closeCtx) })
+	return c, nil
 }
 
 // endpoints resolves the node list: SRV when asked, else Nodes, else the
@@ -298,6 +369,13 @@ func (c *Client) read(ctx context.Context, ps []string, rev int64) (backends.Sna
 
 // Watch implements backends.Backend. With rev 0 it first reads the current
 // revision, so every change made after Watch returns is delivered.
+//
+// While the store is unreachable the watch sends one Update with Err (see
+// ErrConnectionLost) and nothing else; once it is reachable again it sends a
+// Reset with the whole prefix, then the changes made after the Reset's
+// revision. (When a change made after the outage arrives before the
+// connection is seen Ready, that change comes instead of the Reset: the
+// stream resumed where it stopped.)
 func (c *Client) Watch(ctx context.Context, prefix string, rev uint64) (<-chan backends.Update, error) {
 	prefix = backends.CleanKey(prefix)
 	out := make(chan backends.Update)
@@ -342,6 +420,11 @@ type watch struct {
 	last     uint64 // every change up to last was delivered (or is not ours)
 	degraded bool   // an Err update was sent and nothing healthy since
 	failures int    // consecutive failures, for backoff
+	// sawReady: the connection was Ready (or a stream answered) since the
+	// watch started, so Idle or Connecting now means it was lost rather
+	// than not yet opened.
+	sawReady bool
+	linkDown bool // the connection was seen down and not Ready since
 }
 
 func (w *watch) run(ctx context.Context) {
@@ -350,11 +433,16 @@ func (w *watch) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if errors.Is(err, rpctypes.ErrCompacted) {
-			if w.reset(ctx) {
+		switch {
+		case errors.Is(err, rpctypes.ErrCompacted):
+			if w.reset(ctx, "re-read after compaction") {
 				continue
 			}
-		} else {
+		case errors.Is(err, errReconnected):
+			if w.reset(ctx, "re-read after reconnecting") {
+				continue
+			}
+		default:
 			w.fail(ctx, fmt.Errorf("etcd: watch %q: %w", w.prefix, err))
 			if isAuthError(err) {
 				// A unary request refreshes the client's auth token
@@ -376,19 +464,39 @@ func isAuthError(err error) bool {
 }
 
 // stream runs one etcd watch from w.last+1 until it ends, delivering its
-// events; it returns why it ended.
+// events; it returns why it ended: errReconnected when the watch had
+// reported an error and the store is reachable again.
 func (w *watch) stream(ctx context.Context) error {
 	sctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
 	start, end := keyRange(w.prefix)
-	wch := w.c.cli.Watch(sctx, start, clientv3.WithRange(end), clientv3.WithRev(int64(w.last+1)),
-		clientv3.WithProgressNotify())
+	// clientv3's Watch blocks until the server created the watch: open it
+	// aside, so that a connection lost meanwhile is reported too.
+	opened := make(chan clientv3.WatchChan, 1)
+	go func() {
+		opened <- w.c.cli.Watch(sctx, start, clientv3.WithRange(end), clientv3.WithRev(int64(w.last+1)),
+			clientv3.WithProgressNotify(), clientv3.WithCreatedNotify())
+	}()
+	var wch clientv3.WatchChan // nil until opened
+	defer func() {
+		cancel()
+		if wch == nil {
+			<-opened // Watch returns once sctx is canceled
+		}
+	}()
 	for {
+		state, changed := w.c.link.get()
+		if w.checkLink(ctx, state) {
+			return errReconnected
+		}
 		var resp clientv3.WatchResponse
 		var ok bool
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-changed:
+			continue
+		case wch = <-opened:
+			continue
 		case resp, ok = <-wch:
 		}
 		if !ok {
@@ -403,6 +511,16 @@ func (w *watch) stream(ctx context.Context) error {
 		if resp.Canceled {
 			return errors.New("watch canceled by the server")
 		}
+		// The server answered, so the connection is (or was just) up.
+		w.sawReady = true
+		if resp.Created {
+			if w.degraded {
+				// A watch opened after an error: healthy again, but
+				// what changed meanwhile is read again as a whole.
+				return errReconnected
+			}
+			continue
+		}
 		w.failures = 0
 		if !w.deliver(ctx, resp.Events) {
 			return ctx.Err()
@@ -412,6 +530,31 @@ func (w *watch) stream(ctx context.Context) error {
 			w.last = max(w.last, uint64(resp.Header.Revision))
 		}
 	}
+}
+
+// checkLink reports a lost connection once, and whether the watch should
+// recover: it reported an error and the connection is Ready again after
+// having been seen down.
+func (w *watch) checkLink(ctx context.Context, state connectivity.State) (reconnected bool) {
+	switch state {
+	case connectivity.Ready:
+		w.sawReady = true
+		if w.linkDown {
+			w.linkDown = false
+			return w.degraded
+		}
+	case connectivity.TransientFailure, connectivity.Idle, connectivity.Connecting:
+		// Idle and Connecting are also what a client that never needed
+		// its connection yet reports: down only after having been up.
+		if w.linkDown || (state != connectivity.TransientFailure && !w.sawReady) {
+			return false
+		}
+		w.linkDown = true
+		if !w.degraded {
+			w.fail(ctx, fmt.Errorf("etcd: watch %q: %w (gRPC connection %s)", w.prefix, ErrConnectionLost, state))
+		}
+	}
+	return false
 }
 
 // deliver sends events as one Update per revision. It returns false when
@@ -444,13 +587,14 @@ func (w *watch) deliver(ctx context.Context, events []*clientv3.Event) bool {
 	return true
 }
 
-// reset re-reads the whole prefix and sends it as a Reset. It reports
-// whether that worked; on failure it has sent an Err.
-func (w *watch) reset(ctx context.Context) bool {
+// reset re-reads the whole prefix and sends it as a Reset; why names the
+// occasion in errors. It reports whether that worked; on failure it has sent
+// an Err (unless one was sent already).
+func (w *watch) reset(ctx context.Context, why string) bool {
 	w.c.gets.Add(1)
 	snap, err := w.c.read(ctx, []string{w.prefix}, 0)
 	if err != nil {
-		w.fail(ctx, fmt.Errorf("etcd: watch %q: re-read after compaction: %w", w.prefix, err))
+		w.fail(ctx, fmt.Errorf("etcd: watch %q: %s: %w", w.prefix, why, err))
 		return false
 	}
 	rev := max(snap.Rev, w.last)
@@ -496,8 +640,9 @@ func (w *watch) send(ctx context.Context, u backends.Update) bool {
 	}
 }
 
-// Close implements backends.Backend: it ends every watch, waits until their
-// channels are closed, then closes the connection. Later calls do nothing.
+// Close implements backends.Backend: it ends every watch and the connection
+// monitor, waits until the watch channels are closed, then closes the
+// connection. Later calls do nothing.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
