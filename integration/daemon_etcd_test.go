@@ -232,11 +232,10 @@ func TestDaemonEtcdWatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		stayUnchanged(t, d, files, 5*time.Second)
-		code, body, err := d.health()
-		t.Logf("/health during the outage: %d %q (err %v)", code, body, err)
-		if err != nil {
-			t.Errorf("/health during the outage: %v", err)
-		}
+		waitFor(t, "/health 503 during the outage", func() (bool, string) {
+			code, body, err := d.health()
+			return err == nil && code == 503 && strings.Contains(body, "etcd"), fmt.Sprintf("%d %q %v", code, body, err)
+		})
 		if err := s.Start(t.Context()); err != nil {
 			t.Fatalf("restart etcd: %v", err)
 		}
