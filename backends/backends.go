@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path"
 	"sort"
 	"strings"
@@ -126,6 +127,9 @@ type Config struct {
 	// Consul.
 	Datacenter  string
 	ConsulStale bool
+
+	// Logger receives the backend's logs; nil discards them.
+	Logger *slog.Logger
 }
 
 // Factory builds a Backend from its configuration. It must not leave

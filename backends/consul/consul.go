@@ -57,6 +57,13 @@
 // on more distinct services than MaxBlockingConns-1 queues behind the
 // others; raise MaxBlockingConns for such templates.
 //
+// Each answer is compared with the previous one key by key: a KV answer by
+// ModifyIndex, walking the JSON without decoding the values of unchanged
+// keys; a service answer by value. Only the keys that changed are handed to
+// the watches whose prefix covers them, so a change costs O(changed keys)
+// however many prefixes share the query. Connections to a loopback agent
+// ask for uncompressed answers.
+//
 // A blocking query answers with the whole current list, so a watch delivers
 // the difference between what it last delivered and the current state:
 // values a key held only between two answers are never seen (Consul keeps
@@ -129,7 +136,8 @@ const EnvEmptyGrace = "CONFIT_CONSUL_EMPTY_GRACE"
 // defaults documented on each field.
 type Options struct {
 	// Logger receives warnings (empty-list grace, watch errors). Default
-	// slog.Default().
+	// backends.Config.Logger, used as given (the daemon already names the
+	// backend in it); when both are nil the logs are discarded.
 	Logger *slog.Logger
 	// EmptyGrace is how long a prefix or service list that shrinks to empty
 	// is held back before the empty state is delivered. Default 10s;
@@ -156,7 +164,7 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.Logger == nil {
-		o.Logger = slog.Default()
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.EmptyGrace == 0 {
 		o.EmptyGrace = 10 * time.Second
@@ -228,9 +236,12 @@ type Client struct {
 // cfg.Scheme, ClientCert/ClientKey/ClientCAKeys, AuthToken (else
 // CONSUL_HTTP_TOKEN), BasicAuth with Username/Password, Datacenter and
 // ConsulStale (AllowStale: any server may answer, which spreads the load of
-// large fleets at the cost of possibly stale data). It does not contact the
-// agent.
+// large fleets at the cost of possibly stale data) and Logger (unless
+// opts.Logger is set). It does not contact the agent.
 func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error) {
+	if opts.Logger == nil {
+		opts.Logger = cfg.Logger
+	}
 	opts = opts.withDefaults()
 	ac := api.DefaultConfig() // reads CONSUL_HTTP_TOKEN and friends
 	ac.Address = DefaultAddress
@@ -257,7 +268,7 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 	ac.Datacenter = cfg.Datacenter
 	ac.WaitTime = opts.WaitTime
 
-	c := &Client{opts: opts, log: opts.Logger.With("backend", Name), hubs: map[string]*hub{}}
+	c := &Client{opts: opts, log: opts.Logger, hubs: map[string]*hub{}}
 	c.anonymous = ac.Token == "" && ac.TokenFile == ""
 	c.query = api.QueryOptions{Datacenter: cfg.Datacenter, AllowStale: cfg.ConsulStale}
 	var err error
@@ -286,10 +297,14 @@ func (c *Client) newAPI(ac api.Config, maxConns int) (*api.Client, error) {
 	if c.opts.DialContext != nil {
 		tr.DialContext = c.opts.DialContext
 	}
+	// A local agent answers faster than it compresses, and every change
+	// transfers a whole listing: gzip would only cost CPU on both sides.
+	tr.DisableCompression = isLoopback(ac.Address)
 	hc, err := api.NewHttpClient(tr, ac.TLSConfig)
 	if err != nil {
 		return nil, fmt.Errorf("consul: tls: %w", err)
 	}
+	hc.Transport = tapTransport{base: tr}
 	ac.Transport = tr
 	ac.HttpClient = hc
 	cl, err := api.NewClient(&ac)
@@ -299,6 +314,26 @@ func (c *Client) newAPI(ac api.Config, maxConns int) (*api.Client, error) {
 	}
 	c.trs = append(c.trs, tr)
 	return cl, nil
+}
+
+// isLoopback reports whether the agent address (host:port, a URL or a unix
+// socket) is on this machine.
+func isLoopback(addr string) bool {
+	if strings.HasPrefix(addr, "unix://") {
+		return true
+	}
+	if u, err := url.Parse(addr); err == nil && u.Host != "" {
+		addr = u.Host
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (c *Client) closeIdle() {

@@ -3,42 +3,90 @@ package consul
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
+	"path"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/confit-dev/confit/backends"
+	"github.com/hashicorp/consul/api"
 )
 
 // firstReadTimeout bounds the plain read Watch makes before returning.
 const firstReadTimeout = 30 * time.Second
 
-// event is one answer of a hub's blocking query, shared read-only by every
-// subscriber of the hub.
-type event struct {
-	root  string // KV: the listed parent; services: the virtual root
-	list  kvList
-	idx   uint64
-	reset bool // the index went backwards: receivers get a Reset
-	err   error
+// A hub runs one blocking query and keeps the answer as its state, one entry
+// per key. Each answer is compared with the state: for KV by ModifyIndex,
+// so the values of unchanged keys are not even decoded (see kvlist.go); for
+// services by value. The keys that changed are handed to the subscribers
+// whose prefix covers them, found by looking up each ancestor of the key, so
+// a change costs O(changed keys), not O(keys) per subscriber.
+//
+// A subscriber keeps the current contents of its prefix (cur) and what its
+// receiver has (known), and sends the difference over the keys touched since
+// its last Update. It re-reads its whole prefix from the hub's state instead
+// when it cannot rely on the changes alone: its first answer after its own
+// first read, an answer to a full read (the hub's first, a new parent, after
+// an error), an index that went backwards, or after an error of its own.
+
+// entry is one key of a hub's state. Entries are never modified once in the
+// state; a change installs a new entry.
+type entry struct {
+	key string // the clean key ("/app/db")
+	val string
+	mod uint64 // KV: ModifyIndex of the Consul key that supplied val
+	// from is, for KV, that Consul key when it is not key without its
+	// leading "/" (a folder marker "app/" for "/app", or "a//b"), else "".
+	from string
+	// seen is the answer that last listed the entry: read and written by
+	// the hub goroutine only.
+	seen uint64
 }
 
-// hub runs one blocking query and fans its answers out to subscribers. The
+// update turns old into new in a hub's state: an add (old nil), a delete
+// (new nil) or a change.
+type update struct {
+	old, new *entry
+}
+
+func (u update) key() string {
+	if u.new != nil {
+		return u.new.key
+	}
+	return u.old.key
+}
+
+// hub runs one blocking query and fans what changed out to subscribers. The
 // KV hub lists the longest common parent of its subscribers' prefixes.
 type hub struct {
 	c    *Client
 	base source
 	wake chan struct{}
 
+	// Used by the hub goroutine only.
+	tap tap    // KV: the body of the last answer
+	gen uint64 // answers compared so far
+
 	// guarded by c.mu
-	subs        map[*sub]struct{}
-	root        string
-	cancelQuery context.CancelFunc
+	subs            map[*sub]struct{}
+	byPrefix        map[string][]*sub
+	prefixesChanged bool   // the keys of byPrefix changed since parent was computed
+	parent          string // KV: the common parent of the keys of byPrefix
+	root            string // KV: the parent the running query lists
+	cancelQuery     context.CancelFunc
+	// state is the last answer, keyed by clean key without its leading "/",
+	// read at stateIdx for stateRoot. The hub goroutine also reads it without
+	// the lock: it is the only writer.
+	state     map[string]*entry
+	stateIdx  uint64
+	stateRoot string
 }
 
-// sub is one Watch: it filters the hub's answers to its prefix, diffs them
-// against what it last delivered and applies the empty-list grace.
+// sub is one Watch: it keeps its prefix's contents up to date from what the
+// hub hands it, diffs them against what it last delivered and applies the
+// empty-list grace.
 type sub struct {
 	c      *Client
 	h      *hub
@@ -47,8 +95,11 @@ type sub struct {
 	wake   chan struct{}
 
 	// guarded by c.mu
-	pending      *event
-	pendingReset bool
+	pending   map[string]*entry // keys changed since the last take: the new entry, nil when deleted
+	pendIdx   uint64            // index of the latest answer handed to the sub; 0 when none
+	pendFull  bool              // re-read the whole prefix from the hub's state
+	pendReset bool              // the index went backwards: the receiver gets a Reset
+	pendErr   error             // the latest answer was this error
 }
 
 // Watch implements backends.Backend. See the package documentation for how
@@ -70,7 +121,7 @@ func (c *Client) Watch(ctx context.Context, prefix string, rev uint64) (<-chan b
 	}
 	h := c.hubs[src.hubKey()]
 	if h == nil {
-		h = &hub{c: c, base: src, wake: make(chan struct{}, 1), subs: map[*sub]struct{}{}}
+		h = &hub{c: c, base: src, wake: make(chan struct{}, 1), subs: map[*sub]struct{}{}, byPrefix: map[string][]*sub{}, state: map[string]*entry{}}
 		c.hubs[src.hubKey()] = h
 		c.wg.Add(1)
 		go h.run()
@@ -79,6 +130,10 @@ func (c *Client) Watch(ctx context.Context, prefix string, rev uint64) (<-chan b
 	// Subscribe before the first read so no answer is missed; answers older
 	// than the first read are ignored by index.
 	h.subs[s] = struct{}{}
+	if h.byPrefix[s.prefix] == nil {
+		h.prefixesChanged = true
+	}
+	h.byPrefix[s.prefix] = append(h.byPrefix[s.prefix], s)
 	if src.kind == kindKV && h.cancelQuery != nil && !backends.Under(src.prefix, h.root) {
 		h.cancelQuery() // the running query does not cover the new prefix
 	}
@@ -89,14 +144,17 @@ func (c *Client) Watch(ctx context.Context, prefix string, rev uint64) (<-chan b
 	default:
 	}
 
-	first := event{root: src.prefix}
 	fctx, cancel := context.WithTimeout(ctx, firstReadTimeout)
-	first.list, first.idx, first.err = src.fetch(fctx, c, c.read, 0, 0)
+	list, idx, err := src.fetch(fctx, c, c.read, 0, 0)
 	cancel()
-	if errors.Is(first.err, ErrPermissionDenied) || (first.err != nil && ctx.Err() != nil) {
+	if errors.Is(err, ErrPermissionDenied) || (err != nil && ctx.Err() != nil) {
 		s.unsubscribe()
 		c.wg.Done()
-		return nil, first.err
+		return nil, err
+	}
+	first := take{err: err, idx: idx}
+	if err == nil {
+		first.full, first.cur = true, list.under(s.prefix)
 	}
 	go s.run(ctx, rev, first)
 	return s.out, nil
@@ -104,40 +162,132 @@ func (c *Client) Watch(ctx context.Context, prefix string, rev uint64) (<-chan b
 
 func (s *sub) unsubscribe() {
 	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
 	delete(s.h.subs, s)
-	s.c.mu.Unlock()
+	subs := s.h.byPrefix[s.prefix]
+	for i, o := range subs {
+		if o == s {
+			subs = append(subs[:i:i], subs[i+1:]...)
+			break
+		}
+	}
+	if len(subs) == 0 {
+		delete(s.h.byPrefix, s.prefix)
+		s.h.prefixesChanged = true
+	} else {
+		s.h.byPrefix[s.prefix] = subs
+	}
 }
 
-// offer hands the sub the hub's latest answer; a slow sub only sees the
-// latest one, which is enough since every answer is a full list.
-func (s *sub) offer(ev *event) {
-	if ev.reset {
-		s.pendingReset = true
+// The note methods hand the sub an answer; they run under c.mu. A slow sub
+// accumulates the changed keys, latest entry per key.
+
+func (s *sub) note(e *entry, key string, idx uint64) {
+	if !s.pendFull {
+		if s.pending == nil {
+			s.pending = map[string]*entry{}
+		}
+		s.pending[key] = e
 	}
-	s.pending = ev
+	s.pendIdx, s.pendErr = idx, nil
+	s.poke()
+}
+
+func (s *sub) noteFull(idx uint64, reset bool) {
+	clear(s.pending)
+	s.pendFull, s.pendIdx, s.pendErr = true, idx, nil
+	s.pendReset = s.pendReset || reset
+	s.poke()
+}
+
+func (s *sub) noteErr(err error) {
+	clear(s.pending)
+	s.pendFull, s.pendIdx, s.pendErr = false, 0, err
+	s.poke()
+}
+
+func (s *sub) poke() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (s *sub) run(ctx context.Context, rev uint64, first event) {
+// take is what a sub processes at once.
+type take struct {
+	err     error
+	idx     uint64            // the answer's index; 0 when there is no new answer
+	full    bool              // cur replaces the prefix's contents
+	cur     map[string]string // when full
+	changes []keyEntry        // when not full
+	reset   bool
+}
+
+type keyEntry struct {
+	key string
+	e   *entry // nil: deleted
+}
+
+// take collects what the hub handed the sub since the last call, reading the
+// whole prefix from the hub's state when the changes are not enough.
+func (st *subState) take() take {
+	s := st.s
+	h := s.h
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	t := take{err: s.pendErr, idx: s.pendIdx}
+	if s.pendReset {
+		st.resetWanted = true
+	}
+	full := s.pendFull
+	s.pendErr, s.pendIdx, s.pendFull, s.pendReset = nil, 0, false, false
+	pending := s.pending
+	defer clear(pending)
+	switch {
+	case t.err != nil || t.idx == 0:
+		return t
+	case st.baseIdx > 0 && !st.resetWanted && t.idx < st.baseIdx:
+		t.idx = 0 // older than this watch's first read
+		return t
+	}
+	st.baseIdx = 0
+	if full || !st.synced || st.degraded || st.resetWanted {
+		if !backends.Under(s.prefix, h.stateRoot) && h.base.kind == kindKV {
+			t.idx = 0 // the state is for a parent that does not cover this prefix yet
+			return t
+		}
+		t.full, t.idx, t.cur = true, max(t.idx, h.stateIdx), map[string]string{}
+		for _, e := range h.state {
+			if backends.Under(e.key, s.prefix) {
+				t.cur[e.key] = e.val
+			}
+		}
+		st.synced = true
+		return t
+	}
+	t.changes = make([]keyEntry, 0, len(pending))
+	for k, e := range pending {
+		t.changes = append(t.changes, keyEntry{k, e})
+	}
+	return t
+}
+
+func (s *sub) run(ctx context.Context, rev uint64, first take) {
 	defer s.c.wg.Done()
 	defer close(s.out)
 	defer s.unsubscribe()
 
-	st := subState{s: s, ctx: ctx}
+	st := subState{s: s, ctx: ctx, cur: map[string]string{}, known: map[string]string{}, dirty: map[string]struct{}{}}
 	if first.err == nil && (rev == 0 || first.idx <= rev) {
-		st.known = first.list.under(s.prefix)
+		st.known = maps.Clone(first.cur)
 		st.haveKnown = true
 	}
-	if !st.process(&first) {
+	if !st.process(first) {
 		return
 	}
 	if first.err == nil {
 		st.baseIdx = first.idx
 	}
-	last := &first
 	for {
 		select {
 		case <-ctx.Done():
@@ -148,17 +298,7 @@ func (s *sub) run(ctx context.Context, rev uint64, first event) {
 		case <-st.graceC:
 			st.graceC = nil
 		}
-		s.c.mu.Lock()
-		if s.pending != nil {
-			last = s.pending
-		}
-		s.pending = nil
-		if s.pendingReset {
-			st.resetWanted = true
-		}
-		s.pendingReset = false
-		s.c.mu.Unlock()
-		if !st.process(last) {
+		if !st.process(st.take()) {
 			return
 		}
 	}
@@ -167,8 +307,13 @@ func (s *sub) run(ctx context.Context, rev uint64, first event) {
 type subState struct {
 	s           *sub
 	ctx         context.Context
-	known       map[string]string // what the receiver has
+	cur         map[string]string   // the prefix's contents in the store
+	curIdx      uint64              // the index cur was read at
+	known       map[string]string   // what the receiver has
+	dirty       map[string]struct{} // keys that may differ between known and cur
+	allDirty    bool                // every key may differ
 	haveKnown   bool
+	synced      bool // cur was read from the hub's state at least once
 	degraded    bool
 	resetWanted bool
 	baseIdx     uint64 // answers below this index predate the first read
@@ -178,60 +323,104 @@ type subState struct {
 	graceC      <-chan time.Time
 }
 
-// process applies one answer; it reports false when the receiver is gone.
-func (st *subState) process(ev *event) bool {
+// process applies one take (or, with t.idx 0, re-evaluates the grace); it
+// reports false when the receiver is gone.
+func (st *subState) process(t take) bool {
 	s := st.s
-	if ev.err != nil {
+	if t.err != nil {
 		if st.degraded {
 			return true
 		}
 		st.degraded = true
-		s.c.log.Warn("consul watch degraded", "prefix", s.prefix, "err", ev.err)
-		return st.send(backends.Update{Prefix: s.prefix, Err: ev.err})
+		s.c.log.Warn("consul watch degraded", "prefix", s.prefix, "err", t.err)
+		return st.send(backends.Update{Prefix: s.prefix, Err: t.err})
 	}
-	if ev.root != "" && !backends.Under(s.prefix, ev.root) {
-		return true // an answer for a parent that does not cover this prefix yet
+	switch {
+	case t.full:
+		st.cur, st.curIdx, st.allDirty = t.cur, t.idx, true
+	case t.idx > 0:
+		for _, ch := range t.changes {
+			if ch.e == nil {
+				delete(st.cur, ch.key)
+			} else {
+				st.cur[ch.key] = ch.e.val
+			}
+			st.dirty[ch.key] = struct{}{}
+		}
+		st.curIdx = t.idx
+	case st.graceSince.IsZero():
+		return true // nothing new
 	}
-	if st.baseIdx > 0 && !ev.reset && ev.idx < st.baseIdx {
-		return true // older than this watch's first read
-	}
-	st.baseIdx = 0
-	cur := ev.list.under(s.prefix)
+	idx := st.curIdx
 	grace := s.c.opts.EmptyGrace
-	if len(cur) == 0 && len(st.known) > 0 && grace > 0 {
+	if len(st.cur) == 0 && len(st.known) > 0 && grace > 0 {
 		if st.graceSince.IsZero() {
 			st.graceSince = time.Now()
 			st.graceTimer = time.NewTimer(grace)
 			st.graceC = st.graceTimer.C
 			s.c.log.Warn("consul: list became empty; holding the previous contents back for the grace period",
-				"prefix", s.prefix, "rev", ev.idx, "grace", grace, "previous_keys", len(st.known))
+				"prefix", s.prefix, "rev", idx, "grace", grace, "previous_keys", len(st.known))
 		}
 		if time.Since(st.graceSince) < grace {
 			return true
 		}
 		s.c.log.Warn("consul: list still empty after the grace period; delivering it",
-			"prefix", s.prefix, "rev", ev.idx, "grace", grace)
+			"prefix", s.prefix, "rev", idx, "grace", grace)
 		st.stopGrace()
 	} else if !st.graceSince.IsZero() {
-		s.c.log.Info("consul: list no longer empty within the grace period", "prefix", s.prefix, "rev", ev.idx)
+		s.c.log.Info("consul: list no longer empty within the grace period", "prefix", s.prefix, "rev", idx)
 		st.stopGrace()
 	}
-	if st.degraded && !st.resetWanted && st.haveKnown && ev.idx <= st.lastRev && len(diff(st.known, cur)) == 0 {
+	if st.degraded && !st.resetWanted && st.haveKnown && idx <= st.lastRev && len(diff(st.known, st.cur)) == 0 {
 		// Healthy again with nothing new: an Update needs a higher Rev, so
 		// the receiver learns of the recovery with the next change.
 		st.degraded = false
+		st.clearDirty()
 		return true
 	}
 	if st.resetWanted || st.degraded || !st.haveKnown {
-		st.known, st.haveKnown, st.degraded, st.resetWanted = cur, true, false, false
-		return st.send(backends.Update{Prefix: s.prefix, Rev: ev.idx, Reset: true, KVs: cur})
+		st.known, st.haveKnown, st.degraded, st.resetWanted = maps.Clone(st.cur), true, false, false
+		st.clearDirty()
+		return st.send(backends.Update{Prefix: s.prefix, Rev: idx, Reset: true, KVs: maps.Clone(st.cur)})
 	}
-	changes := diff(st.known, cur)
+	changes := st.changes()
+	st.clearDirty()
 	if len(changes) == 0 {
 		return true // spurious wake-up
 	}
-	st.known = cur
-	return st.send(backends.Update{Prefix: s.prefix, Rev: ev.idx, Changes: changes})
+	for _, ch := range changes {
+		if ch.Deleted {
+			delete(st.known, ch.Key)
+		} else {
+			st.known[ch.Key] = ch.Value
+		}
+	}
+	return st.send(backends.Update{Prefix: s.prefix, Rev: idx, Changes: changes})
+}
+
+// changes lists what turns known into cur, sorted by key.
+func (st *subState) changes() []backends.Change {
+	if st.allDirty {
+		return diff(st.known, st.cur)
+	}
+	var out []backends.Change
+	for k := range st.dirty {
+		v, ok := st.cur[k]
+		kv, had := st.known[k]
+		switch {
+		case ok && (!had || kv != v):
+			out = append(out, backends.Change{Key: k, Value: v})
+		case !ok && had:
+			out = append(out, backends.Change{Key: k, Deleted: true})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+func (st *subState) clearDirty() {
+	clear(st.dirty)
+	st.allDirty = false
 }
 
 func (st *subState) stopGrace() {
@@ -314,11 +503,14 @@ func (h *hub) run() {
 		}
 		src := h.base
 		if src.kind == kindKV {
-			prefixes := make([]string, 0, len(h.subs))
-			for s := range h.subs {
-				prefixes = append(prefixes, s.prefix)
+			if h.prefixesChanged {
+				prefixes := make([]string, 0, len(h.byPrefix))
+				for p := range h.byPrefix {
+					prefixes = append(prefixes, p)
+				}
+				h.parent, h.prefixesChanged = commonParent(prefixes), false
 			}
-			root := commonParent(prefixes)
+			root := h.parent
 			if root != h.root {
 				h.root, index, last = root, 0, 0
 			}
@@ -341,7 +533,18 @@ func (h *hub) run() {
 		if index > 0 {
 			wait = jitter(c.opts.WaitTime)
 		}
-		list, idx, err := src.fetch(qctx, c, c.block, index, wait)
+		full := index == 0
+		var (
+			pairs api.KVPairs
+			list  kvList
+			idx   uint64
+			err   error
+		)
+		if src.kind == kindKV {
+			pairs, idx, err = h.list(qctx, src.root, index, wait)
+		} else {
+			list, idx, err = src.fetch(qctx, c, c.block, index, wait)
+		}
 		superseded := qctx.Err() != nil
 		cancel()
 		if c.ctx.Err() != nil {
@@ -353,7 +556,7 @@ func (h *hub) run() {
 			}
 			failures++
 			index = 0
-			h.broadcast(&event{root: src.root, err: err})
+			h.broadcastErr(err)
 			if !sleep(c.ctx, backoff(c.opts.BackoffMin, c.opts.BackoffMax, failures)) {
 				return
 			}
@@ -363,11 +566,11 @@ func (h *hub) run() {
 		if idx == 0 {
 			idx = 1 // Consul rule: never block on index 0 after the first read
 		}
-		ev := &event{root: src.root, list: list, idx: idx}
+		reset := false
 		if last > 0 && idx < last {
 			// Consul rule: an index that goes backwards resets to 0 (a full
 			// read next); receivers cannot tell what changed.
-			ev.reset = true
+			reset = true
 			index = 0
 		} else {
 			if index > 0 && idx == index {
@@ -376,15 +579,253 @@ func (h *hub) run() {
 			index = idx
 		}
 		last = idx
-		h.broadcast(ev)
+		d := h.newDiffer(src.root, reset)
+		if src.kind == kindKV {
+			err = d.kv(&h.tap, pairs)
+		} else {
+			d.list(list)
+		}
+		if err != nil {
+			failures++
+			index = 0
+			h.broadcastErr(c.wrap("list", src.root, err))
+			if !sleep(c.ctx, backoff(c.opts.BackoffMin, c.opts.BackoffMax, failures)) {
+				return
+			}
+			continue
+		}
+		h.publish(d.done(), idx, src.root, full || reset, reset)
 	}
 }
 
-func (h *hub) broadcast(ev *event) {
+// list runs the KV blocking query on root. The answer's body is left in
+// h.tap when the transport could take it (pairs is then empty).
+func (h *hub) list(ctx context.Context, root string, index uint64, wait time.Duration) (api.KVPairs, uint64, error) {
+	c := h.c
+	if wait > 0 {
+		// The server adds up to wait/16 itself; stay well above it.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait+wait/8+15*time.Second)
+		defer cancel()
+	}
+	h.tap.ok = false
+	ctx = context.WithValue(ctx, tapKey{}, &h.tap)
+	pairs, meta, err := c.block.KV().List(strings.TrimPrefix(root, "/"), c.queryOptions(ctx, index, wait))
+	if err != nil {
+		return nil, 0, c.wrap("list", root, err)
+	}
+	return pairs, meta.LastIndex, nil
+}
+
+// differ compares one answer with a hub's state. It runs in the hub
+// goroutine, without the lock.
+type differ struct {
+	old     map[string]*entry // the state, or empty after a reset
+	root    string
+	gen     uint64
+	upds    []update
+	at      map[string]int // key without "/" → index in upds, for keys listed twice
+	seenOld int            // distinct entries of old listed
+}
+
+func (h *hub) newDiffer(root string, reset bool) *differ {
+	h.gen++
+	d := &differ{old: h.state, root: root, gen: h.gen}
+	if reset {
+		d.old = map[string]*entry{}
+	}
+	return d
+}
+
+// kv compares a KV list answer: the body in tp, else the decoded pairs.
+// Keys are cleaned like confd does; a folder marker ("app/") never hides
+// the real key ("app") it cleans to, whichever comes first.
+func (d *differ) kv(tp *tap, pairs api.KVPairs) error {
+	if tp.ok {
+		return scanKVList(tp.body, d.pair)
+	}
+	for _, p := range pairs {
+		if err := d.pair(&rawPair{key: []byte(p.Key), mod: p.ModifyIndex, val: p.Value, plain: true}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pair compares one KV pair with the state.
+func (d *differ) pair(p *rawPair) error {
+	var (
+		tk     string // the clean key without its leading "/"
+		from   string
+		marker bool
+		e      *entry
+	)
+	if !p.keyEsc && cleanRel(p.key) {
+		if !underRel(p.key, d.root) {
+			return nil
+		}
+		e = d.old[string(p.key)]
+		if e != nil && e.seen != d.gen && e.from == "" && e.mod == p.mod {
+			e.seen = d.gen // unchanged: the common case, no allocation
+			d.seenOld++
+			return nil
+		}
+		tk = string(p.key)
+	} else {
+		k, err := p.keyString()
+		if err != nil {
+			return err
+		}
+		clean := path.Join("/", k)
+		if !backends.Under(clean, d.root) {
+			return nil
+		}
+		tk, from, marker = clean[1:], k, strings.HasSuffix(k, "/")
+		e = d.old[tk]
+	}
+	i, inUpds := d.at[tk]
+	if (inUpds || (e != nil && e.seen == d.gen)) && marker {
+		return nil // a folder marker never hides a real key
+	}
+	if e != nil && e.seen != d.gen {
+		e.seen = d.gen
+		d.seenOld++
+	}
+	if e != nil && e.mod == p.mod && e.from == from {
+		if inUpds {
+			d.upds[i].new = e // an earlier listing of the key is overridden
+		}
+		return nil
+	}
+	val, err := p.value()
+	if err != nil {
+		return err
+	}
+	ne := &entry{key: "/" + tk, val: val, mod: p.mod, from: from, seen: d.gen}
+	if inUpds {
+		d.upds[i].new = ne
+		return nil
+	}
+	if d.at == nil {
+		d.at = map[string]int{}
+	}
+	d.at[tk] = len(d.upds)
+	d.upds = append(d.upds, update{old: e, new: ne})
+	return nil
+}
+
+// list compares a service or catalog answer, by value.
+func (d *differ) list(l kvList) {
+	for _, k := range l.keys {
+		v := l.vals[k]
+		e := d.old[k[1:]]
+		if e != nil {
+			e.seen = d.gen
+			d.seenOld++
+			if e.val == v {
+				continue
+			}
+		}
+		d.upds = append(d.upds, update{old: e, new: &entry{key: k, val: v, seen: d.gen}})
+	}
+}
+
+// done adds the deletes and returns the updates.
+func (d *differ) done() []update {
+	if d.seenOld < len(d.old) {
+		for _, e := range d.old {
+			if e.seen != d.gen {
+				d.upds = append(d.upds, update{old: e})
+			}
+		}
+	}
+	return d.upds
+}
+
+// cleanRel reports whether the Consul key k is already clean once "/" is
+// put in front of it: no leading, trailing or double "/", no "." or ".."
+// segment.
+func cleanRel(k []byte) bool {
+	if len(k) == 0 {
+		return true
+	}
+	seg := 0 // start of the current segment
+	for i := 0; i <= len(k); i++ {
+		if i < len(k) && k[i] != '/' {
+			continue
+		}
+		switch n := i - seg; {
+		case n == 0:
+			return false
+		case n == 1 && k[seg] == '.', n == 2 && k[seg] == '.' && k[seg+1] == '.':
+			return false
+		}
+		seg = i + 1
+	}
+	return true
+}
+
+// underRel is backends.Under for a clean key given without its leading "/".
+func underRel(k []byte, root string) bool {
+	if root == "/" {
+		return true
+	}
+	r := root[1:]
+	if len(k) < len(r) || string(k[:len(r)]) != r {
+		return false
+	}
+	return len(k) == len(r) || k[len(r)] == '/'
+}
+
+// publish installs updates in the state and hands each changed key to the
+// subscribers whose prefix covers it; with full, every subscriber under root
+// re-reads its prefix instead.
+func (h *hub) publish(upds []update, idx uint64, root string, full, reset bool) {
+	h.c.mu.Lock()
+	defer h.c.mu.Unlock()
+	if reset {
+		h.state = make(map[string]*entry, len(upds))
+	}
+	h.stateIdx, h.stateRoot = idx, root
+	for _, u := range upds {
+		if u.new == u.old {
+			continue
+		}
+		key := u.key()
+		if u.new == nil {
+			delete(h.state, key[1:])
+		} else {
+			h.state[key[1:]] = u.new
+		}
+		if full {
+			continue
+		}
+		// The subscribers covering key are those of key and of each of its
+		// ancestors.
+		for p := key; ; {
+			for _, s := range h.byPrefix[p] {
+				s.note(u.new, key, idx)
+			}
+			if p == "/" {
+				break
+			}
+			p = p[:max(strings.LastIndexByte(p, '/'), 1)]
+		}
+	}
+	if full {
+		for s := range h.subs {
+			if root == "" || backends.Under(s.prefix, root) {
+				s.noteFull(idx, reset)
+			}
+		}
+	}
+}
+
+func (h *hub) broadcastErr(err error) {
 	h.c.mu.Lock()
 	defer h.c.mu.Unlock()
 	for s := range h.subs {
-		s.offer(ev)
+		s.noteErr(err)
 	}
 }
 

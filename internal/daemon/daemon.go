@@ -65,6 +65,7 @@ func Run(ctx context.Context, cfg Config) error {
 			cfg.Backend.Backend, strings.Join(backends.Names(), ", "))
 	}
 	pool := newPool(cfg.Backend)
+	pool.log = cfg.Logger
 	defer pool.closeAll()
 	m := newMetrics()
 	m.backends = pool.named
@@ -262,6 +263,9 @@ type pool struct {
 	mu      sync.Mutex
 	cfgs    map[string]backends.Config
 	clients map[string]backends.Backend
+	// log, when set, is given to backends whose config has no Logger, with
+	// the attribute backend=<name>.
+	log *slog.Logger
 }
 
 func newPool(def backends.Config) *pool {
@@ -289,6 +293,9 @@ func (p *pool) get(ctx context.Context, key string) (backends.Backend, error) {
 		return b, nil
 	}
 	cfg := p.cfgs[key]
+	if cfg.Logger == nil && p.log != nil {
+		cfg.Logger = p.log.With("backend", cfg.Backend)
+	}
 	b, err := backends.New(ctx, cfg)
 	if err != nil {
 		if errors.Is(err, backends.ErrUnknownBackend) {
