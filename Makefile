@@ -22,8 +22,7 @@ test-deps:
 ## test: install what the tests need, then run every test with the race detector.
 test: test-deps
 	$(GO) vet ./...
-	$(GO) test -race -timeout 40m -count=1 ./...
-	@cat .cache/haproxy-figures.txt 2>/dev/null || true
+	./scripts/test.sh
 
 ## bench: measure the performance figures in README.md and print them as a table.
 bench: build test-deps

@@ -8,7 +8,6 @@ package integration
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -21,45 +20,6 @@ import (
 
 	"github.com/confit-dev/confit/internal/testserver"
 )
-
-var (
-	exampleBuildOnce sync.Once
-	exampleBin       string
-	exampleBuildErr  error
-)
-
-// exampleConfit builds cmd/confit once per test process, into a fixed path
-// under the temporary directory (rebuilt every run, so never stale).
-func exampleConfit(t *testing.T) string {
-	t.Helper()
-	exampleBuildOnce.Do(func() {
-		root, err := testserver.RepoRoot()
-		if err != nil {
-			exampleBuildErr = err
-			return
-		}
-		dir := filepath.Join(os.TempDir(), "confit-examples")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			exampleBuildErr = err
-			return
-		}
-		tmp := filepath.Join(dir, fmt.Sprintf("confit.%d", os.Getpid()))
-		cmd := exec.Command("go", "build", "-o", tmp, "./cmd/confit")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			exampleBuildErr = fmt.Errorf("go build ./cmd/confit: %v\n%s", err, out)
-			return
-		}
-		// Each process builds under its own name, then renames, so that
-		// concurrent test processes never run a half-written binary.
-		exampleBin = filepath.Join(dir, "confit")
-		exampleBuildErr = os.Rename(tmp, exampleBin)
-	})
-	if exampleBuildErr != nil {
-		t.Fatal(exampleBuildErr)
-	}
-	return exampleBin
-}
 
 // copyExamples copies the repository's examples/ folder (without the out/
 // folders that runs leave behind) into a fresh temporary directory and
@@ -124,7 +84,7 @@ func exampleEnv(dir string, extra ...string) []string {
 // bound).
 func runExample(t *testing.T, dir string, env []string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(exampleConfit(t), args...)
+	cmd := exec.Command(confitBinary(t), args...)
 	cmd.Dir, cmd.Env = dir, env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -330,7 +290,7 @@ func TestExamplesRejectBadValues(t *testing.T) {
 // data that does not render, the application never starts.
 func TestExampleEntrypoint(t *testing.T) {
 	dir := filepath.Join(copyExamples(t), "entrypoint")
-	path := "PATH=" + filepath.Dir(exampleConfit(t)) + string(os.PathListSeparator) + os.Getenv("PATH")
+	path := "PATH=" + filepath.Dir(confitBinary(t)) + string(os.PathListSeparator) + os.Getenv("PATH")
 	env := exampleEnv(dir, path, "CONFIT_BACKEND=file", "CONFIT_FILE=values.yaml", "CONFIT_CONFDIR=.")
 
 	cmd := exec.Command("./entrypoint.sh", "cat", "out/app.conf")
@@ -373,7 +333,7 @@ func TestExampleEntrypoint(t *testing.T) {
 // SIGTERM.
 func TestExampleSidecar(t *testing.T) {
 	dir := filepath.Join(copyExamples(t), "entrypoint")
-	path := "PATH=" + filepath.Dir(exampleConfit(t)) + string(os.PathListSeparator) + os.Getenv("PATH")
+	path := "PATH=" + filepath.Dir(confitBinary(t)) + string(os.PathListSeparator) + os.Getenv("PATH")
 	cmd := exec.Command("./sidecar.sh")
 	cmd.Dir = dir
 	cmd.Env = exampleEnv(dir, path, "CONFIT_BACKEND=file", "CONFIT_FILE=values.yaml", "CONFIT_CONFDIR=.")

@@ -134,7 +134,7 @@ func startConfitWatch(t *testing.T, dir string, env []string, logPath string, ar
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exampleConfit(t), args...)
+	cmd := exec.Command(confitBinary(t), args...)
 	cmd.Dir, cmd.Env = dir, env
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

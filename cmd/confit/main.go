@@ -37,10 +37,18 @@ const (
 )
 
 func main() {
+	os.Exit(mainWithSignals())
+}
+
+// mainWithSignals runs confit on the process's arguments: SIGINT and
+// SIGTERM cancel the run (work in flight finishes), SIGHUP asks for a
+// reload of conf.d.
+func mainWithSignals() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	reload := make(chan struct{}, 1)
 	go func() {
 		for range hup {
@@ -50,7 +58,7 @@ func main() {
 			}
 		}
 	}()
-	os.Exit(run(ctx, os.Args[1:], os.Getenv, reload, os.Stdout, os.Stderr))
+	return run(ctx, os.Args[1:], os.Getenv, reload, os.Stdout, os.Stderr)
 }
 
 // run is main without globals: it parses args, runs the daemon and returns

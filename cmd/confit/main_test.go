@@ -1,11 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -15,22 +12,7 @@ import (
 // testscript scripts.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"confit": func() {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			reload := make(chan struct{}, 1)
-			go func() {
-				for range hup {
-					select {
-					case reload <- struct{}{}:
-					default:
-					}
-				}
-			}()
-			os.Exit(run(ctx, os.Args[1:], os.Getenv, reload, os.Stdout, os.Stderr))
-		},
+		"confit": func() { os.Exit(mainWithSignals()) },
 	})
 }
 

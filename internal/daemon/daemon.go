@@ -167,6 +167,7 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 		wg      sync.WaitGroup
 		sem     = make(chan struct{}, 32)
 	)
+	idx := newKeyIndex(kvs)
 	for _, r := range rs {
 		wg.Add(1)
 		sem <- struct{}{}
@@ -174,7 +175,7 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 			defer wg.Done()
 			defer func() { <-sem }()
 			m.renders.Add(1)
-			res, err := r.Apply(ctx, kvs, resource.ApplyOptions{SkipReload: true})
+			res, err := r.Apply(ctx, idx.subset(kvs, r.Keys), resource.ApplyOptions{SkipReload: true})
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

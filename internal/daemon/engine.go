@@ -31,6 +31,7 @@ type store struct {
 	key, name string
 	b         backends.Backend
 	kvs       map[string]string             // every key under a watched prefix
+	idx       *keyIndex                     // kvs's keys, sorted
 	watches   map[string]context.CancelFunc // watched prefix -> stop
 	revs      map[string]uint64             // last revision applied per prefix
 	ready     bool                          // the first snapshot is in
@@ -165,6 +166,7 @@ func (e *engine) setResources(res []*resource.Resource) {
 				key:     key,
 				name:    e.pool.name(key),
 				kvs:     map[string]string{},
+				idx:     &keyIndex{},
 				watches: map[string]context.CancelFunc{},
 				revs:    map[string]uint64{},
 			}
@@ -191,6 +193,7 @@ func (e *engine) retarget(s *store, prefixes []string) {
 			for k := range s.kvs {
 				if backends.Under(k, p) && !backends.UnderAny(k, prefixes) {
 					delete(s.kvs, k)
+					s.idx.remove(k)
 				}
 			}
 		}
@@ -404,13 +407,27 @@ func (s *store) reset(prefix string, kvs map[string]string) []string {
 			}
 		}
 	}
+	added := false
 	for k, v := range kvs {
 		if !backends.Under(k, prefix) {
 			continue
 		}
-		if old, ok := s.kvs[k]; !ok || old != v {
+		old, ok := s.kvs[k]
+		if !ok || old != v {
 			s.kvs[k] = v
 			changed = append(changed, k)
+			added = added || !ok
+		}
+	}
+	if len(changed) > 0 {
+		if added || len(changed) > 64 {
+			s.idx = newKeyIndex(s.kvs)
+		} else {
+			for _, k := range changed {
+				if _, ok := s.kvs[k]; !ok {
+					s.idx.remove(k)
+				}
+			}
 		}
 	}
 	return changed
@@ -424,8 +441,12 @@ func (s *store) apply(cs []backends.Change) []string {
 		switch {
 		case c.Deleted && ok:
 			delete(s.kvs, c.Key)
+			s.idx.remove(c.Key)
 		case !c.Deleted && (!ok || old != c.Value):
 			s.kvs[c.Key] = c.Value
+			if !ok {
+				s.idx.insert(c.Key)
+			}
 		default:
 			continue
 		}
@@ -508,7 +529,7 @@ func (e *engine) kick() {
 			continue
 		}
 		rs.pending = false
-		out, reads, err := rs.r.Render(s.kvs)
+		out, reads, err := rs.r.Render(s.idx.subset(s.kvs, rs.r.Keys))
 		e.m.renders.Add(1)
 		rs.reads, rs.haveReads = reads, true
 		rs.readKeys = make(map[string]bool, len(reads.Keys))
