@@ -76,24 +76,28 @@ func (w *yamlWalker) flatten(n *yaml.Node, key string) error {
 	n = resolveAlias(n)
 	switch n.Kind {
 	case yaml.MappingNode:
-		entries, err := w.mappingEntries(n)
+		entries, collide, err := w.mappingEntries(n)
 		if err != nil {
 			return err
 		}
-		slices.SortFunc(entries, func(a, b yamlEntry) int {
-			if c := strings.Compare(a.name, b.name); c != 0 {
-				return c
-			}
-			return strings.Compare(a.order, b.order)
-		})
+		if collide {
+			// Keys that render alike (1 and "1") are visited in a fixed
+			// order, so the later one wins deterministically.
+			slices.SortFunc(entries, func(a, b yamlEntry) int {
+				if c := strings.Compare(a.name, b.name); c != 0 {
+					return c
+				}
+				return strings.Compare(a.order, b.order)
+			})
+		}
 		for _, e := range entries {
-			if err := w.flatten(e.v, path.Join(key, e.name)); err != nil {
+			if err := w.flatten(e.v, joinKey(key, e.name)); err != nil {
 				return err
 			}
 		}
 	case yaml.SequenceNode:
 		for i, item := range n.Content {
-			if err := w.flatten(item, path.Join(key, strconv.Itoa(i))); err != nil {
+			if err := w.flatten(item, joinKey(key, strconv.Itoa(i))); err != nil {
 				return err
 			}
 		}
@@ -102,7 +106,7 @@ func (w *yamlWalker) flatten(n *yaml.Node, key string) error {
 		if err != nil {
 			return err
 		}
-		w.kvs[path.Join("/", key)] = scalar(v)
+		w.kvs[key] = scalar(v)
 	}
 	return nil
 }
@@ -112,10 +116,11 @@ func (w *yamlWalker) flatten(n *yaml.Node, key string) error {
 // text are an error; keys that decode to the same value (0x1 and 1) keep the
 // later one; explicit keys win over merged ones, and earlier merge sources
 // over later ones.
-func (w *yamlWalker) mappingEntries(n *yaml.Node) ([]yamlEntry, error) {
+func (w *yamlWalker) mappingEntries(n *yaml.Node) (_ []yamlEntry, collide bool, _ error) {
 	type id struct{ name, order string }
-	seen := map[id]int{} // decoded key -> index in entries
-	var entries []yamlEntry
+	seen := make(map[id]int, len(n.Content)/2) // decoded key -> index in entries
+	names := make(map[string]struct{}, len(n.Content)/2)
+	entries := make([]yamlEntry, 0, len(n.Content)/2)
 	add := func(e yamlEntry, override bool) {
 		k := id{e.name, e.order}
 		if i, ok := seen[k]; ok {
@@ -124,6 +129,10 @@ func (w *yamlWalker) mappingEntries(n *yaml.Node) ([]yamlEntry, error) {
 			}
 			return
 		}
+		if _, dup := names[e.name]; dup {
+			collide = true
+		}
+		names[e.name] = struct{}{}
 		seen[k] = len(entries)
 		entries = append(entries, e)
 	}
@@ -137,7 +146,7 @@ func (w *yamlWalker) mappingEntries(n *yaml.Node) ([]yamlEntry, error) {
 		k, v := n.Content[i], n.Content[i+1]
 		r := raw{k.Kind, k.Value}
 		if first, dup := lines[r]; dup {
-			return nil, fmt.Errorf("yaml: line %d: mapping key %q already defined at line %d", k.Line, k.Value, first)
+			return nil, false, fmt.Errorf("yaml: line %d: mapping key %q already defined at line %d", k.Line, k.Value, first)
 		}
 		lines[r] = k.Line
 		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
@@ -146,7 +155,7 @@ func (w *yamlWalker) mappingEntries(n *yaml.Node) ([]yamlEntry, error) {
 		}
 		kv, err := scalarValue(resolveAlias(k))
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		add(yamlEntry{name: scalar(kv), order: fmt.Sprintf("%T", kv), v: v}, true)
 	}
@@ -159,21 +168,34 @@ func (w *yamlWalker) mappingEntries(n *yaml.Node) ([]yamlEntry, error) {
 		for _, src := range sources {
 			src = resolveAlias(src)
 			if src.Kind != yaml.MappingNode {
-				return nil, fmt.Errorf("yaml: line %d: map merge requires map or sequence of maps as the value", src.Line)
+				return nil, false, fmt.Errorf("yaml: line %d: map merge requires map or sequence of maps as the value", src.Line)
 			}
 			if w.budget -= len(src.Content); w.budget < 0 {
-				return nil, errExcessiveAliasing
+				return nil, false, errExcessiveAliasing
 			}
-			sub, err := w.mappingEntries(src)
+			sub, _, err := w.mappingEntries(src)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			for _, e := range sub {
 				add(e, false)
 			}
 		}
 	}
-	return entries, nil
+	return entries, collide, nil
+}
+
+// joinKey is path.Join(key, name) for a clean key, without the cost of
+// cleaning when name is a plain path element (the common case).
+func joinKey(key, name string) string {
+	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") ||
+		strings.HasPrefix(name, "./") || strings.Contains(name, "/.") {
+		return path.Join(key, name)
+	}
+	if key == "/" {
+		return "/" + name
+	}
+	return key + "/" + name
 }
 
 // scalarValue decodes one scalar node as the decoder would: plain strings

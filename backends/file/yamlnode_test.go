@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -106,6 +107,11 @@ func checkYAMLAgrees(t *testing.T, data []byte) {
 	want, wantErr := decodeFlatten(data)
 	got, gotErr := parse("x.yaml", data)
 	if wantErr != nil {
+		// The decoder's aliasing limit is a ratio of expanded to parsed
+		// nodes; ours is a fixed budget. Both bound the work.
+		if strings.Contains(wantErr.Error(), "excessive aliasing") {
+			return
+		}
 		if gotErr == nil {
 			t.Errorf("%q: decoder fails (%v) but flattenYAML succeeds with %v", data, wantErr, got)
 		}

@@ -249,14 +249,11 @@ func benchEtcdOneshot() ([]row, error) {
 			}
 		}
 	}
-	med, p90, rss, err := oneshot(*runsFlag, filepath.Join(dir, "out"), "-onetime", "-backend", "etcd", "-node", s.Endpoint(), "-confdir", dir, "-log-level", "warn")
+	st, err := oneshot(*runsFlag, filepath.Join(dir, "out"), "-onetime", "-backend", "etcd", "-node", s.Endpoint(), "-confdir", dir, "-log-level", "warn")
 	if err != nil {
 		return nil, err
 	}
-	return []row{
-		{"one-shot from etcd, 200 resources, 10k keys: wall", fmtDur(med), "", fmt.Sprintf("median of %d runs, p90 %s", *runsFlag, fmtDur(p90))},
-		{"one-shot from etcd, 200 resources, 10k keys: peak RSS", fmtMB(rss), "<= 15 MB", "rusage maxrss of the child"},
-	}, nil
+	return oneshotRows("one-shot from etcd, 200 resources, 10k keys", "", "<= 15 MB", "", "rusage maxrss of the child", st), nil
 }
 
 // benchEtcdIdle: 200 resources in watch mode doing nothing.
