@@ -259,6 +259,9 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 		ac.TLSConfig.KeyFile = cfg.ClientKey
 		ac.TLSConfig.CAFile = cfg.ClientCAKeys
 	}
+	if cfg.ClientInsecure {
+		ac.TLSConfig.InsecureSkipVerify = true
+	}
 	if cfg.AuthToken != "" {
 		ac.Token = cfg.AuthToken
 	}

@@ -72,7 +72,7 @@ func newFlagSet(o *options, w io.Writer) *flag.FlagSet {
 	s(&o.clientCAKeys, "client-ca-keys", "", "client CA key file (also $CONFD_CLIENT_CAKEYS)")
 	s(&o.clientCert, "client-cert", "", "client certificate file (also $CONFD_CLIENT_CERT)")
 	s(&o.clientKey, "client-key", "", "client key file (also $CONFD_CLIENT_KEY)")
-	b(&o.clientInsecure, "client-insecure", false, "skip TLS certificate verification (etcd)")
+	b(&o.clientInsecure, "client-insecure", false, "skip TLS certificate verification (etcd, consul)")
 	s(&o.confdir, "confdir", "/etc/confd", "confd conf directory: resources in CONFDIR/conf.d, templates in CONFDIR/templates")
 	s(&o.configFile, "config-file", "/etc/confd/confd.toml", "confd config file (skipped if the default path is missing)")
 	fs.Var(&o.files, "file", "file backend: YAML, JSON or TOML file or directory to read (repeatable)")
