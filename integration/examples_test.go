@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -337,7 +336,7 @@ func TestExampleSidecar(t *testing.T) {
 	cmd := exec.Command("./sidecar.sh")
 	cmd.Dir = dir
 	cmd.Env = exampleEnv(dir, path, "CONFIT_BACKEND=file", "CONFIT_FILE=values.yaml", "CONFIT_CONFDIR=.")
-	var log lockedLog
+	var log lockedBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -396,22 +395,3 @@ func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool)
 	}
 }
 
-// lockedLog is an io.Writer collecting a process's output for a test.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write implements io.Writer.
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// String returns what was written so far.
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
