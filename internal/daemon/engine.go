@@ -433,6 +433,24 @@ func (s *store) reset(prefix string, kvs map[string]string) []string {
 	return changed
 }
 
+// loaded reports whether every key prefix is covered by a watched prefix,
+// that is one whose snapshot is in the mirror.
+func (s *store) loaded(keys []string) bool {
+	for _, k := range keys {
+		covered := false
+		for p := range s.watches {
+			if backends.Under(k, p) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			return false
+		}
+	}
+	return true
+}
+
 // apply applies incremental changes and returns the keys that changed.
 func (s *store) apply(cs []backends.Change) []string {
 	var changed []string
@@ -519,8 +537,8 @@ func (e *engine) kick() {
 			continue
 		}
 		s := e.stores[rs.store]
-		if !s.ready {
-			continue
+		if !s.ready || !s.loaded(rs.r.Keys) {
+			continue // wait for the data: never render from a partial view
 		}
 		if rs.due.After(now) {
 			if next.IsZero() || rs.due.Before(next) {

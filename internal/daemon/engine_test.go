@@ -330,6 +330,11 @@ func TestSIGHUPReload(t *testing.T) {
 		settle()
 		h.want("a", "a2=1")
 		h.want("b", "b=2")
+		// b's prefix was not watched before the reload: b must wait for
+		// its data instead of rendering from an incomplete view.
+		if strings.Contains(h.logs.String(), "key does not exist: /b") {
+			t.Errorf("a resource rendered before its new prefix was loaded:\n%s", h.logs)
+		}
 		// The broken file keeps its previous version running.
 		store.Put("/a", "9")
 		settle()
