@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -133,17 +134,32 @@ func LoadDir(opts Options) ([]*Resource, []error) {
 		return nil, []error{fmt.Errorf("%w: %w", ErrNoConfDir, err)}
 	}
 	slices.Sort(files)
+	// Parse in parallel (templates dominate the cost of a load); keep the
+	// results in file order.
+	loaded := make([]*Resource, len(files))
+	failed := make([]error, len(files))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i, f := range files {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			loaded[i], failed[i] = Load(f, opts)
+		}()
+	}
+	wg.Wait()
 	var (
 		rs   []*Resource
 		errs []error
 	)
-	for _, f := range files {
-		r, err := Load(f, opts)
-		if err != nil {
-			errs = append(errs, err)
+	for i := range files {
+		if failed[i] != nil {
+			errs = append(errs, failed[i])
 			continue
 		}
-		rs = append(rs, r)
+		rs = append(rs, loaded[i])
 	}
 	return rs, errs
 }
