@@ -43,6 +43,20 @@ type Snapshot struct {
 	Rev uint64
 	// KVs maps absolute keys to values.
 	KVs map[string]string
+	// Revs, when set, gives the revision each requested prefix was read
+	// at, for stores without one revision across prefixes (Consul's
+	// per-query index). Watch each prefix from its own entry; Rev is then
+	// the highest of them.
+	Revs map[string]uint64
+}
+
+// RevOf returns the revision prefix was read at: Revs[prefix] when the
+// store reports per-prefix revisions, else Rev.
+func (s Snapshot) RevOf(prefix string) uint64 {
+	if r, ok := s.Revs[prefix]; ok {
+		return r
+	}
+	return s.Rev
 }
 
 // Change is one key that was put or deleted.
