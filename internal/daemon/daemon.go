@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -112,7 +111,7 @@ func runOnce(ctx context.Context, cfg Config, pool *pool, m *metrics) error {
 	if err != nil {
 		return err
 	}
-	failed := loadErrs + syncAll(ctx, cfg, pool, m, res)
+	failed := loadErrs + syncAll(ctx, cfg, pool, m, res, nil)
 	if failed > 0 {
 		return fmt.Errorf("%w: %d of %d", ErrFailed, failed, len(res)+loadErrs)
 	}
@@ -120,7 +119,11 @@ func runOnce(ctx context.Context, cfg Config, pool *pool, m *metrics) error {
 }
 
 // syncAll fetches and syncs every resource; it returns how many failed.
-func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*resource.Resource) int {
+//
+// pending (nil in one-shot mode) carries, from one interval run to the
+// next, the files whose reload_cmd failed without a rollback: they are
+// reloaded again even if nothing changed since.
+func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*resource.Resource, pending map[string]bool) int {
 	groups := map[string][]*resource.Resource{}
 	var order []string
 	for _, r := range res {
@@ -151,7 +154,7 @@ func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*res
 			m.failures.Add(uint64(len(rs)))
 			continue
 		}
-		failed += syncGroup(ctx, cfg, m, rs, snap.KVs)
+		failed += syncGroup(ctx, cfg, m, rs, snap.KVs, pending)
 	}
 	return failed
 }
@@ -159,7 +162,7 @@ func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*res
 // syncGroup syncs resources that share one snapshot: renders and commits
 // run in parallel (fsyncs overlap), then each distinct reload_cmd runs once,
 // with rollback on failure as in watch mode. It returns how many failed.
-func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resource, kvs map[string]string) int {
+func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resource, kvs map[string]string, pending map[string]bool) int {
 	var (
 		mu      sync.Mutex
 		failed  = map[*resource.Resource]error{}
@@ -184,6 +187,8 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 			}
 			if res.Written {
 				m.writes.Add(1)
+			}
+			if res.Written || pending[absPath(r.File)] {
 				written = append(written, r)
 			}
 		}()
@@ -191,7 +196,18 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 	wg.Wait()
 	// Reload in conf.d order, not in the order the commits finished.
 	slices.SortFunc(written, func(a, b *resource.Resource) int { return strings.Compare(a.Name, b.Name) })
-	maps.Copy(failed, reloadAll(ctx, m, written))
+	for r, o := range reloadAll(ctx, m, written) {
+		if o.err != nil {
+			failed[r] = o.err
+		}
+		if pending != nil {
+			if o.pending {
+				pending[absPath(r.File)] = true
+			} else {
+				delete(pending, absPath(r.File))
+			}
+		}
+	}
 	for _, r := range rs {
 		if err, ok := failed[r]; ok {
 			m.failures.Add(1)
@@ -241,12 +257,13 @@ func runInterval(ctx context.Context, cfg Config, pool *pool, m *metrics) error 
 	}
 	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
+	pending := map[string]bool{}
 	for {
 		res, _, err := loadResources(cfg)
 		if err != nil {
 			cfg.Logger.Error("load resources", "err", err)
 		} else {
-			syncAll(ctx, cfg, pool, m, res)
+			syncAll(ctx, cfg, pool, m, res, pending)
 		}
 		select {
 		case <-ctx.Done():

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -34,9 +35,10 @@ type store struct {
 	idx       *keyIndex                     // kvs's keys, sorted
 	watches   map[string]context.CancelFunc // watched prefix -> stop
 	revs      map[string]uint64             // last revision applied per prefix
+	target    map[string]bool               // the prefixes the resources need now
 	ready     bool                          // the first snapshot is in
 	loading   bool
-	failures  int
+	stopLoad  context.CancelFunc // cancels the load in flight
 }
 
 // resState is a resource and its schedule.
@@ -52,6 +54,11 @@ type resState struct {
 	running   bool // in the current batch
 	again     bool // changed while running
 	fails     int
+	// reloadPending: the file in place was never reloaded successfully
+	// (reload_cmd failed and rollback was off or failed); the next batch
+	// reloads it even when the render writes nothing new.
+	reloadPending bool
+	gone          bool // replaced by a conf.d reload
 }
 
 // event is what goroutines send to the engine loop.
@@ -70,9 +77,11 @@ type batchItem struct {
 }
 
 type batchResult struct {
-	rs      *resState
-	written bool
-	err     error
+	rs            *resState
+	written       bool
+	err           error
+	reloadTried   bool // reload_cmd ran for this resource
+	reloadPending bool // ... and left a file in place that it did not take
 }
 
 type engine struct {
@@ -110,6 +119,7 @@ func (e *engine) run(ctx context.Context) error {
 	e.timer = time.NewTimer(time.Hour)
 	e.timer.Stop()
 	e.setResources(res)
+	e.kick() // resources that need no data render now
 
 	var resync <-chan time.Time
 	if e.cfg.Interval > 0 {
@@ -154,12 +164,21 @@ func (e *engine) shutdown() {
 // reused, watches started for new prefixes and stopped for unused ones, and
 // every resource is scheduled for a render.
 func (e *engine) setResources(res []*resource.Resource) {
-	e.res = e.res[:0]
+	pendingReload := map[string]bool{}
+	for _, rs := range e.res {
+		rs.gone = true
+		if rs.reloadPending {
+			pendingReload[rs.r.File] = true
+		}
+	}
+	e.res = nil
+	names := map[string]bool{}
 	need := map[string][]string{}
 	for _, r := range res {
 		key := e.pool.key(r.Backend)
-		rs := &resState{r: r, store: key}
+		rs := &resState{r: r, store: key, reloadPending: pendingReload[r.File]}
 		e.res = append(e.res, rs)
+		names["resource "+r.Name] = true
 		need[key] = append(need[key], r.Keys...)
 		if _, ok := e.stores[key]; !ok {
 			e.stores[key] = &store{
@@ -169,6 +188,7 @@ func (e *engine) setResources(res []*resource.Resource) {
 				idx:     &keyIndex{},
 				watches: map[string]context.CancelFunc{},
 				revs:    map[string]uint64{},
+				target:  map[string]bool{},
 			}
 		}
 		e.schedule(rs, time.Now(), true)
@@ -179,17 +199,33 @@ func (e *engine) setResources(res []*resource.Resource) {
 			prefixes = nil
 		}
 		e.retarget(s, prefixes)
+		if len(prefixes) == 0 {
+			e.m.setHealth("backend "+s.name, nil)
+		}
 	}
+	// What failed in a resource that is gone is no longer a health problem.
+	e.m.clearHealth("resource ", names)
 }
 
 // retarget makes s watch exactly prefixes: unused watches stop, and
 // prefixes not yet covered are read and then watched.
 func (e *engine) retarget(s *store, prefixes []string) {
+	// A load in flight may cover prefixes no longer needed (or miss new
+	// ones): start over with what is missing now.
+	if s.stopLoad != nil {
+		s.stopLoad()
+		s.stopLoad, s.loading = nil, false
+	}
+	s.target = map[string]bool{}
+	for _, p := range prefixes {
+		s.target[p] = true
+	}
 	for p, stop := range s.watches {
 		if !contains(prefixes, p) {
 			stop()
 			delete(s.watches, p)
 			delete(s.revs, p)
+			e.m.setHealth("watch "+s.name+" "+p, nil)
 			for k := range s.kvs {
 				if backends.Under(k, p) && !backends.UnderAny(k, prefixes) {
 					delete(s.kvs, k)
@@ -221,9 +257,11 @@ func contains(list []string, s string) bool {
 // load reads prefixes of s in the background, retrying with jittered
 // exponential backoff until it succeeds or the engine stops.
 func (e *engine) load(s *store, prefixes []string) {
-	s.loading = true
-	key, ctx := s.key, e.ctx
+	ctx, cancel := context.WithCancel(e.ctx)
+	s.loading, s.stopLoad = true, cancel
+	key := s.key
 	go func() {
+		defer cancel()
 		delay := 100 * time.Millisecond
 		for {
 			b, err := e.pool.get(ctx, key)
@@ -271,18 +309,29 @@ func (e *engine) watch(ctx context.Context, s *store, prefix string, rev uint64)
 	}
 	key := s.key
 	go func() {
-		ch, err := b.Watch(ctx, prefix, rev)
-		if errors.Is(err, backends.ErrWatchUnsupported) {
-			e.poll(ctx, b, key, prefix)
-			return
-		}
-		if err != nil {
+		delay := 100 * time.Millisecond
+		for {
+			ch, err := b.Watch(ctx, prefix, rev)
+			if errors.Is(err, backends.ErrWatchUnsupported) {
+				e.poll(ctx, b, key, prefix)
+				return
+			}
+			if err == nil {
+				for u := range ch {
+					u.Prefix = prefix
+					e.send(ctx, event{store: key, update: &u})
+				}
+				return // closed: the watch was stopped or the backend closed
+			}
+			// It could not start (a permission not granted yet, a watch
+			// limit): report it and try again, with backoff.
 			e.send(ctx, event{store: key, update: &backends.Update{Prefix: prefix, Err: err}})
-			return
-		}
-		for u := range ch {
-			u.Prefix = prefix
-			e.send(ctx, event{store: key, update: &u})
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(jitter(delay)):
+			}
+			delay = min(delay*2, 30*time.Second)
 		}
 	}()
 }
@@ -338,21 +387,25 @@ func (e *engine) handle(ev event) {
 			e.cfg.Logger.Warn("backend unavailable; keeping the last good files", "backend", s.name, "err", ev.err)
 		}
 	case ev.snap != nil:
-		s.loading = false
+		s.loading, s.stopLoad = false, nil
 		if e.m.setHealth("backend "+s.name, nil) {
 			e.cfg.Logger.Info("backend available again", "backend", s.name)
 		}
 		var changed []string
 		for _, p := range ev.prefixes {
-			if ev.snap.Rev != 0 && ev.snap.Rev < s.revs[p] {
+			if !s.target[p] {
+				continue // dropped by a conf.d reload while it was read
+			}
+			rev := ev.snap.RevOf(p)
+			if rev != 0 && rev < s.revs[p] {
 				continue // older than what the watch already delivered
 			}
 			changed = append(changed, s.reset(p, ev.snap.KVs)...)
-			s.revs[p] = ev.snap.Rev
+			s.revs[p] = rev
 			if _, watching := s.watches[p]; !watching {
 				ctx, stop := context.WithCancel(e.ctx)
 				s.watches[p] = stop
-				e.watch(ctx, s, p, ev.snap.Rev)
+				e.watch(ctx, s, p, rev)
 			}
 		}
 		first := !s.ready
@@ -454,6 +507,12 @@ func (s *store) loaded(keys []string) bool {
 // apply applies incremental changes and returns the keys that changed.
 func (s *store) apply(cs []backends.Change) []string {
 	var changed []string
+	inserts := 0
+	defer func() {
+		if inserts > 64 {
+			s.idx = newKeyIndex(s.kvs) // cheaper than many single inserts
+		}
+	}()
 	for _, c := range cs {
 		old, ok := s.kvs[c.Key]
 		switch {
@@ -463,7 +522,9 @@ func (s *store) apply(cs []backends.Change) []string {
 		case !c.Deleted && (!ok || old != c.Value):
 			s.kvs[c.Key] = c.Value
 			if !ok {
-				s.idx.insert(c.Key)
+				if inserts++; inserts <= 64 {
+					s.idx.insert(c.Key)
+				}
 			}
 		default:
 			continue
@@ -537,7 +598,7 @@ func (e *engine) kick() {
 			continue
 		}
 		s := e.stores[rs.store]
-		if !s.ready || !s.loaded(rs.r.Keys) {
+		if len(rs.r.Keys) > 0 && (!s.ready || !s.loaded(rs.r.Keys)) {
 			continue // wait for the data: never render from a partial view
 		}
 		if rs.due.After(now) {
@@ -592,31 +653,45 @@ func (e *engine) failed(rs *resState, err error, now time.Time) {
 func (e *engine) runBatch(batch []batchItem) {
 	ctx := e.work
 	results := make([]batchResult, len(batch))
-	var written []*resource.Resource
+	var toReload []*resource.Resource
 	for i, it := range batch {
 		results[i].rs = it.rs
 		res, err := it.rs.r.Commit(ctx, it.out, resource.ApplyOptions{SkipReload: true})
 		results[i].written, results[i].err = res.Written, err
-		if err == nil && res.Written {
-			written = append(written, it.rs.r)
+		// A file whose reload failed earlier is reloaded again even when
+		// this render changed nothing.
+		if err == nil && (res.Written || it.rs.reloadPending) {
+			toReload = append(toReload, it.rs.r)
 		}
 	}
-	errs := reloadAll(ctx, e.m, written)
+	outcomes := reloadAll(ctx, e.m, toReload)
 	for i := range results {
-		if err, ok := errs[batch[i].rs.r]; ok {
-			results[i].err = err
+		if o, ok := outcomes[batch[i].rs.r]; ok {
+			results[i].reloadTried = true
+			results[i].reloadPending = o.pending
+			if o.err != nil {
+				results[i].err = o.err
+			}
 		}
 	}
 	e.send(context.Background(), event{batch: results})
 }
 
+// reloadOutcome is what reloadAll did for one resource.
+type reloadOutcome struct {
+	err error
+	// pending: the reload failed and the new file stayed in place
+	// (rollback = false, or the rollback failed).
+	pending bool
+}
+
 // reloadAll runs the reload_cmd of resources whose files were just
-// written, each distinct command once. When a reload fails, the resources
-// it reloads are rolled back to their previous files (unless rollback =
-// false) and the command runs again, so the service keeps the last
-// configuration that worked. It returns the error of every resource whose
-// reload failed.
-func reloadAll(ctx context.Context, m *metrics, written []*resource.Resource) map[*resource.Resource]error {
+// written (or never reloaded), each distinct command once. When a reload
+// fails, the resources it reloads are rolled back to their previous files
+// (unless rollback = false) and the command runs again, so the service keeps
+// the last configuration that worked. It returns an outcome for every
+// resource whose command ran.
+func reloadAll(ctx context.Context, m *metrics, written []*resource.Resource) map[*resource.Resource]reloadOutcome {
 	groups := map[string][]*resource.Resource{}
 	var order []string
 	for _, r := range written {
@@ -629,16 +704,19 @@ func reloadAll(ctx context.Context, m *metrics, written []*resource.Resource) ma
 		}
 		groups[cmd] = append(groups[cmd], r)
 	}
-	errs := map[*resource.Resource]error{}
+	out := map[*resource.Resource]reloadOutcome{}
 	for _, cmd := range order {
 		rs := groups[cmd]
 		lead := rs[0]
 		m.reloads.Add(1)
 		err := lead.Reload(ctx)
 		if err == nil {
+			for _, r := range rs {
+				out[r] = reloadOutcome{}
+			}
 			continue
 		}
-		rolled := false
+		restored := map[*resource.Resource]bool{}
 		for _, r := range rs {
 			if !r.AutoRollback {
 				continue
@@ -647,10 +725,10 @@ func reloadAll(ctx context.Context, m *metrics, written []*resource.Resource) ma
 				err = fmt.Errorf("%w; rollback: %v", err, rerr)
 				continue
 			}
-			rolled = true
+			restored[r] = true
 			m.rollbacks.Add(1)
 		}
-		if rolled {
+		if len(restored) > 0 {
 			m.reloads.Add(1)
 			if rerr := lead.Reload(ctx); rerr != nil {
 				err = fmt.Errorf("%w; reload after rollback: %v", err, rerr)
@@ -659,10 +737,10 @@ func reloadAll(ctx context.Context, m *metrics, written []*resource.Resource) ma
 			}
 		}
 		for _, r := range rs {
-			errs[r] = err
+			out[r] = reloadOutcome{err: err, pending: !restored[r]}
 		}
 	}
-	return errs
+	return out
 }
 
 // finish records a batch's results.
@@ -674,6 +752,12 @@ func (e *engine) finish(results []batchResult) {
 		rs.running = false
 		if br.written {
 			e.m.writes.Add(1)
+		}
+		if br.reloadTried {
+			rs.reloadPending = br.reloadPending
+		}
+		if rs.gone {
+			continue // replaced by a conf.d reload: its state went with it
 		}
 		if br.err != nil {
 			e.failed(rs, br.err, now)
@@ -700,16 +784,25 @@ func (e *engine) reload() {
 		e.cfg.Logger.Error("load resource; keeping the previous version", "err", err)
 		var le *resource.LoadError
 		if errors.As(err, &le) {
-			broken[le.File] = true
+			broken[absPath(le.File)] = true
 		}
 	}
 	if len(res) == 0 && len(errs) > 0 && isDirError(errs) {
 		return
 	}
 	for _, rs := range e.res {
-		if broken[rs.r.File] {
+		if broken[absPath(rs.r.File)] {
 			res = append(res, rs.r)
 		}
 	}
 	e.setResources(res)
+}
+
+// absPath makes p absolute so that paths reported with a relative -confdir
+// compare equal to resolved ones.
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }

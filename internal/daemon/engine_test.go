@@ -423,3 +423,100 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Errorf("/health = %d %q, want 503 naming the failure", rec.Code, rec.Body)
 	}
 }
+
+// TestFailedReloadWithoutRollbackIsRetried: with rollback = false a failed
+// reload_cmd leaves the new file in place; the reload is retried (the
+// render writes nothing new) until the service takes it, and only then is
+// the resource healthy again.
+func TestFailedReloadWithoutRollbackIsRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		mark, seen := filepath.Join(dir, "reload-broken"), filepath.Join(dir, "service-has")
+		store := memory.New()
+		store.Put("/v", "1")
+		writeResource(t, dir, "svc", `keys = ["/v"]
+rollback = false
+reload_cmd = "! test -e `+mark+` && cp {{.dest}} `+seen+`"`, `v={{getv "/v"}}`)
+		h := start(t, dir, store, resource.Wait{})
+		settle()
+		must(t, os.WriteFile(mark, nil, 0o644))
+		store.Put("/v", "2")
+		settle()
+		h.want("svc", "v=2")
+		if b, _ := os.ReadFile(seen); string(b) != "v=1" {
+			t.Fatalf("service has %q, want v=1 while reloads fail", b)
+		}
+		if n := h.m.failing(); n != 1 {
+			t.Errorf("%d things failing, want the resource", n)
+		}
+		must(t, os.Remove(mark))
+		time.Sleep(5 * time.Minute) // retries with backoff
+		settle()
+		if b, _ := os.ReadFile(seen); string(b) != "v=2" {
+			t.Errorf("service has %q after the reload works again, want v=2", b)
+		}
+		if n := h.m.failing(); n != 0 {
+			t.Errorf("%d things failing after recovery, want none", n)
+		}
+	})
+}
+
+// TestHealthForgetsRemovedResource: a failing resource whose file is
+// deleted stops counting against /health after SIGHUP.
+func TestHealthForgetsRemovedResource(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		store := memory.New()
+		store.Put("/a", "1")
+		writeResource(t, dir, "ok", `keys = ["/a"]`, `{{getv "/a"}}`)
+		writeResource(t, dir, "bad", `keys = ["/a"]`, `{{getv "/a/missing"}}`)
+		h := start(t, dir, store, resource.Wait{})
+		settle()
+		if n := h.m.failing(); n != 1 {
+			t.Fatalf("%d things failing, want the failing resource", n)
+		}
+		must(t, os.Remove(filepath.Join(dir, "conf.d", "bad.toml")))
+		h.reload <- struct{}{}
+		settle()
+		time.Sleep(5 * time.Minute)
+		settle()
+		if n := h.m.failing(); n != 0 {
+			t.Errorf("%d things failing after the failing resource was removed", n)
+		}
+	})
+}
+
+// TestResourceWithoutKeysRenders: a template that reads no keys (getenv,
+// static text) renders in watch mode too.
+func TestResourceWithoutKeysRenders(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		writeResource(t, dir, "static", ``, `static {{add 1 2}}`)
+		h := start(t, dir, memory.New(), resource.Wait{})
+		settle()
+		h.want("static", "static 3")
+	})
+}
+
+// TestBrokenOnReloadWithRelativeConfdir: with a relative -confdir, a
+// resource broken by an edit keeps its previous version after SIGHUP.
+func TestBrokenOnReloadWithRelativeConfdir(t *testing.T) {
+	parent := t.TempDir()
+	t.Chdir(parent)
+	synctest.Test(t, func(t *testing.T) {
+		must(t, os.MkdirAll("cfg", 0o755))
+		dir := "cfg"
+		store := memory.New()
+		store.Put("/a", "1")
+		writeResource(t, dir, "a", `keys = ["/a"]`, `a={{getv "/a"}}`)
+		h := start(t, dir, store, resource.Wait{})
+		settle()
+		h.want("a", "a=1")
+		must(t, os.WriteFile(filepath.Join(dir, "conf.d", "a.toml"), []byte("[template\n"), 0o644))
+		h.reload <- struct{}{}
+		settle()
+		store.Put("/a", "2")
+		settle()
+		h.want("a", "a=2")
+	})
+}

@@ -57,6 +57,26 @@ func (m *metrics) setHealth(thing string, err error) bool {
 	return !was || old != err.Error()
 }
 
+// failing returns how many things are failing now.
+func (m *metrics) failing() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.unhealthy)
+}
+
+// clearHealth forgets the failures whose key starts with prefix, except
+// those in keep: what failed in something that no longer exists is no
+// longer a health problem.
+func (m *metrics) clearHealth(prefix string, keep map[string]bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.unhealthy {
+		if strings.HasPrefix(k, prefix) && !keep[k] {
+			delete(m.unhealthy, k)
+		}
+	}
+}
+
 func (m *metrics) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	for _, c := range []struct {
