@@ -77,13 +77,23 @@ func parse(name string, data []byte) (map[string]string, error) {
 				return nil, err
 			}
 			keepText(&doc)
-			// Aliases may expand a document to at most 100 nodes per byte.
-			if err := flattenYAML(&doc, kvs, 10000+100*len(data)); err != nil {
+			if err := flattenYAML(&doc, kvs, yamlBudget(len(data))); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return kvs, nil
+}
+
+// maxYAMLBudget caps the node visits of one YAML document, however large
+// the file: a visit costs a key string, so the cap bounds memory and time.
+const maxYAMLBudget = 5_000_000
+
+// yamlBudget is the node visits allowed for a document of a size-byte
+// file: aliases may expand it to at most 100 nodes per byte, and never more
+// than maxYAMLBudget.
+func yamlBudget(size int) int {
+	return min(10000+100*size, maxYAMLBudget)
 }
 
 // keepText retags the scalars of a YAML tree whose decoded form would lose

@@ -19,8 +19,11 @@ import (
 //
 // Aliases are expanded, so a small document can stand for a huge tree (the
 // "billion laughs" attack): the walk gives up after budget node visits.
+// yaml.v3 node trees can hold cycles (an alias inside the node its anchor
+// names, directly or through a merge): an alias whose target is already
+// being expanded is an error, as it is for the decoder.
 func flattenYAML(doc *yaml.Node, kvs map[string]string, budget int) error {
-	w := &yamlWalker{kvs: kvs, budget: budget}
+	w := &yamlWalker{kvs: kvs, budget: budget, expanding: map[*yaml.Node]bool{}}
 	n := doc
 	if n.Kind == yaml.DocumentNode {
 		if len(n.Content) == 0 {
@@ -54,10 +57,12 @@ func resolveAlias(n *yaml.Node) *yaml.Node {
 
 // yamlEntry is one mapping entry: its key rendered as a path element, the
 // Go type the decoder would give the key (to order keys that render alike),
-// and its value node.
+// its value node, and the merge aliases it was reached through (outermost
+// first): their targets are being expanded while v is.
 type yamlEntry struct {
 	name, order string
 	v           *yaml.Node
+	via         []*yaml.Node
 }
 
 // errExcessiveAliasing is returned when alias expansion exceeds the budget.
@@ -67,13 +72,60 @@ var errExcessiveAliasing = errors.New("yaml: document contains excessive aliasin
 type yamlWalker struct {
 	kvs    map[string]string
 	budget int
+	// expanding holds the alias targets on the current path: meeting one
+	// again means the tree is cyclic.
+	expanding map[*yaml.Node]bool
+}
+
+// enter resolves n when it is an alias and marks its target as being
+// expanded; leave unmarks it. An alias to a target already being expanded
+// is an error naming its anchor.
+func (w *yamlWalker) enter(n *yaml.Node) (*yaml.Node, error) {
+	if n.Kind != yaml.AliasNode {
+		return n, nil
+	}
+	t := resolveAlias(n)
+	if w.expanding[t] {
+		return nil, fmt.Errorf("yaml: anchor %q contains itself", n.Value)
+	}
+	w.expanding[t] = true
+	return t, nil
+}
+
+func (w *yamlWalker) leave(n *yaml.Node) {
+	if n.Kind == yaml.AliasNode {
+		delete(w.expanding, resolveAlias(n))
+	}
+}
+
+// enterAll enters every alias of via in order; on error the ones entered
+// are left again.
+func (w *yamlWalker) enterAll(via []*yaml.Node) error {
+	for i, a := range via {
+		if _, err := w.enter(a); err != nil {
+			w.leaveAll(via[:i])
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *yamlWalker) leaveAll(via []*yaml.Node) {
+	for _, a := range via {
+		w.leave(a)
+	}
 }
 
 func (w *yamlWalker) flatten(n *yaml.Node, key string) error {
 	if w.budget--; w.budget < 0 {
 		return errExcessiveAliasing
 	}
-	n = resolveAlias(n)
+	alias := n
+	n, err := w.enter(alias)
+	if err != nil {
+		return err
+	}
+	defer w.leave(alias)
 	switch n.Kind {
 	case yaml.MappingNode:
 		entries, collide, err := w.mappingEntries(n)
@@ -91,7 +143,12 @@ func (w *yamlWalker) flatten(n *yaml.Node, key string) error {
 			})
 		}
 		for _, e := range entries {
-			if err := w.flatten(e.v, joinKey(key, e.name)); err != nil {
+			if err := w.enterAll(e.via); err != nil {
+				return err
+			}
+			err := w.flatten(e.v, joinKey(key, e.name))
+			w.leaveAll(e.via)
+			if err != nil {
 				return err
 			}
 		}
@@ -160,29 +217,72 @@ func (w *yamlWalker) mappingEntries(n *yaml.Node) (_ []yamlEntry, collide bool, 
 		add(yamlEntry{name: scalar(kv), order: fmt.Sprintf("%T", kv), v: v}, true)
 	}
 	for _, m := range merges {
-		m = resolveAlias(m)
-		sources := []*yaml.Node{m}
-		if m.Kind == yaml.SequenceNode {
-			sources = m.Content
-		}
-		for _, src := range sources {
-			src = resolveAlias(src)
-			if src.Kind != yaml.MappingNode {
-				return nil, false, fmt.Errorf("yaml: line %d: map merge requires map or sequence of maps as the value", src.Line)
-			}
-			if w.budget -= len(src.Content); w.budget < 0 {
-				return nil, false, errExcessiveAliasing
-			}
-			sub, _, err := w.mappingEntries(src)
-			if err != nil {
-				return nil, false, err
-			}
-			for _, e := range sub {
-				add(e, false)
-			}
+		if err := w.mergeInto(m, add); err != nil {
+			return nil, false, err
 		}
 	}
 	return entries, collide, nil
+}
+
+// mergeInto adds the entries of a merge value (a mapping or a sequence of
+// mappings, possibly through aliases) with add. The aliases followed stay
+// on the expanding path while their entries are listed, and are recorded
+// in each entry's via so that flatten puts them back while it expands the
+// entry's value: the decoder too expands a merged value inside its alias.
+func (w *yamlWalker) mergeInto(m *yaml.Node, add func(yamlEntry, bool)) error {
+	mt, err := w.enter(m)
+	if err != nil {
+		return err
+	}
+	defer w.leave(m)
+	if mt.Kind != yaml.SequenceNode {
+		return w.mergeSource(mt, aliases(m), add)
+	}
+	for _, src := range mt.Content {
+		st, err := w.enter(src)
+		if err != nil {
+			return err
+		}
+		err = w.mergeSource(st, aliases(m, src), add)
+		w.leave(src)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// aliases returns the alias nodes among ns, in order.
+func aliases(ns ...*yaml.Node) []*yaml.Node {
+	var out []*yaml.Node
+	for _, n := range ns {
+		if n.Kind == yaml.AliasNode {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// mergeSource adds the entries of one resolved merge source, reached
+// through the aliases via, with add.
+func (w *yamlWalker) mergeSource(src *yaml.Node, via []*yaml.Node, add func(yamlEntry, bool)) error {
+	if src.Kind != yaml.MappingNode {
+		return fmt.Errorf("yaml: line %d: map merge requires map or sequence of maps as the value", src.Line)
+	}
+	if w.budget -= len(src.Content); w.budget < 0 {
+		return errExcessiveAliasing
+	}
+	sub, _, err := w.mappingEntries(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range sub {
+		if len(via) > 0 {
+			e.via = append(via[:len(via):len(via)], e.via...)
+		}
+		add(e, false)
+	}
+	return nil
 }
 
 // joinKey is path.Join(key, name) for a clean key, without the cost of

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -52,6 +53,14 @@ var yamlDiffSeeds = []string{
 	"0x1: hex\n1: dec\n",
 	"1.0: f\n1: i\n\"1\": s\n",
 	"hex: 0x1F\noct: 0o17\nsep: 1_000\nneg: -0\ninf: .inf\n",
+	"a: &x\n  b: *x\n",
+	"s: &s\n  m:\n    <<: *s\n",
+	"0: &e\n1: [*e, *e]\n",
+	"b: &b {x: 1}\nm: {<<: [*b, *b], y: [*b, *b]}\n",
+}
+
+func init() {
+	yamlDiffSeeds = append(yamlDiffSeeds, string(selfAlias()))
 }
 
 func TestFlattenYAMLMatchesDecoder(t *testing.T) {
@@ -125,5 +134,47 @@ func checkYAMLAgrees(t *testing.T, data []byte) {
 	}
 	if !maps.Equal(got, want) {
 		t.Errorf("%q:\n flattenYAML %v\n decoder     %v", data, got, want)
+	}
+}
+
+// selfAlias is a document whose anchor contains an alias to itself, padded
+// so that the visit budget alone would allow a deep, quadratic walk.
+func selfAlias() []byte {
+	return []byte("a: &x\n  b: *x\n#" + strings.Repeat("p", 300<<10) + "\n")
+}
+
+func TestFlattenYAMLSelfAlias(t *testing.T) {
+	docs := map[string][]byte{
+		"alias":          selfAlias(),
+		"root":           []byte("&x {a: *x}\n"),
+		"merge":          []byte("a: &x\n  <<: *x\n"),
+		"merge seq":      []byte("a: &x\n  <<: [*x]\n"),
+		"merge value":    []byte("s: &s\n  m:\n    <<: *s\n"),
+		"merge in merge": []byte("s: &s\n  m: {<<: {<<: *s}}\n"),
+	}
+	for name, data := range docs {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			_, err := parse("x.yaml", data)
+			if err == nil || !strings.Contains(err.Error(), "contains itself") {
+				t.Fatalf("got %v, want an anchor that contains itself", err)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("took %v", d)
+			}
+			checkYAMLAgrees(t, data)
+		})
+	}
+	if _, err := parse("x.yaml", selfAlias()); err == nil || !strings.Contains(err.Error(), `anchor "x" contains itself`) {
+		t.Errorf("got %v, want the anchor named", err)
+	}
+}
+
+func TestYAMLBudgetCapped(t *testing.T) {
+	if got := yamlBudget(1 << 30); got != maxYAMLBudget {
+		t.Errorf("yamlBudget(1 GiB) = %d, want %d", got, maxYAMLBudget)
+	}
+	if got := yamlBudget(100); got != 20000 {
+		t.Errorf("yamlBudget(100) = %d, want 20000", got)
 	}
 }
