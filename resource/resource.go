@@ -310,7 +310,7 @@ func (r *Resource) Render(kvs map[string]string) ([]byte, Reads, error) {
 		}
 	}
 	out, reads, err := r.tmpl.Execute(template.NewStore(rel))
-	abs := Reads{Keys: r.absKeys(reads.Keys), Prefixes: r.absKeys(reads.Prefixes)}
+	abs := Reads{Keys: r.absKeys(reads.Keys, false), Prefixes: r.absKeys(reads.Prefixes, true)}
 	if err != nil {
 		return nil, abs, fmt.Errorf("resource %s: render %s: %w", r.Name, r.Src, err)
 	}
@@ -328,9 +328,16 @@ func (r *Resource) relKey(k string) string {
 	return k
 }
 
-// absKeys maps template keys back to absolute store keys, sorted, unique.
-// Service-discovery keys are absolute already.
-func (r *Resource) absKeys(keys []string) []string {
+// absKeys maps template keys back to absolute store keys, sorted, unique:
+// the inverse of relKey. A template key K comes from prefix+K when that is
+// under r.Keys, or from the absolute key K itself when K is under r.Keys but
+// not under the prefix (a key reached through ".."); when both exist they
+// collide in the template's key space and both are returned. A key read that
+// matches neither (a missing key) maps to prefix+K. A subtree read (prefixes
+// true) returns prefix+K and also K when K lies outside the prefix and
+// contains or is inside a key of r.Keys there. Service-discovery keys are
+// absolute already.
+func (r *Resource) absKeys(keys []string, prefixes bool) []string {
 	if len(keys) == 0 {
 		return nil
 	}
@@ -340,8 +347,30 @@ func (r *Resource) absKeys(keys []string) []string {
 			out = append(out, k)
 			continue
 		}
-		out = append(out, path.Join(r.Prefix, k))
+		joined := path.Join(r.Prefix, k)
+		outside := !backends.Under(k, r.Prefix) && r.outsideKey(k, prefixes)
+		if prefixes || !outside || backends.UnderAny(joined, r.Keys) {
+			out = append(out, joined)
+		}
+		if outside {
+			out = append(out, k)
+		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// outsideKey reports whether the clean template key k stands for itself: it
+// is under a key of r.Keys that lies outside the prefix, or, for a subtree
+// read (prefixes true), such a key is under k.
+func (r *Resource) outsideKey(k string, prefixes bool) bool {
+	for _, rk := range r.Keys {
+		if backends.Under(rk, r.Prefix) {
+			continue
+		}
+		if backends.Under(k, rk) || prefixes && backends.Under(rk, k) {
+			return true
+		}
+	}
+	return false
 }

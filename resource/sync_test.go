@@ -488,3 +488,87 @@ func TestSyncConcurrent(t *testing.T) {
 		t.Errorf("stage files left: %q", s)
 	}
 }
+
+// TestRenderReadsOutsidePrefix: a key reached through ".." stays absolute
+// in the template (relKey), and what the template read of it maps back to
+// that absolute key, not to one under the prefix.
+func TestRenderReadsOutsidePrefix(t *testing.T) {
+	store := map[string]string{
+		"/app/x/a":    "in",
+		"/other/a":    "out",
+		"/app/both/a": "prefixed",
+		"/both/a":     "absolute",
+	}
+	for _, tc := range []struct {
+		name, keys, tmpl, out string
+		want                  Reads
+	}{
+		{
+			name: "under prefix", keys: `["/x", "/../other"]`,
+			tmpl: `{{getv "/x/a"}}`, out: "in",
+			want: Reads{Keys: []string{"/app/x/a"}},
+		},
+		{
+			name: "outside prefix", keys: `["/x", "/../other"]`,
+			tmpl: `{{getv "/other/a"}}`, out: "out",
+			want: Reads{Keys: []string{"/other/a"}},
+		},
+		{
+			name: "missing under prefix", keys: `["/x", "/../other"]`,
+			tmpl: `{{exists "/x/nope"}}`, out: "false",
+			want: Reads{Keys: []string{"/app/x/nope"}},
+		},
+		{
+			name: "missing outside prefix", keys: `["/x", "/../other"]`,
+			tmpl: `{{exists "/other/nope"}}`, out: "false",
+			want: Reads{Keys: []string{"/other/nope"}},
+		},
+		{
+			name: "missing anywhere", keys: `["/x", "/../other"]`,
+			tmpl: `{{exists "/nope"}}`, out: "false",
+			want: Reads{Keys: []string{"/app/nope"}},
+		},
+		{
+			name: "subtree outside prefix", keys: `["/x", "/../other"]`,
+			tmpl: `{{range gets "/other/*"}}{{.Value}}{{end}}`, out: "out",
+			want: Reads{Prefixes: []string{"/app/other", "/other"}},
+		},
+		{
+			name: "subtree above both", keys: `["/x", "/../other"]`,
+			tmpl: `{{len (ls "/")}}`, out: "2",
+			want: Reads{Prefixes: []string{"/", "/app"}},
+		},
+		{
+			name: "subtree under prefix", keys: `["/x", "/../other"]`,
+			tmpl: `{{range getvs "/x/*"}}{{.}}{{end}}`, out: "in",
+			want: Reads{Prefixes: []string{"/app/x"}},
+		},
+		{
+			name: "both spaces", keys: `["/both", "/../both"]`,
+			tmpl: `{{exists "/both/a"}}`, out: "true",
+			want: Reads{Keys: []string{"/app/both/a", "/both/a"}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := confDir(t, map[string]string{
+				"conf.d/app.toml": "[template]\nsrc = \"app.tmpl\"\ndest = \"" + filepath.Join(t.TempDir(), "app.conf") +
+					"\"\nprefix = \"/app\"\nkeys = " + tc.keys + "\n",
+				"templates/app.tmpl": tc.tmpl,
+			})
+			r, err := Load(filepath.Join(dir, "conf.d", "app.toml"), Options{ConfDir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, reads, err := r.Render(store)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(out) != tc.out {
+				t.Errorf("output %q, want %q", out, tc.out)
+			}
+			if !reflect.DeepEqual(reads, tc.want) {
+				t.Errorf("reads %+v, want %+v", reads, tc.want)
+			}
+		})
+	}
+}
