@@ -170,7 +170,17 @@ func (r *Resource) Commit(ctx context.Context, out []byte, o ApplyOptions) (Resu
 		}
 	}
 
-	renamed, err := commit(stage, r.Dest, out, want)
+	prev := r.prev
+	renamed, err := commit(stage, r.Dest, out, want, inPlace{
+		old:         &cur,
+		removeStage: !r.opts.KeepStageFile,
+		// Set before the destination is truncated, so that Restore can put
+		// it back even if writing it and putting it back both fail.
+		before: func() { r.prev = &previous{st: cur} },
+	})
+	if errors.Is(err, errWrittenBack) {
+		r.prev = prev // the destination is as it was: so is what it replaced
+	}
 	if err != nil {
 		return res, r.errorf("%w", err)
 	}
@@ -240,7 +250,11 @@ func (r *Resource) Restore() error {
 		if err != nil {
 			return r.errorf("rollback: %w", err)
 		}
-		renamed, err := commit(stage, r.Dest, st.data, want)
+		ip := inPlace{removeStage: true}
+		if cur, err := readDest(r.Dest); err == nil {
+			ip.old = &cur
+		}
+		renamed, err := commit(stage, r.Dest, st.data, want, ip)
 		if !renamed {
 			os.Remove(stage)
 		}
@@ -380,24 +394,72 @@ func setOwnerMode(f *os.File, t target) error {
 	return f.Chmod(t.mode)
 }
 
+// inPlace says what commit does when it must write the destination in
+// place.
+type inPlace struct {
+	// old is the destination as it was, written back (best effort) when
+	// the in-place write fails; nil leaves a failed write as it is.
+	old *fileState
+	// removeStage removes the stage file first, freeing its space.
+	removeStage bool
+	// before runs just before the destination is truncated.
+	before func()
+}
+
 // commit moves stage over dest. When rename fails with EBUSY (dest is a
 // mount point, as a bind-mounted file in a container) or EXDEV, it writes
 // data into dest in place instead (not atomic) and reports renamed false:
-// the stage file is still there. The caller fsyncs the directory.
-func commit(stage, dest string, data []byte, t target) (renamed bool, err error) {
+// the stage file is still there unless ip.removeStage. When that write
+// fails, it puts ip.old back, best effort, and says in the error whether
+// that worked. The caller fsyncs the directory.
+func commit(stage, dest string, data []byte, t target, ip inPlace) (renamed bool, err error) {
 	err = rename(stage, dest)
 	switch {
 	case err == nil:
-		renamed = true
+		return true, nil
 	case errors.Is(err, syscall.EBUSY), errors.Is(err, syscall.EXDEV):
-		if err := writeInPlace(dest, data, t); err != nil {
-			return false, fmt.Errorf("write %s in place (rename failed): %w", dest, err)
-		}
 	default:
 		return false, fmt.Errorf("commit: %w", err)
 	}
-	return renamed, nil
+	if ip.removeStage {
+		os.Remove(stage)
+	}
+	if ip.before != nil {
+		ip.before()
+	}
+	werr := writeInPlaceFile(dest, data, t)
+	if werr == nil {
+		return false, nil
+	}
+	werr = fmt.Errorf("write %s in place (rename failed): %w", dest, werr)
+	if ip.old == nil {
+		return false, werr
+	}
+	if rerr := restoreInPlace(dest, *ip.old); rerr != nil {
+		return false, fmt.Errorf("%w; restoring the previous content failed too, %s may be truncated: %v", werr, dest, rerr)
+	}
+	return false, fmt.Errorf("%w; %w", werr, errWrittenBack)
 }
+
+// errWrittenBack is wrapped in commit's error when a failed in-place write
+// was undone: the destination is as it was.
+var errWrittenBack = errors.New("the previous content was written back")
+
+// restoreInPlace puts old back in dest after a failed in-place write: its
+// bytes, mode and owner, or no file when there was none.
+func restoreInPlace(dest string, old fileState) error {
+	if !old.exists {
+		if err := os.Remove(dest); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	return writeInPlaceFile(dest, old.data, target{mode: old.mode, uid: old.uid, gid: old.gid})
+}
+
+// writeInPlaceFile is writeInPlace, replaceable by tests to simulate a
+// failing write (ENOSPC).
+var writeInPlaceFile = writeInPlace
 
 // writeInPlace truncates dest and writes data into it, fsyncs, then sets
 // the owner and mode.

@@ -572,3 +572,84 @@ func TestRenderReadsOutsidePrefix(t *testing.T) {
 		})
 	}
 }
+
+// failInPlace makes the first n in-place writes truncate the destination,
+// write half the data, and fail with ENOSPC.
+func failInPlace(t *testing.T, n int) {
+	calls := 0
+	writeInPlaceFile = func(dest string, data []byte, tg target) error {
+		if calls++; calls > n {
+			return writeInPlace(dest, data, tg)
+		}
+		if err := writeInPlace(dest, data[:len(data)/2], tg); err != nil {
+			return err
+		}
+		return &os.PathError{Op: "write", Path: dest, Err: syscall.ENOSPC}
+	}
+	t.Cleanup(func() { writeInPlaceFile = writeInPlace })
+}
+
+func exdevRename(t *testing.T) {
+	rename = func(oldpath, newpath string) error {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: syscall.EXDEV}
+	}
+	t.Cleanup(func() { rename = os.Rename })
+}
+
+// TestSyncInPlaceWriteFails: when the in-place fallback fails part way, the
+// previous content is written back and the error says so.
+func TestSyncInPlaceWriteFails(t *testing.T) {
+	exdevRename(t)
+	failInPlace(t, 1)
+	f := newFixture(t, "mode = \"0600\"\n", Options{})
+	if err := os.WriteFile(f.dest, []byte("old content\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.r.Sync(t.Context(), kvs("x"))
+	if err == nil || res.Written {
+		t.Fatalf("got %+v, %v; want an error", res, err)
+	}
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "written back") {
+		t.Errorf("error %q: want the write error and that the old content was written back", err)
+	}
+	if got := readFile(t, f.dest); got != "old content\n" {
+		t.Errorf("dest %q, want the old content", got)
+	}
+	if fi, _ := os.Stat(f.dest); fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want the old one", fi.Mode())
+	}
+	if s := stageFiles(t, f.destDir); len(s) != 0 {
+		t.Errorf("stage files left: %q", s)
+	}
+	// Nothing was replaced, so there is nothing to roll back.
+	if err := f.r.Restore(); !errors.Is(err, ErrNoRollback) {
+		t.Errorf("restore: got %v, want ErrNoRollback", err)
+	}
+}
+
+// TestSyncInPlaceWriteAndRestoreFail: when writing the old content back
+// fails too, Restore can still put it back.
+func TestSyncInPlaceWriteAndRestoreFail(t *testing.T) {
+	exdevRename(t)
+	failInPlace(t, 2)
+	f := newFixture(t, "", Options{})
+	if err := os.WriteFile(f.dest, []byte("old content\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.r.Sync(t.Context(), kvs("x"))
+	if err == nil || !strings.Contains(err.Error(), "failed too") {
+		t.Fatalf("got %v, want the write back to fail too", err)
+	}
+	if got := readFile(t, f.dest); got == "old content\n" {
+		t.Fatalf("dest not damaged; the test does not test anything")
+	}
+	if err := f.r.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, f.dest); got != "old content\n" {
+		t.Errorf("dest %q after Restore, want the old content", got)
+	}
+	if s := stageFiles(t, f.destDir); len(s) != 0 {
+		t.Errorf("stage files left: %q", s)
+	}
+}
