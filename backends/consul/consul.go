@@ -30,14 +30,16 @@
 // # Revisions and consistency
 //
 // Consul has no multi-key snapshot. Get lists each prefix separately; every
-// prefix is internally consistent at its own X-Consul-Index, and
-// Snapshot.Rev is the highest of those indexes. Watch(prefix, rev) first
-// lists the prefix: if its index is above rev, something changed after rev
-// and the first Update is a Reset with the full contents; otherwise the
-// watch continues from that list. A change that lands in a prefix while a
-// multi-prefix Get is still reading later prefixes can have an index at or
-// below the returned Rev and then is not reported until the next change
-// under that prefix; callers that cannot accept that read each prefix alone.
+// prefix is internally consistent at its own X-Consul-Index, which Get
+// returns in Snapshot.Revs under the requested prefix (cleaned with
+// [backends.CleanKey]); Snapshot.Rev is the highest of those indexes.
+// Watch(prefix, rev) first lists the prefix: if its index is above rev,
+// something changed after rev and the first Update is a Reset with the full
+// contents; otherwise the watch continues from that list. Watch each prefix
+// from its own Snapshot.RevOf(prefix) and nothing is missed, however many
+// prefixes one Get read. (Watching every prefix from Rev instead can miss a
+// change that landed in a prefix while Get was still reading later ones:
+// its index can be at or below Rev.)
 //
 // # Watches and connections
 //
@@ -346,9 +348,10 @@ func (c *Client) closeIdle() {
 }
 
 // Get implements backends.Backend. Each prefix is listed separately (see the
-// package documentation on consistency); Rev is the highest index read.
+// package documentation on consistency): Revs maps each requested prefix,
+// cleaned, to the index it was read at; Rev is the highest of them.
 func (c *Client) Get(ctx context.Context, prefixes []string) (backends.Snapshot, error) {
-	snap := backends.Snapshot{KVs: map[string]string{}}
+	snap := backends.Snapshot{KVs: map[string]string{}, Revs: make(map[string]uint64, len(prefixes))}
 	for _, p := range prefixes {
 		src, err := sourceFor(backends.CleanKey(p))
 		if err != nil {
@@ -363,6 +366,7 @@ func (c *Client) Get(ctx context.Context, prefixes []string) (backends.Snapshot,
 				snap.KVs[k] = kvs.vals[k]
 			}
 		}
+		snap.Revs[src.prefix] = idx
 		snap.Rev = max(snap.Rev, idx)
 	}
 	return snap, nil

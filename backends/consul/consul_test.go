@@ -423,3 +423,39 @@ func establishedTo(t *testing.T, addr string) int {
 	}
 	return n
 }
+
+// TestGetRevsPerPrefix: a Get of several prefixes reports for each the
+// index a Get of that prefix alone reads it at, keyed by the clean prefix.
+func TestGetRevsPerPrefix(t *testing.T) {
+	srv := testserver.Consul(t, testserver.ConsulOptions{})
+	adm := admin(t, srv)
+	b := newClient(t, srv, "", consul.Options{})
+	put(t, adm, "/a/x", "1")
+	put(t, adm, "/b/y", "2")
+	put(t, adm, "/b/z", "3")
+
+	alone := map[string]uint64{}
+	for _, p := range []string{"/a", "/b", consul.ServicesPrefix} {
+		snap, err := b.Get(t.Context(), []string{p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		alone[p] = snap.Rev
+	}
+	if alone["/a"] >= alone["/b"] {
+		t.Fatalf("indexes %v: want /a read below /b", alone)
+	}
+	snap, err := b.Get(t.Context(), []string{"a/", "/b", consul.ServicesPrefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(snap.Revs, alone) {
+		t.Errorf("Revs %v, want %v", snap.Revs, alone)
+	}
+	if want := max(alone["/a"], alone["/b"], alone[consul.ServicesPrefix]); snap.Rev != want {
+		t.Errorf("Rev %d, want %d", snap.Rev, want)
+	}
+	if got := snap.RevOf("/a"); got != alone["/a"] {
+		t.Errorf("RevOf(/a) = %d, want %d", got, alone["/a"])
+	}
+}
