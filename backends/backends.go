@@ -216,3 +216,23 @@ func UnderAny(key string, prefixes []string) bool {
 	}
 	return false
 }
+
+// Diff lists the changes that turn old into cur (puts with their values,
+// deletes), sorted by key. Backends that see whole states rather than
+// events (a re-read file, a Consul blocking-query answer) use it to build
+// an Update.
+func Diff(old, cur map[string]string) []Change {
+	var out []Change
+	for k, v := range cur {
+		if ov, ok := old[k]; !ok || ov != v {
+			out = append(out, Change{Key: k, Value: v})
+		}
+	}
+	for k := range old {
+		if _, ok := cur[k]; !ok {
+			out = append(out, Change{Key: k, Deleted: true})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}

@@ -2,6 +2,7 @@ package backends
 
 import (
 	"path"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -57,4 +58,15 @@ func FuzzKeys(f *testing.F) {
 			t.Errorf("Under(%q, %q) = %v disagrees with the definition", k, p, Under(k, p))
 		}
 	})
+}
+
+func TestDiff(t *testing.T) {
+	got := Diff(map[string]string{"/a": "1", "/b": "2", "/c": "3"}, map[string]string{"/a": "1", "/b": "9", "/d": "4"})
+	want := []Change{{Key: "/b", Value: "9"}, {Key: "/c", Deleted: true}, {Key: "/d", Value: "4"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("Diff = %+v, want %+v", got, want)
+	}
+	if got := Diff(map[string]string{"/a": "1"}, map[string]string{"/a": "1"}); len(got) != 0 {
+		t.Errorf("Diff of equal maps = %+v, want none", got)
+	}
 }

@@ -54,17 +54,6 @@ func TestKVListUnder(t *testing.T) {
 	}
 }
 
-func TestDiff(t *testing.T) {
-	got := diff(map[string]string{"/a": "1", "/b": "2", "/c": "3"}, map[string]string{"/a": "1", "/b": "9", "/d": "4"})
-	want := []backends.Change{{Key: "/b", Value: "9"}, {Key: "/c", Deleted: true}, {Key: "/d", Value: "4"}}
-	if !slices.Equal(got, want) {
-		t.Errorf("diff = %+v, want %+v", got, want)
-	}
-	if got := diff(map[string]string{"/a": "1"}, map[string]string{"/a": "1"}); len(got) != 0 {
-		t.Errorf("diff of equal maps = %+v, want none", got)
-	}
-}
-
 func TestJitterAndBackoff(t *testing.T) {
 	for range 1000 {
 		if d := jitter(16 * time.Minute); d < 15*time.Minute || d > 17*time.Minute {

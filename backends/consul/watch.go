@@ -371,7 +371,7 @@ func (st *subState) process(t take) bool {
 		s.c.log.Info("consul: list no longer empty within the grace period", "prefix", s.prefix, "rev", idx)
 		st.stopGrace()
 	}
-	if st.degraded && !st.resetWanted && st.haveKnown && idx <= st.lastRev && len(diff(st.known, st.cur)) == 0 {
+	if st.degraded && !st.resetWanted && st.haveKnown && idx <= st.lastRev && len(backends.Diff(st.known, st.cur)) == 0 {
 		// Healthy again with nothing new: an Update needs a higher Rev, so
 		// the receiver learns of the recovery with the next change.
 		st.degraded = false
@@ -401,7 +401,7 @@ func (st *subState) process(t take) bool {
 // changes lists what turns known into cur, sorted by key.
 func (st *subState) changes() []backends.Change {
 	if st.allDirty {
-		return diff(st.known, st.cur)
+		return backends.Diff(st.known, st.cur)
 	}
 	var out []backends.Change
 	for k := range st.dirty {
@@ -443,23 +443,6 @@ func (st *subState) send(u backends.Update) bool {
 	case <-st.s.c.ctx.Done():
 		return false
 	}
-}
-
-// diff lists what turns old into cur, sorted by key.
-func diff(old, cur map[string]string) []backends.Change {
-	var out []backends.Change
-	for k, v := range cur {
-		if ov, ok := old[k]; !ok || ov != v {
-			out = append(out, backends.Change{Key: k, Value: v})
-		}
-	}
-	for k := range old {
-		if _, ok := cur[k]; !ok {
-			out = append(out, backends.Change{Key: k, Deleted: true})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-	return out
 }
 
 // commonParent returns the longest clean path that every prefix is under.

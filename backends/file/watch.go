@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"maps"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/confit-dev/confit/backends"
@@ -56,7 +55,7 @@ func (s *sub) publish(kvs map[string]string, rev uint64, loadErr error) {
 		return // the revision moves whenever the contents do
 	}
 	view := under(kvs, s.prefix)
-	changes := diff(s.view, view)
+	changes := backends.Diff(s.view, view)
 	if len(changes) == 0 && !s.degraded {
 		s.rev = rev
 		return
@@ -336,21 +335,4 @@ func under(kvs map[string]string, prefix string) map[string]string {
 		}
 	}
 	return out
-}
-
-// diff lists what turns old into new, sorted by key.
-func diff(old, new map[string]string) []backends.Change {
-	var changes []backends.Change
-	for k, v := range new {
-		if ov, ok := old[k]; !ok || ov != v {
-			changes = append(changes, backends.Change{Key: k, Value: v})
-		}
-	}
-	for k := range old {
-		if _, ok := new[k]; !ok {
-			changes = append(changes, backends.Change{Key: k, Deleted: true})
-		}
-	}
-	slices.SortFunc(changes, func(a, b backends.Change) int { return strings.Compare(a.Key, b.Key) })
-	return changes
 }
