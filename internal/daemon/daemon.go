@@ -59,7 +59,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Resource.Logger == nil {
 		cfg.Resource.Logger = cfg.Logger
 	}
-	if !known(cfg.Backend.Backend) {
+	if !slices.Contains(backends.Names(), cfg.Backend.Backend) {
 		return fmt.Errorf("%w: -backend: %w %q (known: %s)", ErrConfig, backends.ErrUnknownBackend,
 			cfg.Backend.Backend, strings.Join(backends.Names(), ", "))
 	}
@@ -339,13 +339,4 @@ func (p *pool) closeAll() {
 		b.Close()
 		delete(p.clients, k)
 	}
-}
-
-func known(name string) bool {
-	for _, n := range backends.Names() {
-		if n == name {
-			return true
-		}
-	}
-	return false
 }

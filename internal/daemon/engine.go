@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -221,7 +222,7 @@ func (e *engine) retarget(s *store, prefixes []string) {
 		s.target[p] = true
 	}
 	for p, stop := range s.watches {
-		if !contains(prefixes, p) {
+		if !slices.Contains(prefixes, p) {
 			stop()
 			delete(s.watches, p)
 			delete(s.revs, p)
@@ -243,15 +244,6 @@ func (e *engine) retarget(s *store, prefixes []string) {
 	if len(missing) > 0 {
 		e.load(s, missing)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // load reads prefixes of s in the background, retrying with jittered
