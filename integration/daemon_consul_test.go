@@ -46,21 +46,7 @@ func TestDaemonConsulKV(t *testing.T) {
 	}
 
 	t.Run("one-shot matches the file backend", func(t *testing.T) {
-		values := filepath.Join(t.TempDir(), "values.yaml")
-		writeFiles(t, filepath.Dir(values), map[string]string{"values.yaml": compatYAML})
-		fileOut, consulOut := t.TempDir(), t.TempDir()
-		runConfitOnce(t, "-backend", "file", "-file", values, "-confdir", compatConfdir(t, fileOut))
-		runConfitOnce(t, "-backend", "consul", "-node", s.Addr(), "-confdir", compatConfdir(t, consulOut))
-		for _, name := range []string{"all.conf", "rel.conf"} {
-			fromFile := readFile(t, filepath.Join(fileOut, name))
-			fromConsul := readFile(t, filepath.Join(consulOut, name))
-			if fromConsul != fromFile {
-				t.Errorf("%s differs:\n--- file backend ---\n%s\n--- consul ---\n%s", name, fromFile, fromConsul)
-			}
-		}
-		if all := readFile(t, filepath.Join(consulOut, "all.conf")); strings.Contains(all, "sibling") || !strings.Contains(all, "name=shop") {
-			t.Errorf("all.conf over consul:\n%s", all)
-		}
+		checkMatchesFileBackend(t, "consul", "-backend", "consul", "-node", s.Addr())
 	})
 
 	t.Run("watch", func(t *testing.T) {

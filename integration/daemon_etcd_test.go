@@ -116,36 +116,44 @@ func etcdPutAll(t *testing.T, c *clientv3.Client, kvs map[string]string) {
 func TestDaemonEtcdMatchesFileBackend(t *testing.T) {
 	s := testserver.Etcd(t, testserver.EtcdOptions{})
 	etcdPutAll(t, etcdAdmin(t, s, "", ""), compatData)
+	checkMatchesFileBackend(t, "etcd", "-backend", "etcd", "-node", s.Endpoint())
+}
+
+// checkMatchesFileBackend renders the compatibility fixtures one-shot from
+// a YAML file holding compatData and from the store named by storeArgs
+// (already loaded with compatData), and checks the outputs are the same
+// bytes and exercise what they claim to.
+func checkMatchesFileBackend(t *testing.T, store string, storeArgs ...string) {
+	t.Helper()
 	values := filepath.Join(t.TempDir(), "values.yaml")
 	writeFiles(t, filepath.Dir(values), map[string]string{"values.yaml": compatYAML})
-
-	fileOut, etcdOut := t.TempDir(), t.TempDir()
+	fileOut, storeOut := t.TempDir(), t.TempDir()
 	runConfitOnce(t, "-backend", "file", "-file", values, "-confdir", compatConfdir(t, fileOut))
-	runConfitOnce(t, "-backend", "etcd", "-node", s.Endpoint(), "-confdir", compatConfdir(t, etcdOut))
+	runConfitOnce(t, append(storeArgs, "-confdir", compatConfdir(t, storeOut))...)
 
 	for _, name := range []string{"all.conf", "rel.conf"} {
 		fromFile := readFile(t, filepath.Join(fileOut, name))
-		fromEtcd := readFile(t, filepath.Join(etcdOut, name))
-		if fromEtcd != fromFile {
-			t.Errorf("%s differs:\n--- file backend ---\n%s\n--- etcd ---\n%s", name, fromFile, fromEtcd)
+		fromStore := readFile(t, filepath.Join(storeOut, name))
+		if fromStore != fromFile {
+			t.Errorf("%s differs:\n--- file backend ---\n%s\n--- %s ---\n%s", name, fromFile, store, fromStore)
 		}
 	}
 	// The fixtures must exercise what they claim to, not render blanks.
-	all := readFile(t, filepath.Join(etcdOut, "all.conf"))
+	all := readFile(t, filepath.Join(storeOut, "all.conf"))
 	for _, want := range []string{
 		"name=shop port=8080", "missing=fallback", "server a 10.0.0.1:80\nserver b", "ls c",
 		"service api port 9000\nservice web port 80", "debug=true level=info peer=p1 peer=p2",
 		"item z", "unicode=héllo wörld ✓", "foo /app/foo/inner=inside /app/foo\n",
 	} {
 		if !strings.Contains(all, want) {
-			t.Errorf("all.conf lacks %q:\n%s", want, all)
+			t.Errorf("all.conf from %s lacks %q:\n%s", store, want, all)
 		}
 	}
 	if strings.Contains(all, "sibling") {
-		t.Errorf("all.conf: /app/foo matched /app/foobar:\n%s", all)
+		t.Errorf("all.conf from %s: /app/foo matched /app/foobar:\n%s", store, all)
 	}
-	if rel := readFile(t, filepath.Join(etcdOut, "rel.conf")); !strings.Contains(rel, "url=postgres://") || !strings.Contains(rel, "dir services") {
-		t.Errorf("rel.conf:\n%s", rel)
+	if rel := readFile(t, filepath.Join(storeOut, "rel.conf")); !strings.Contains(rel, "url=postgres://") || !strings.Contains(rel, "dir services") {
+		t.Errorf("rel.conf from %s:\n%s", store, rel)
 	}
 }
 
