@@ -64,25 +64,35 @@ func parse(name string, data []byte) (map[string]string, error) {
 			return nil, err
 		}
 	default:
-		// Every document of a multi-document stream is read; later documents
-		// win on the same key, as later files do.
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		for {
-			var doc yaml.Node
-			err := dec.Decode(&doc)
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return nil, err
-			}
-			keepText(&doc)
-			if err := flattenYAML(&doc, kvs, yamlBudget(len(data))); err != nil {
-				return nil, err
-			}
+		if fast, ok := fastYAML(data); ok {
+			return fast, nil
+		}
+		if err := parseYAML(data, kvs); err != nil {
+			return nil, err
 		}
 	}
 	return kvs, nil
+}
+
+// parseYAML flattens every document of a YAML stream into kvs through
+// yaml.v3's node trees; later documents win on the same key, as later files
+// do. It reads the whole language, where fastYAML reads a common subset.
+func parseYAML(data []byte, kvs map[string]string) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		keepText(&doc)
+		if err := flattenYAML(&doc, kvs, yamlBudget(len(data))); err != nil {
+			return err
+		}
+	}
 }
 
 // maxYAMLBudget caps the node visits of one YAML document, however large

@@ -133,8 +133,10 @@ func (w *yamlWalker) flatten(n *yaml.Node, key string) error {
 			return err
 		}
 		if collide {
-			// Keys that render alike (1 and "1") are visited in a fixed
-			// order, so the later one wins deterministically.
+			// Keys that render alike (1 and "1"), or that name the same
+			// path once cleaned ("a/b" and a: {b:}), are visited in sorted
+			// order, as flatten visits them, so the later one wins
+			// deterministically.
 			slices.SortFunc(entries, func(a, b yamlEntry) int {
 				if c := strings.Compare(a.name, b.name); c != 0 {
 					return c
@@ -186,7 +188,7 @@ func (w *yamlWalker) mappingEntries(n *yaml.Node) (_ []yamlEntry, collide bool, 
 			}
 			return
 		}
-		if _, dup := names[e.name]; dup {
+		if _, dup := names[e.name]; dup || needsClean(e.name) {
 			collide = true
 		}
 		names[e.name] = struct{}{}
@@ -285,11 +287,16 @@ func (w *yamlWalker) mergeSource(src *yaml.Node, via []*yaml.Node, add func(yaml
 	return nil
 }
 
+// needsClean reports whether name is not a plain path element, so that
+// joinKey cleans it and it may name the same path as another key.
+func needsClean(name string) bool {
+	return name == "" || name == "." || name == ".." || strings.Contains(name, "/")
+}
+
 // joinKey is path.Join(key, name) for a clean key, without the cost of
 // cleaning when name is a plain path element (the common case).
 func joinKey(key, name string) string {
-	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") ||
-		strings.HasPrefix(name, "./") || strings.Contains(name, "/.") {
+	if needsClean(name) {
 		return path.Join(key, name)
 	}
 	if key == "/" {

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"strings"
 	"testing"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -57,6 +56,9 @@ var yamlDiffSeeds = []string{
 	"s: &s\n  m:\n    <<: *s\n",
 	"0: &e\n1: [*e, *e]\n",
 	"b: &b {x: 1}\nm: {<<: [*b, *b], y: [*b, *b]}\n",
+	"a/b: 1\na: {b: 2}\n",
+	"b: {c: 2}\nb/c: 1\n",
+	"a: [x]\na/0: y\nc/../a/0: z\n",
 }
 
 func init() {
@@ -154,13 +156,11 @@ func TestFlattenYAMLSelfAlias(t *testing.T) {
 	}
 	for name, data := range docs {
 		t.Run(name, func(t *testing.T) {
-			start := time.Now()
+			// A cyclic walk would hit the budget (or the test timeout)
+			// instead of this error.
 			_, err := parse("x.yaml", data)
 			if err == nil || !strings.Contains(err.Error(), "contains itself") {
 				t.Fatalf("got %v, want an anchor that contains itself", err)
-			}
-			if d := time.Since(start); d > 2*time.Second {
-				t.Errorf("took %v", d)
 			}
 			checkYAMLAgrees(t, data)
 		})
