@@ -303,10 +303,21 @@ func resourceName(confDir, file string) string {
 // are ignored) and returns the output and what the template read, in
 // absolute keys. It touches no file.
 func (r *Resource) Render(kvs map[string]string) ([]byte, Reads, error) {
-	rel := make(map[string]string)
-	for k, v := range kvs {
-		if backends.UnderAny(k, r.Keys) {
-			rel[r.relKey(k)] = v
+	// With the prefix "/" and only keys the resource reads (the daemon
+	// passes just those), the template's key space is kvs itself.
+	rel := kvs
+	for k := range kvs {
+		if !backends.UnderAny(k, r.Keys) || r.relKey(k) != k {
+			rel = nil
+			break
+		}
+	}
+	if rel == nil {
+		rel = make(map[string]string, len(kvs))
+		for k, v := range kvs {
+			if backends.UnderAny(k, r.Keys) {
+				rel[r.relKey(k)] = v
+			}
 		}
 	}
 	out, reads, err := r.tmpl.Execute(template.NewStore(rel))
@@ -322,10 +333,20 @@ func (r *Resource) Render(kvs map[string]string) ([]byte, Reads, error) {
 // key lies under the prefix (a key reached through ".." stays absolute) and
 // is not a service-discovery key.
 func (r *Resource) relKey(k string) string {
-	if backends.Under(k, r.Prefix) && !backends.IsVirtual(k) {
-		return path.Join("/", strings.TrimPrefix(k, r.Prefix))
+	if !backends.Under(k, r.Prefix) || backends.IsVirtual(k) {
+		return k
 	}
-	return k
+	rest := k
+	if r.Prefix != "/" {
+		rest = k[len(r.Prefix):]
+	}
+	if rest == "" {
+		return "/"
+	}
+	if rest[0] == '/' && path.Clean(rest) == rest {
+		return rest // what path.Join would give, without allocating
+	}
+	return path.Join("/", strings.TrimPrefix(k, r.Prefix))
 }
 
 // absKeys maps template keys back to absolute store keys, sorted, unique:
@@ -347,7 +368,10 @@ func (r *Resource) absKeys(keys []string, prefixes bool) []string {
 			out = append(out, k)
 			continue
 		}
-		joined := path.Join(r.Prefix, k)
+		joined := k
+		if r.Prefix != "/" || k == "" || k[0] != '/' || path.Clean(k) != k {
+			joined = path.Join(r.Prefix, k)
+		}
 		outside := !backends.Under(k, r.Prefix) && r.outsideKey(k, prefixes)
 		if prefixes || !outside || backends.UnderAny(joined, r.Keys) {
 			out = append(out, joined)
@@ -356,7 +380,9 @@ func (r *Resource) absKeys(keys []string, prefixes bool) []string {
 			out = append(out, k)
 		}
 	}
-	slices.Sort(out)
+	if !slices.IsSorted(out) {
+		slices.Sort(out)
+	}
 	return slices.Compact(out)
 }
 

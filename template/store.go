@@ -41,6 +41,25 @@ type Store struct {
 // already clean wins; otherwise the lexically smallest original key wins.
 func NewStore(kvs map[string]string) *Store {
 	s := &Store{idx: make(map[string]int, len(kvs))}
+	s.keys = make([]string, 0, len(kvs))
+	for k := range kvs {
+		if len(k) == 0 || k[0] != '/' || path.Clean(k) != k {
+			return newStoreCleaning(s, kvs)
+		}
+		s.keys = append(s.keys, k)
+	}
+	// Every key is clean already (the common case): no two can collide.
+	slices.Sort(s.keys)
+	s.vals = make([]string, len(s.keys))
+	for i, k := range s.keys {
+		s.idx[k] = i
+		s.vals[i] = kvs[k]
+	}
+	return s
+}
+
+// newStoreCleaning is NewStore for a kvs with keys to clean.
+func newStoreCleaning(s *Store, kvs map[string]string) *Store {
 	orig := make(map[string]string, len(kvs)) // clean key -> original key kept
 	s.keys = make([]string, 0, len(kvs))
 	for k := range kvs {

@@ -206,7 +206,7 @@ func (b *Backend) read() (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	merged := map[string]string{}
+	var merged map[string]string
 	for _, f := range paths {
 		data, err := os.ReadFile(f.path)
 		if f.inDir && errors.Is(err, fs.ErrNotExist) {
@@ -219,7 +219,14 @@ func (b *Backend) read() (map[string]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("file: %s: %w", f.path, err)
 		}
-		maps.Copy(merged, kvs)
+		if merged == nil {
+			merged = kvs // parse returns a new map: no copy needed
+		} else {
+			maps.Copy(merged, kvs)
+		}
+	}
+	if merged == nil {
+		merged = map[string]string{}
 	}
 	return merged, nil
 }
@@ -267,7 +274,13 @@ func (b *Backend) Get(ctx context.Context, prefixes []string) (backends.Snapshot
 	for i, p := range prefixes {
 		clean[i] = backends.CleanKey(p)
 	}
-	snap := backends.Snapshot{Rev: rev, KVs: map[string]string{}}
+	n := 0
+	for k := range kvs {
+		if backends.UnderAny(k, clean) {
+			n++
+		}
+	}
+	snap := backends.Snapshot{Rev: rev, KVs: make(map[string]string, n)}
 	for k, v := range kvs {
 		if backends.UnderAny(k, clean) {
 			snap.KVs[k] = v

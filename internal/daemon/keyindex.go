@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/confit-dev/confit/backends"
@@ -42,19 +43,29 @@ func (x *keyIndex) remove(k string) {
 // subset returns the entries of kvs (which x indexes) under any of
 // prefixes.
 func (x *keyIndex) subset(kvs map[string]string, prefixes []string) map[string]string {
-	out := map[string]string{}
+	// Keys under p sort in one run starting at p: every key with the
+	// string prefix p is there, and Under picks the ones at a "/"
+	// boundary ("/app/foo-bar" sorts between "/app/foo" and "/app/foo/x").
+	type run struct {
+		p      string
+		lo, hi int
+	}
+	runs := make([]run, 0, len(prefixes))
+	n := 0
 	for _, p := range prefixes {
-		// Keys under p sort in one run starting at p: every key with the
-		// string prefix p is there, and Under picks the ones at a "/"
-		// boundary ("/app/foo-bar" sorts between "/app/foo" and
-		// "/app/foo/x").
 		start := p
 		if p == "/" {
 			start = ""
 		}
-		i, _ := slices.BinarySearch(x.keys, start)
-		for ; i < len(x.keys) && strings.HasPrefix(x.keys[i], start); i++ {
-			if k := x.keys[i]; backends.Under(k, p) {
+		lo, _ := slices.BinarySearch(x.keys, start)
+		hi := lo + sort.Search(len(x.keys)-lo, func(i int) bool { return !strings.HasPrefix(x.keys[lo+i], start) })
+		runs = append(runs, run{p, lo, hi})
+		n += hi - lo
+	}
+	out := make(map[string]string, n)
+	for _, r := range runs {
+		for _, k := range x.keys[r.lo:r.hi] {
+			if backends.Under(k, r.p) {
 				out[k] = kvs[k]
 			}
 		}
