@@ -6,6 +6,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -459,5 +460,47 @@ func TestLoadDirMissing(t *testing.T) {
 	_, errs := LoadDir(Options{ConfDir: dir})
 	if len(errs) != 1 || !strings.Contains(errs[0].Error(), filepath.Join(dir, "conf.d")) {
 		t.Errorf("got %v, want an error naming the conf.d directory", errs)
+	}
+}
+
+func TestDeferParse(t *testing.T) {
+	dir := confDir(t, map[string]string{
+		"conf.d/bad.toml":    "[template]\nsrc = \"bad.tmpl\"\ndest = \"/tmp/x\"\nkeys = [\"/a\"]\n",
+		"templates/bad.tmpl": "one\ntwo\n{{getv \"/a\" }\n",
+		"conf.d/ok.toml":     "[template]\nsrc = \"ok.tmpl\"\ndest = \"/tmp/y\"\nprefix = \"/p\"\nkeys = [\"/a\"]\n",
+		"templates/ok.tmpl":  "[service]\na = {{getv \"/a\"}}\n",
+		"conf.d/svc.toml":    "[template]\nsrc = \"svc.tmpl\"\ndest = \"/tmp/z\"\nkeys = [\"/a\"]\n",
+		"templates/svc.tmpl": "{{range service \"web\"}}{{.Address}}{{end}}\n",
+	})
+	opts := Options{ConfDir: dir, DeferParse: true}
+	byName := map[string]*Resource{}
+	rs, errs := LoadDir(opts)
+	if len(errs) != 0 {
+		t.Fatalf("a deferred syntax error failed the load: %v", errs)
+	}
+	for _, r := range rs {
+		byName[r.Name] = r
+	}
+
+	// The syntax error comes with the render, naming file and line.
+	if _, _, err := byName["bad.toml"].Render(map[string]string{"/a": "1"}); err == nil || !strings.Contains(err.Error(), "bad.tmpl:3") {
+		t.Errorf("render of a broken deferred template: %v, want an error naming bad.tmpl:3", err)
+	}
+	// A deferred template renders like an eager one, every time.
+	ok := byName["ok.toml"]
+	if ok.tmpl != nil {
+		t.Error("ok.tmpl was parsed at load")
+	}
+	for range 2 {
+		out, _, err := ok.Render(map[string]string{"/p/a": "v"})
+		if err != nil || string(out) != "[service]\na = v\n" {
+			t.Errorf("Render = %q, %v", out, err)
+		}
+	}
+	// A template that reads service discovery is parsed at load, so its
+	// service keys are fetched.
+	svc := byName["svc.toml"]
+	if svc.tmpl == nil || !slices.Contains(svc.Keys, "/@service/web") {
+		t.Errorf("svc.tmpl: parsed %v, keys %v; want parsed at load with its service key", svc.tmpl != nil, svc.Keys)
 	}
 }

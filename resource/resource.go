@@ -46,8 +46,17 @@ type Options struct {
 	// Diff receives a unified diff per changed resource in Noop mode;
 	// nil discards it.
 	Diff io.Writer
-	// TemplateOptions are passed to template.ParseFile.
+	// TemplateOptions are passed to template.Parse.
 	TemplateOptions template.Options
+	// DeferParse reads each template when its resource loads but parses
+	// it at each render and does not keep the parsed form, so a run that
+	// renders every resource once (one-shot) holds only the templates
+	// being rendered rather than all of them. A syntax error is then
+	// reported by the render. A template that may call service or
+	// services (template.MayReadServices) is parsed at load all the same:
+	// the service discovery it reads must be known before the store is
+	// read.
+	DeferParse bool
 }
 
 // Reads is what one render looked at, in absolute store keys.
@@ -101,7 +110,8 @@ type Resource struct {
 	// called Rollback: that is the method.)
 	AutoRollback bool
 
-	tmpl      *template.Template
+	tmpl      *template.Template // nil while deferred (Options.DeferParse)
+	tmplText  string             // the template's text while deferred
 	checkTmpl *cmdTemplate
 	reloadTpl *cmdTemplate
 	opts      Options
@@ -273,18 +283,35 @@ func newResource(file string, c *Config, opts Options) (*Resource, error) {
 		return nil, fail("template.reload_cmd", err)
 	}
 
-	r.tmpl, err = template.ParseFile(r.Src, opts.TemplateOptions)
+	text, err := os.ReadFile(r.Src)
 	if err != nil {
-		msg := err.Error()
-		if !strings.Contains(msg, r.Src) && !strings.Contains(msg, filepath.Base(r.Src)) {
-			err = fmt.Errorf("%s: %w", r.Src, err)
-		}
 		return nil, fail("", fmt.Errorf("template: %w", err))
+	}
+	if opts.DeferParse && !template.MayReadServices(string(text), opts.TemplateOptions) {
+		r.tmplText = string(text)
+		return r, nil
+	}
+	if r.tmpl, err = r.parseTemplate(string(text)); err != nil {
+		return nil, fail("", err)
 	}
 	// Service discovery the template reads (service "web") is fetched and
 	// watched like a key; its keys stay absolute.
 	r.Keys = append(r.Keys, r.tmpl.VirtualKeys()...)
 	return r, nil
+}
+
+// parseTemplate parses the template's text. The error names the template
+// file and the line.
+func (r *Resource) parseTemplate(text string) (*template.Template, error) {
+	t, err := template.Parse(filepath.Base(r.Src), text, r.opts.TemplateOptions)
+	if err != nil {
+		msg := err.Error()
+		if !strings.Contains(msg, r.Src) && !strings.Contains(msg, filepath.Base(r.Src)) {
+			err = fmt.Errorf("%s: %w", r.Src, err)
+		}
+		return nil, fmt.Errorf("template: %s: %w", r.Src, err)
+	}
+	return t, nil
 }
 
 // resourceName is file relative to <confdir>/conf.d, or file itself when it
@@ -320,7 +347,14 @@ func (r *Resource) Render(kvs map[string]string) ([]byte, Reads, error) {
 			}
 		}
 	}
-	out, reads, err := r.tmpl.Execute(template.NewStore(rel))
+	tmpl := r.tmpl
+	if tmpl == nil {
+		var err error
+		if tmpl, err = r.parseTemplate(r.tmplText); err != nil {
+			return nil, Reads{}, fmt.Errorf("resource %s: %w", r.Name, err)
+		}
+	}
+	out, reads, err := tmpl.Execute(template.NewStore(rel))
 	abs := Reads{Keys: r.absKeys(reads.Keys, false), Prefixes: r.absKeys(reads.Prefixes, true)}
 	if err != nil {
 		return nil, abs, fmt.Errorf("resource %s: render %s: %w", r.Name, r.Src, err)

@@ -34,7 +34,12 @@ type Template struct {
 	name  string
 	base  *template.Template // parsed; the first binding, cloned for concurrent renders
 	bound []string           // store functions not overridden by Options.Funcs
-	pool  sync.Pool          // *binding
+	// free holds the bindings not in use. It is a plain list rather
+	// than a sync.Pool: a pool is reachable from the runtime until two
+	// garbage collections after its last use, which kept every template
+	// of a one-shot run alive long after its single render.
+	mu   sync.Mutex
+	free []*binding
 	size  atomic.Int64       // length of the last output, to size the buffer
 
 	virtual []string // service-discovery prefixes the template reads
@@ -116,7 +121,7 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 		}
 	}
 	t.base = base
-	t.pool.Put(&binding{tmpl: base, rec: rec})
+	t.free = append(t.free, &binding{tmpl: base, rec: rec})
 	return t, nil
 }
 
@@ -273,12 +278,18 @@ func walkBranch(b *parse.BranchNode, fn func(parse.Node)) {
 // Name returns the template's name.
 func (t *Template) Name() string { return t.name }
 
-// acquire returns a binding from the pool, cloning the parsed template
-// (no re-parse) when the pool is empty.
+// acquire returns a free binding, cloning the parsed template (no
+// re-parse) when none is free. There are at most as many bindings as
+// renders of the template ever ran at once.
 func (t *Template) acquire() (*binding, error) {
-	if b, ok := t.pool.Get().(*binding); ok {
+	t.mu.Lock()
+	if n := len(t.free); n > 0 {
+		b := t.free[n-1]
+		t.free = t.free[:n-1]
+		t.mu.Unlock()
 		return b, nil
 	}
+	t.mu.Unlock()
 	c, err := t.base.Clone()
 	if err != nil {
 		return nil, err
@@ -316,7 +327,9 @@ func (t *Template) Execute(s *Store) ([]byte, Reads, error) {
 	err = b.tmpl.Execute(&buf, nil)
 	reads := b.rec.reads()
 	b.rec.store = nil
-	t.pool.Put(b)
+	t.mu.Lock()
+	t.free = append(t.free, b)
+	t.mu.Unlock()
 	if err != nil {
 		return nil, reads, err
 	}
@@ -325,3 +338,85 @@ func (t *Template) Execute(s *Store) ([]byte, Reads, error) {
 }
 
 var emptyStore = NewStore(nil)
+
+// MayReadServices reports whether text, once parsed with opts, may call
+// service or services: when it returns false the parsed template's
+// VirtualKeys would be empty. It scans the actions for those identifiers
+// (skipping string and character literals and comments) without parsing,
+// so a caller can learn what to fetch while deferring the parse. It may
+// return true for a template that does not call them (a field or a
+// variable of that name).
+func MayReadServices(text string, opts Options) bool {
+	left, right := opts.LeftDelim, opts.RightDelim
+	if left == "" {
+		left = "{{"
+	}
+	if right == "" {
+		right = "}}"
+	}
+	for {
+		i := strings.Index(text, left)
+		if i < 0 {
+			return false
+		}
+		text = text[i+len(left):]
+		var found bool
+		text, found = scanAction(text, right)
+		if found {
+			return true
+		}
+	}
+}
+
+// scanAction scans one action up to and past its right delimiter and
+// reports whether it names service or services as a function. It returns
+// the text after the action.
+func scanAction(text, right string) (rest string, found bool) {
+	if strings.HasPrefix(text, "/*") || strings.HasPrefix(text, "- /*") {
+		// A comment runs to "*/" and the delimiter.
+		if j := strings.Index(text, "*/"); j >= 0 {
+			text = text[j+2:]
+		}
+	}
+	for i := 0; i < len(text); {
+		if strings.HasPrefix(text[i:], right) {
+			return text[i+len(right):], false
+		}
+		switch c := text[i]; {
+		case c == '"' || c == '\'':
+			// Quoted string or character: skip to the unescaped close.
+			i++
+			for i < len(text) && text[i] != c && text[i] != '\n' {
+				if text[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			i++
+		case c == '`':
+			j := strings.IndexByte(text[i+1:], '`')
+			if j < 0 {
+				return "", false
+			}
+			i += j + 2
+		case isIdentByte(c):
+			j := i
+			for j < len(text) && isIdentByte(text[j]) {
+				j++
+			}
+			word := text[i:j]
+			field := i > 0 && (text[i-1] == '.' || text[i-1] == '$')
+			if !field && (word == "service" || word == "services") {
+				return text[j:], true
+			}
+			i = j
+		default:
+			i++
+		}
+	}
+	return "", false
+}
+
+func isIdentByte(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
+}

@@ -44,3 +44,53 @@ func TestServiceReads(t *testing.T) {
 		t.Errorf("Reads.Prefixes = %q, want %q", reads.Prefixes, want)
 	}
 }
+
+func TestMayReadServices(t *testing.T) {
+	tests := []struct {
+		text string
+		want bool
+	}{
+		{`{{range service "web"}}{{.Address}}{{end}}`, true},
+		{`{{- range services -}}{{.}}{{end}}`, true},
+		{`{{len (service "db" "any")}}`, true},
+		{`{{"x" | printf "%s" | service}}`, true},
+		{"[service]\nname = {{getv \"/service/name\"}}\n", false},
+		{`{{/* service "web" */}}{{getv "/a"}}`, false},
+		{`{{.service}} {{$service := 1}}`, false},
+		{`{{getv "}} service"}}`, false},
+		{"{{`}}` | print}} service", false},
+		{`{{getv "a\"service"}}`, false},
+		{`plain text`, false},
+	}
+	for _, tt := range tests {
+		if got := MayReadServices(tt.text, Options{}); got != tt.want {
+			t.Errorf("MayReadServices(%q) = %v, want %v", tt.text, got, tt.want)
+		}
+		checkMayReadServices(t, tt.text)
+	}
+	if !MayReadServices(`<% service "web" %>`, Options{LeftDelim: "<%", RightDelim: "%>"}) {
+		t.Error("custom delimiters: service not seen")
+	}
+}
+
+// checkMayReadServices fails when text parses to a template with virtual
+// keys but MayReadServices says it has none.
+func checkMayReadServices(t *testing.T, text string) {
+	t.Helper()
+	tm, err := Parse("x", text, Options{})
+	if err != nil || len(tm.VirtualKeys()) == 0 {
+		return
+	}
+	if !MayReadServices(text, Options{}) {
+		t.Errorf("MayReadServices(%q) = false, but the template reads %v", text, tm.VirtualKeys())
+	}
+}
+
+func FuzzMayReadServices(f *testing.F) {
+	for _, s := range []string{`{{range service "web"}}{{end}}`, `{{services}}`, "{{`}}`}}{{service \"a\"}}", `{{/* x */}}{{service "b"}}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		checkMayReadServices(t, text)
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -107,6 +108,9 @@ func isDirError(errs []error) bool {
 // runOnce renders every resource once. Each backend is read once, in one
 // snapshot of all the prefixes its resources need.
 func runOnce(ctx context.Context, cfg Config, pool *pool, m *metrics) error {
+	// Each resource renders once: parse its template then, so that only
+	// the templates being rendered are held at a time.
+	cfg.Resource.DeferParse = true
 	res, loadErrs, err := loadResources(cfg)
 	if err != nil {
 		return err
@@ -160,8 +164,12 @@ func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*res
 }
 
 // syncGroup syncs resources that share one snapshot: renders and commits
-// run in parallel (fsyncs overlap), then each distinct reload_cmd runs once,
-// with rollback on failure as in watch mode. It returns how many failed.
+// run in parallel, then each distinct reload_cmd runs once, with rollback on
+// failure as in watch mode. It returns how many failed.
+//
+// Renders are CPU work: at most GOMAXPROCS run at once, which also bounds
+// the memory of templates parsed for them (resource.Options.DeferParse).
+// Commits wait on the disk (fsync): up to 32 overlap.
 func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resource, kvs map[string]string, pending map[string]bool) int {
 	var (
 		mu      sync.Mutex
@@ -169,6 +177,7 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 		written []*resource.Resource
 		wg      sync.WaitGroup
 		sem     = make(chan struct{}, 32)
+		cpu     = make(chan struct{}, runtime.GOMAXPROCS(0))
 	)
 	idx := newKeyIndex(kvs)
 	for _, r := range rs {
@@ -178,7 +187,13 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 			defer wg.Done()
 			defer func() { <-sem }()
 			m.renders.Add(1)
-			res, err := r.Apply(ctx, idx.subset(kvs, r.Keys), resource.ApplyOptions{SkipReload: true})
+			cpu <- struct{}{}
+			out, _, err := r.Render(idx.subset(kvs, r.Keys))
+			<-cpu
+			var res resource.Result
+			if err == nil {
+				res, err = r.Commit(ctx, out, resource.ApplyOptions{SkipReload: true})
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
