@@ -40,7 +40,7 @@ type Template struct {
 	// of a one-shot run alive long after its single render.
 	mu   sync.Mutex
 	free []*binding
-	size  atomic.Int64       // length of the last output, to size the buffer
+	size atomic.Int64 // length of the last output, to size the buffer
 
 	virtual []string // service-discovery prefixes the template reads
 }
