@@ -41,7 +41,8 @@ type KV struct {
 type Snapshot struct {
 	// Rev is the store's revision (etcd) or index (Consul) of the read.
 	Rev uint64
-	// KVs maps absolute keys to values.
+	// KVs maps absolute keys to values. It is read-only: a backend may
+	// hand the same map to several readers.
 	KVs map[string]string
 	// Revs, when set, gives the revision each requested prefix was read
 	// at, for stores without one revision across prefixes (Consul's

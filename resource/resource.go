@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -328,12 +329,22 @@ func resourceName(confDir, file string) string {
 
 // Render renders the template from kvs (absolute keys; keys outside r.Keys
 // are ignored) and returns the output and what the template read, in
-// absolute keys. It touches no file.
+// absolute keys. It touches no file and does not keep or modify kvs.
 func (r *Resource) Render(kvs map[string]string) ([]byte, Reads, error) {
+	return r.RenderSorted(kvs, nil)
+}
+
+// RenderSorted is Render for a caller that holds kvs's keys in sorted
+// order: keys must be exactly those keys, sorted, or nil. With 20,000 keys
+// it spares the render a sort of ~3 ms.
+func (r *Resource) RenderSorted(kvs map[string]string, keys []string) ([]byte, Reads, error) {
+	if keys == nil || len(keys) != len(kvs) {
+		keys = slices.Sorted(maps.Keys(kvs))
+	}
 	// With the prefix "/" and only keys the resource reads (the daemon
 	// passes just those), the template's key space is kvs itself.
-	rel := kvs
-	for k := range kvs {
+	rel, relKeys := kvs, keys
+	for _, k := range keys {
 		if !backends.UnderAny(k, r.Keys) || r.relKey(k) != k {
 			rel = nil
 			break
@@ -341,9 +352,12 @@ func (r *Resource) Render(kvs map[string]string) ([]byte, Reads, error) {
 	}
 	if rel == nil {
 		rel = make(map[string]string, len(kvs))
-		for k, v := range kvs {
+		relKeys = make([]string, 0, len(kvs))
+		for _, k := range keys {
 			if backends.UnderAny(k, r.Keys) {
-				rel[r.relKey(k)] = v
+				rk := r.relKey(k)
+				rel[rk] = kvs[k]
+				relKeys = append(relKeys, rk) // sorted unless ".." or a collision
 			}
 		}
 	}
@@ -354,7 +368,7 @@ func (r *Resource) Render(kvs map[string]string) ([]byte, Reads, error) {
 			return nil, Reads{}, fmt.Errorf("resource %s: %w", r.Name, err)
 		}
 	}
-	out, reads, err := tmpl.Execute(template.NewStore(rel))
+	out, reads, err := tmpl.Execute(template.NewStoreSorted(rel, relKeys))
 	abs := Reads{Keys: r.absKeys(reads.Keys, false), Prefixes: r.absKeys(reads.Prefixes, true)}
 	if err != nil {
 		return nil, abs, fmt.Errorf("resource %s: render %s: %w", r.Name, r.Src, err)

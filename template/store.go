@@ -40,16 +40,32 @@ type Store struct {
 // "/database/url". When two keys clean to the same key, the one that was
 // already clean wins; otherwise the lexically smallest original key wins.
 func NewStore(kvs map[string]string) *Store {
+	return NewStoreSorted(kvs, nil)
+}
+
+// NewStoreSorted is NewStore for a caller that holds kvs's keys in sorted
+// order: keys must be exactly those keys, sorted, or nil. It spares the
+// Store a sort. keys is not kept.
+func NewStoreSorted(kvs map[string]string, keys []string) *Store {
 	s := &Store{idx: make(map[string]int, len(kvs))}
-	s.keys = make([]string, 0, len(kvs))
-	for k := range kvs {
+	if keys == nil || len(keys) != len(kvs) {
+		keys = nil
+		s.keys = make([]string, 0, len(kvs))
+		for k := range kvs {
+			s.keys = append(s.keys, k)
+		}
+	} else {
+		s.keys = slices.Clone(keys)
+	}
+	for _, k := range s.keys {
 		if len(k) == 0 || k[0] != '/' || path.Clean(k) != k {
 			return newStoreCleaning(s, kvs)
 		}
-		s.keys = append(s.keys, k)
 	}
 	// Every key is clean already (the common case): no two can collide.
-	slices.Sort(s.keys)
+	if keys == nil || !slices.IsSorted(s.keys) {
+		slices.Sort(s.keys)
+	}
 	s.vals = make([]string, len(s.keys))
 	for i, k := range s.keys {
 		s.idx[k] = i

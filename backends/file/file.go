@@ -280,6 +280,11 @@ func (b *Backend) Get(ctx context.Context, prefixes []string) (backends.Snapshot
 			n++
 		}
 	}
+	if n == len(kvs) {
+		// Every key is wanted: share the view, which is never modified
+		// (a re-read replaces it).
+		return backends.Snapshot{Rev: rev, KVs: kvs}, nil
+	}
 	snap := backends.Snapshot{Rev: rev, KVs: make(map[string]string, n)}
 	for k, v := range kvs {
 		if backends.UnderAny(k, clean) {

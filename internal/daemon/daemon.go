@@ -188,7 +188,7 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 			defer func() { <-sem }()
 			m.renders.Add(1)
 			cpu <- struct{}{}
-			out, _, err := r.Render(idx.subset(kvs, r.Keys))
+			out, _, err := r.RenderSorted(idx.subset(kvs, r.Keys))
 			<-cpu
 			var res resource.Result
 			if err == nil {

@@ -600,7 +600,7 @@ func (e *engine) kick() {
 			continue
 		}
 		rs.pending = false
-		out, reads, err := rs.r.Render(s.idx.subset(s.kvs, rs.r.Keys))
+		out, reads, err := rs.r.RenderSorted(s.idx.subset(s.kvs, rs.r.Keys))
 		e.m.renders.Add(1)
 		rs.reads, rs.haveReads = reads, true
 		rs.readKeys = make(map[string]bool, len(reads.Keys))

@@ -41,8 +41,9 @@ func (x *keyIndex) remove(k string) {
 }
 
 // subset returns the entries of kvs (which x indexes) under any of
-// prefixes.
-func (x *keyIndex) subset(kvs map[string]string, prefixes []string) map[string]string {
+// prefixes, and their keys in sorted order: kvs itself when that is all of
+// them. The results are read-only, and only valid until x changes.
+func (x *keyIndex) subset(kvs map[string]string, prefixes []string) (map[string]string, []string) {
 	// Keys under p sort in one run starting at p: every key with the
 	// string prefix p is there, and Under picks the ones at a "/"
 	// boundary ("/app/foo-bar" sorts between "/app/foo" and "/app/foo/x").
@@ -62,13 +63,33 @@ func (x *keyIndex) subset(kvs map[string]string, prefixes []string) map[string]s
 		runs = append(runs, run{p, lo, hi})
 		n += hi - lo
 	}
+	for _, r := range runs {
+		if r.lo == 0 && r.hi == len(x.keys) && allUnder(x.keys, r.p) {
+			return kvs, x.keys // one prefix holds every key
+		}
+	}
 	out := make(map[string]string, n)
+	keys := make([]string, 0, n)
 	for _, r := range runs {
 		for _, k := range x.keys[r.lo:r.hi] {
-			if backends.Under(k, r.p) {
+			if _, dup := out[k]; !dup && backends.Under(k, r.p) {
 				out[k] = kvs[k]
+				keys = append(keys, k)
 			}
 		}
 	}
-	return out
+	if !slices.IsSorted(keys) {
+		slices.Sort(keys) // prefixes out of order
+	}
+	return out, keys
+}
+
+// allUnder reports whether every key is under p.
+func allUnder(keys []string, p string) bool {
+	for _, k := range keys {
+		if !backends.Under(k, p) {
+			return false
+		}
+	}
+	return true
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"maps"
+	"slices"
 	"testing"
 
 	"github.com/confit-dev/confit/backends"
@@ -22,9 +23,11 @@ func TestKeyIndexSubset(t *testing.T) {
 		{[]string{"/"}, []string{"/app/foo", "/app/foo/x", "/app/foo-bar", "/app/foobar", "/app/foo/y/z", "/other", "/@service/web/a"}},
 		{[]string{"/missing"}, nil},
 		{[]string{"/@service/web"}, []string{"/@service/web/a"}},
+		{[]string{"/app", "/app/foo"}, []string{"/app/foo", "/app/foo/x", "/app/foo-bar", "/app/foobar", "/app/foo/y/z"}},
 	}
 	for _, tc := range tests {
-		got := x.subset(kvs, tc.prefixes)
+		got, keys := x.subset(kvs, tc.prefixes)
+		checkSubsetKeys(t, got, keys)
 		want := map[string]string{}
 		for _, k := range tc.want {
 			want[k] = kvs[k]
@@ -58,8 +61,43 @@ func FuzzKeyIndexSubset(f *testing.F) {
 				want[k] = v
 			}
 		}
-		if got := x.subset(kvs, []string{p}); !maps.Equal(got, want) {
+		got, keys := x.subset(kvs, []string{p})
+		checkSubsetKeys(t, got, keys)
+		if !maps.Equal(got, want) {
 			t.Errorf("subset(%q) = %v, want %v (keys %q)", p, got, want, x.keys)
 		}
 	})
+}
+
+// TestKeyIndexSubsetAll checks that a prefix holding every key gives kvs
+// itself (no copy), and that overlapping prefixes do not pass for one.
+func TestKeyIndexSubsetAll(t *testing.T) {
+	kvs := map[string]string{"/a/b/1": "1", "/a/b/2": "2"}
+	x := newKeyIndex(kvs)
+	if got, _ := x.subset(kvs, []string{"/a"}); len(got) != 2 || !sameMap(got, kvs) {
+		t.Errorf("subset(/a) = %v, want kvs itself", got)
+	}
+	kvs["/c"] = "3"
+	x.insert("/c")
+	got, keys := x.subset(kvs, []string{"/a", "/a/b"})
+	checkSubsetKeys(t, got, keys)
+	if sameMap(got, kvs) || len(got) != 2 {
+		t.Errorf("subset(/a, /a/b) = %v, want the two keys under /a", got)
+	}
+}
+
+// sameMap reports whether a and b are the same map value.
+func sameMap(a, b map[string]string) bool {
+	a["\x00probe"] = ""
+	_, same := b["\x00probe"]
+	delete(a, "\x00probe")
+	return same
+}
+
+// checkSubsetKeys fails unless keys are the keys of m, sorted.
+func checkSubsetKeys(t *testing.T, m map[string]string, keys []string) {
+	t.Helper()
+	if want := slices.Sorted(maps.Keys(m)); !slices.Equal(keys, want) {
+		t.Errorf("subset keys %q, want %q", keys, want)
+	}
 }
