@@ -1,6 +1,8 @@
 package file
 
 import (
+	"bytes"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -30,7 +32,10 @@ func fastYAML(data []byte) (kvs map[string]string, ok bool) {
 	if !yamlFastSafe(data) {
 		return nil, false
 	}
-	p := fastParser{src: string(data), kvs: map[string]string{}, seen: map[string]struct{}{}}
+	// Most scalars follow ": " or "- ": a close guess of the key count
+	// (an exact size halves the map's memory against a line count).
+	n := bytes.Count(data, []byte(": ")) + bytes.Count(data, []byte("- "))
+	p := fastParser{src: string(data), kvs: make(map[string]string, n)}
 	if !p.run() {
 		return nil, false
 	}
@@ -66,21 +71,26 @@ func yamlFastSafe(data []byte) bool {
 type fastFrame struct {
 	indent int
 	seq    bool
-	path   string
+	plen   int // its path is fastParser.path[:plen] ("" for the root)
 	next   int // a sequence's next index
+	// A mapping's keys so far are fastParser.names[names:], or set once
+	// there are many.
+	names int
+	set   map[string]struct{}
 }
 
 // fastParser holds the state of one fastYAML pass.
 type fastParser struct {
 	src   string
 	kvs   map[string]string
-	seen  map[string]struct{} // paths of mapping entries whose value is a collection
 	stack []fastFrame
+	path  []byte   // the path of the entry being read
+	names []string // the keys of the open mappings, outermost first
 
-	// pending is the path of an entry whose value is on the following
-	// lines ("key:" or "-"), and pendingIndent the column of that entry's
-	// collection; hasPending says whether there is one.
-	pending       string
+	// pendingLen is the length of the path of an entry whose value is on
+	// the following lines ("key:" or "-"), and pendingIndent the column of
+	// that entry's collection; hasPending says whether there is one.
+	pendingLen    int
 	pendingIndent int
 	pendingInMap  bool
 	hasPending    bool
@@ -115,9 +125,20 @@ func (p *fastParser) run() bool {
 		}
 	}
 	if p.hasPending {
-		p.setScalar(p.pending, "")
+		p.kvs[string(p.path[:p.pendingLen])] = "" // null
 	}
 	return true
+}
+
+// push opens a collection at column indent whose path is path[:plen].
+func (p *fastParser) push(indent int, seq bool, plen int) {
+	p.stack = append(p.stack, fastFrame{indent: indent, seq: seq, plen: plen, names: len(p.names)})
+}
+
+// pop closes the innermost collection.
+func (p *fastParser) pop() {
+	p.names = p.names[:p.stack[len(p.stack)-1].names]
+	p.stack = p.stack[:len(p.stack)-1]
 }
 
 // line handles one content line that starts at column indent.
@@ -130,21 +151,21 @@ func (p *fastParser) line(indent int, content string) bool {
 		p.hasPending = false
 		switch {
 		case indent > p.pendingIndent:
-			p.stack = append(p.stack, fastFrame{indent: indent, seq: item, path: p.pending})
+			p.push(indent, item, p.pendingLen)
 		case indent == p.pendingIndent && item && p.pendingInMap:
 			// A sequence may sit at its mapping key's own column.
-			p.stack = append(p.stack, fastFrame{indent: indent, seq: true, path: p.pending})
+			p.push(indent, true, p.pendingLen)
 		default:
-			p.setScalar(p.pending, "") // null
+			p.kvs[string(p.path[:p.pendingLen])] = "" // null
 		}
 	}
 	if len(p.stack) == 0 {
-		p.stack = append(p.stack, fastFrame{indent: indent, seq: item, path: "/"})
+		p.push(indent, item, 0)
 	}
 	for len(p.stack) > 0 {
 		top := &p.stack[len(p.stack)-1]
 		if top.indent > indent || (top.indent == indent && top.seq && !item && len(p.stack) > 1 && p.stack[len(p.stack)-2].indent == indent) {
-			p.stack = p.stack[:len(p.stack)-1]
+			p.pop()
 			continue
 		}
 		break
@@ -159,12 +180,13 @@ func (p *fastParser) line(indent int, content string) bool {
 func (p *fastParser) entry(indent int, content string) bool {
 	top := &p.stack[len(p.stack)-1]
 	if !top.seq {
-		return p.mappingEntry(indent, content, top.path)
+		return p.mappingEntry(indent, content)
 	}
 	if !isSeqItem(content) {
 		return false
 	}
-	path := joinKey(top.path, strconv.Itoa(top.next))
+	p.path = append(p.path[:top.plen], '/')
+	p.path = strconv.AppendInt(p.path, int64(top.next), 10)
 	top.next++
 	rest := content[1:]
 	n := 0
@@ -176,15 +198,15 @@ func (p *fastParser) entry(indent int, content string) bool {
 		if rest != "" && n == 0 {
 			return false
 		}
-		p.pending, p.pendingIndent, p.pendingInMap, p.hasPending = path, indent, false, true
+		p.pendingLen, p.pendingIndent, p.pendingInMap, p.hasPending = len(p.path), indent, false, true
 		p.maxIndent = -1
 		return true
 	}
 	if _, _, isKey := splitKey(rest); isKey {
 		// "- key: value": a mapping whose entries start where key does.
 		col := indent + 1 + n
-		p.stack = append(p.stack, fastFrame{indent: col, path: path})
-		return p.mappingEntry(col, rest, path)
+		p.push(col, false, len(p.path))
+		return p.mappingEntry(col, rest)
 	}
 	if isSeqItem(rest) {
 		return false // "- - x"
@@ -193,28 +215,23 @@ func (p *fastParser) entry(indent int, content string) bool {
 	if !ok {
 		return false
 	}
-	p.setScalar(path, v)
+	p.kvs[string(p.path)] = v
 	p.maxIndent = indent
 	return true
 }
 
 // mappingEntry handles "key: value" or "key:" at column indent of the
-// mapping at path parent.
-func (p *fastParser) mappingEntry(indent int, content, parent string) bool {
+// innermost collection, a mapping.
+func (p *fastParser) mappingEntry(indent int, content string) bool {
 	key, rest, ok := splitKey(content)
-	if !ok || !plainKey(key) {
+	if !ok || !plainKey(key) || !p.addName(key) {
 		return false
 	}
-	path := joinKey(parent, key)
-	if _, dup := p.kvs[path]; dup {
-		return false
-	}
-	if _, dup := p.seen[path]; dup {
-		return false
-	}
+	top := &p.stack[len(p.stack)-1]
+	p.path = append(p.path[:top.plen], '/')
+	p.path = append(p.path, key...)
 	if rest == "" || rest[0] == '#' {
-		p.seen[path] = struct{}{}
-		p.pending, p.pendingIndent, p.pendingInMap, p.hasPending = path, indent, true, true
+		p.pendingLen, p.pendingIndent, p.pendingInMap, p.hasPending = len(p.path), indent, true, true
 		p.maxIndent = -1
 		return true
 	}
@@ -222,16 +239,37 @@ func (p *fastParser) mappingEntry(indent int, content, parent string) bool {
 	if !ok {
 		return false
 	}
-	p.setScalar(path, v)
+	p.kvs[string(p.path)] = v
 	p.maxIndent = indent
 	return true
 }
 
-// setScalar records a scalar; a null "key:" later found to have no
-// nested block also lands here, so the path may be in seen already.
-func (p *fastParser) setScalar(path, v string) {
-	delete(p.seen, path)
-	p.kvs[path] = v
+// addName records key in the innermost mapping and reports whether it is
+// new there: a duplicate key is an error yaml.v3 reports. Small mappings
+// are searched; a large one gets a set.
+func (p *fastParser) addName(key string) bool {
+	top := &p.stack[len(p.stack)-1]
+	if top.set != nil {
+		if _, dup := top.set[key]; dup {
+			return false
+		}
+		top.set[key] = struct{}{}
+		return true
+	}
+	mine := p.names[top.names:]
+	if slices.Contains(mine, key) {
+		return false
+	}
+	if len(mine) < 16 {
+		p.names = append(p.names, key)
+		return true
+	}
+	top.set = make(map[string]struct{}, 64)
+	for _, k := range mine {
+		top.set[k] = struct{}{}
+	}
+	top.set[key] = struct{}{}
+	return true
 }
 
 // isSeqItem reports whether content is a block sequence entry: "-" alone

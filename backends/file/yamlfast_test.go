@@ -212,3 +212,23 @@ func TestFastYAMLGenerated(t *testing.T) {
 		t.Errorf("only %d of 20000 generated documents took the fast path", fast)
 	}
 }
+
+// TestFastYAMLLargeMappingDuplicate checks duplicate keys in a mapping
+// large enough to be checked through a set.
+func TestFastYAMLLargeMappingDuplicate(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("m:\n")
+	for i := range 40 {
+		fmt.Fprintf(&b, "  k%d: %d\n", i, i)
+	}
+	if _, ok := fastYAML([]byte(b.String())); !ok {
+		t.Fatal("fastYAML declined 40 distinct keys")
+	}
+	checkFastAgrees(t, []byte(b.String()))
+	for _, at := range []int{3, 30} {
+		doc := b.String() + fmt.Sprintf("  k%d: again\n", at)
+		if _, ok := fastYAML([]byte(doc)); ok {
+			t.Errorf("fastYAML took a duplicate of key %d of 40", at)
+		}
+	}
+}
