@@ -179,7 +179,7 @@ func LoadDir(opts Options) ([]*Resource, []error) {
 // commands, and parses its template. Errors name the file (and the line and
 // key when known); template parse errors also name the template file.
 func Load(file string, opts Options) (*Resource, error) {
-	data, err := os.ReadFile(file)
+	data, err := readFile(file)
 	if err != nil {
 		return nil, &LoadError{File: file, Err: err}
 	}
@@ -284,7 +284,7 @@ func newResource(file string, c *Config, opts Options) (*Resource, error) {
 		return nil, fail("template.reload_cmd", err)
 	}
 
-	text, err := os.ReadFile(r.Src)
+	text, err := readFile(r.Src)
 	if err != nil {
 		return nil, fail("", fmt.Errorf("template: %w", err))
 	}

@@ -26,6 +26,30 @@ type ApplyOptions struct {
 	// SkipReload leaves reload_cmd to the caller, who calls Reload once
 	// for several resources sharing the same command.
 	SkipReload bool
+	// DeferDirSync leaves the fsync of the destination's directory (which
+	// makes the rename durable) to the caller, who calls SyncDirs once for
+	// a batch of resources, before reloading any of them: 200 resources in
+	// one directory then cost one directory fsync instead of 200.
+	DeferDirSync bool
+}
+
+// SyncDirs fsyncs each distinct directory of the resources' destinations
+// once, for commits made with ApplyOptions.DeferDirSync. A failure is
+// logged for every resource in that directory, not returned: the files
+// are in place either way.
+func SyncDirs(rs []*Resource) {
+	done := map[string]error{}
+	for _, r := range rs {
+		dir := filepath.Dir(r.Dest)
+		err, ok := done[dir]
+		if !ok {
+			err = syncDir(dir)
+			done[dir] = err
+		}
+		if err != nil {
+			r.log.Warn("fsync directory failed", "err", err)
+		}
+	}
 }
 
 // Result says what Sync or Apply did.
@@ -141,11 +165,14 @@ func (r *Resource) Commit(ctx context.Context, out []byte, o ApplyOptions) (Resu
 	}
 	r.log.Info("Target config " + r.Dest + " out of sync")
 
-	// Like consul-template, create a missing destination directory.
-	if err := os.MkdirAll(filepath.Dir(r.Dest), 0o755); err != nil {
-		return res, r.errorf("create destination directory: %w", err)
-	}
 	stage, err := writeStage(r.Dest, out, want)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Like consul-template, create a missing destination directory.
+		if err := os.MkdirAll(filepath.Dir(r.Dest), 0o755); err != nil {
+			return res, r.errorf("create destination directory: %w", err)
+		}
+		stage, err = writeStage(r.Dest, out, want)
+	}
 	if err != nil {
 		return res, r.errorf("%w", err)
 	}
@@ -185,7 +212,9 @@ func (r *Resource) Commit(ctx context.Context, out []byte, o ApplyOptions) (Resu
 		return res, r.errorf("%w", err)
 	}
 	keep = renamed || r.opts.KeepStageFile
-	r.syncDir()
+	if !o.DeferDirSync {
+		r.syncDir()
+	}
 	res.Written = true
 	r.prev = &previous{st: cur}
 	r.log.Info("Target config " + r.Dest + " has been updated")
@@ -320,7 +349,7 @@ func readDest(dest string) (fileState, error) {
 	if !fi.Mode().IsRegular() {
 		return fileState{}, fmt.Errorf("destination %s is not a regular file", dest)
 	}
-	data, err := os.ReadFile(dest)
+	data, err := readFile(dest)
 	if err != nil {
 		return fileState{}, err
 	}
@@ -340,7 +369,7 @@ func writeStage(dest string, data []byte, t target) (_ string, err error) {
 	var f *os.File
 	for range 100 {
 		name := filepath.Join(dir, "."+base+strconv.FormatUint(uint64(rand.Uint32()), 10))
-		f, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, t.mode.Perm())
+		f, err = openFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, t.mode.Perm())
 		if !errors.Is(err, fs.ErrExist) {
 			break
 		}
@@ -494,7 +523,7 @@ func (r *Resource) syncDir() {
 // syncDir fsyncs a directory so a rename in it is durable. File systems
 // that cannot fsync a directory (EINVAL) are not an error.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	d, err := openFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,7 @@ func stageFiles(t *testing.T, dir string) []string {
 	return m
 }
 
-func readFile(t *testing.T, p string) string {
+func fileText(t *testing.T, p string) string {
 	t.Helper()
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -90,7 +90,7 @@ func TestSyncWritesThenSkips(t *testing.T) {
 	if !res.Changed || !res.Written || res.Noop {
 		t.Errorf("first sync: got %+v", res)
 	}
-	if got := readFile(t, f.dest); got != "db=pg://x\n" {
+	if got := fileText(t, f.dest); got != "db=pg://x\n" {
 		t.Errorf("dest: got %q", got)
 	}
 	fi1, err := os.Stat(f.dest)
@@ -176,7 +176,7 @@ func TestSyncCheckCmd(t *testing.T) {
 			if !res.Changed || res.Written {
 				t.Errorf("got %+v", res)
 			}
-			if got := readFile(t, f.dest); got != "original" {
+			if got := fileText(t, f.dest); got != "original" {
 				t.Errorf("dest changed to %q", got)
 			}
 			if _, err := os.Stat(mark); !errors.Is(err, os.ErrNotExist) {
@@ -184,7 +184,7 @@ func TestSyncCheckCmd(t *testing.T) {
 			}
 			stages := stageFiles(t, f.destDir)
 			if keep {
-				if len(stages) != 1 || readFile(t, stages[0]) != "db=bad\n" {
+				if len(stages) != 1 || fileText(t, stages[0]) != "db=bad\n" {
 					t.Errorf("stage files: %q, want one kept", stages)
 				}
 			} else if len(stages) != 0 {
@@ -195,8 +195,8 @@ func TestSyncCheckCmd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !res.Written || !res.Reloaded || readFile(t, f.dest) != "db=good\n" {
-				t.Errorf("got %+v, dest %q", res, readFile(t, f.dest))
+			if !res.Written || !res.Reloaded || fileText(t, f.dest) != "db=good\n" {
+				t.Errorf("got %+v, dest %q", res, fileText(t, f.dest))
 			}
 		})
 	}
@@ -212,7 +212,7 @@ func TestSyncReloadCmd(t *testing.T) {
 	if !res.Reloaded {
 		t.Errorf("got %+v", res)
 	}
-	if got := readFile(t, mark); got != "db=pg://x\n" {
+	if got := fileText(t, mark); got != "db=pg://x\n" {
 		t.Errorf("reload saw %q, want the new file", got)
 	}
 	// Unchanged: no reload.
@@ -234,7 +234,7 @@ func TestSyncReloadCmd(t *testing.T) {
 	if err := f.r.Reload(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, mark); got != "db=pg://y\n" {
+	if got := fileText(t, mark); got != "db=pg://y\n" {
 		t.Errorf("reload saw %q", got)
 	}
 }
@@ -264,7 +264,7 @@ func TestSyncNoop(t *testing.T) {
 	if !res.Changed || !res.Noop || res.Written {
 		t.Errorf("got %+v", res)
 	}
-	if got := readFile(t, f.dest); got != "db=old\n" {
+	if got := fileText(t, f.dest); got != "db=old\n" {
 		t.Errorf("dest changed to %q", got)
 	}
 	want := "--- " + f.dest + "\n+++ " + f.dest + "\n@@ -1 +1 @@\n-db=old\n+db=new\n"
@@ -323,7 +323,7 @@ func TestSyncCheckTimeout(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "timed out after 200ms") {
 		t.Fatalf("got %v", err)
 	}
-	if got := readFile(t, f.dest); got != "original" {
+	if got := fileText(t, f.dest); got != "original" {
 		t.Errorf("dest changed to %q", got)
 	}
 	if s := stageFiles(t, f.destDir); len(s) != 0 {
@@ -343,7 +343,7 @@ func TestSyncRenderError(t *testing.T) {
 	if want := []string{"/app/db/url"}; !reflect.DeepEqual(res.Reads.Keys, want) {
 		t.Errorf("reads on error: got %q, want %q", res.Reads.Keys, want)
 	}
-	if got := readFile(t, f.dest); got != "original" {
+	if got := fileText(t, f.dest); got != "original" {
 		t.Errorf("dest changed to %q", got)
 	}
 	if s := stageFiles(t, f.destDir); len(s) != 0 {
@@ -363,19 +363,19 @@ func TestRollback(t *testing.T) {
 	if _, err := f.r.Apply(t.Context(), kvs("v2"), ApplyOptions{SkipReload: true}); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, f.dest); got != "db=v2\n" {
+	if got := fileText(t, f.dest); got != "db=v2\n" {
 		t.Fatalf("dest %q", got)
 	}
 	if err := f.r.Rollback(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, f.dest); got != "db=v1\n" {
+	if got := fileText(t, f.dest); got != "db=v1\n" {
 		t.Errorf("after rollback: dest %q, want db=v1", got)
 	}
 	if fi, _ := os.Stat(f.dest); fi.Mode().Perm() != 0o600 {
 		t.Errorf("after rollback: mode %v, want 0600", fi.Mode())
 	}
-	if got := readFile(t, mark); got != "db=v1\n" {
+	if got := fileText(t, mark); got != "db=v1\n" {
 		t.Errorf("reload after rollback saw %q", got)
 	}
 	if err := f.r.Rollback(t.Context()); !errors.Is(err, ErrNoRollback) {
@@ -416,7 +416,7 @@ func TestSyncRenameFallback(t *testing.T) {
 				t.Fatalf("got %+v, %v", res, err)
 			}
 			fi2, _ := os.Stat(f.dest)
-			if got := readFile(t, f.dest); got != "db=x\n" {
+			if got := fileText(t, f.dest); got != "db=x\n" {
 				t.Errorf("dest %q", got)
 			}
 			if fi2.Mode().Perm() != 0o600 {
@@ -612,7 +612,7 @@ func TestSyncInPlaceWriteFails(t *testing.T) {
 	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "written back") {
 		t.Errorf("error %q: want the write error and that the old content was written back", err)
 	}
-	if got := readFile(t, f.dest); got != "old content\n" {
+	if got := fileText(t, f.dest); got != "old content\n" {
 		t.Errorf("dest %q, want the old content", got)
 	}
 	if fi, _ := os.Stat(f.dest); fi.Mode().Perm() != 0o640 {
@@ -640,13 +640,13 @@ func TestSyncInPlaceWriteAndRestoreFail(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "failed too") {
 		t.Fatalf("got %v, want the write back to fail too", err)
 	}
-	if got := readFile(t, f.dest); got == "old content\n" {
+	if got := fileText(t, f.dest); got == "old content\n" {
 		t.Fatalf("dest not damaged; the test does not test anything")
 	}
 	if err := f.r.Restore(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, f.dest); got != "old content\n" {
+	if got := fileText(t, f.dest); got != "old content\n" {
 		t.Errorf("dest %q after Restore, want the old content", got)
 	}
 	if s := stageFiles(t, f.destDir); len(s) != 0 {

@@ -169,12 +169,14 @@ func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*res
 //
 // Renders are CPU work: at most GOMAXPROCS run at once, which also bounds
 // the memory of templates parsed for them (resource.Options.DeferParse).
-// Commits wait on the disk (fsync): up to 32 overlap.
+// Commits wait on the disk (fsync): up to 32 overlap, and each destination
+// directory is fsynced once for all of them, before any reload.
 func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resource, kvs map[string]string, pending map[string]bool) int {
 	var (
 		mu      sync.Mutex
 		failed  = map[*resource.Resource]error{}
-		written []*resource.Resource
+		written []*resource.Resource // to reload
+		commits []*resource.Resource // whose directory to fsync
 		wg      sync.WaitGroup
 		sem     = make(chan struct{}, 32)
 		cpu     = make(chan struct{}, runtime.GOMAXPROCS(0))
@@ -192,7 +194,7 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 			<-cpu
 			var res resource.Result
 			if err == nil {
-				res, err = r.Commit(ctx, out, resource.ApplyOptions{SkipReload: true})
+				res, err = r.Commit(ctx, out, resource.ApplyOptions{SkipReload: true, DeferDirSync: true})
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -202,6 +204,7 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 			}
 			if res.Written {
 				m.writes.Add(1)
+				commits = append(commits, r)
 			}
 			if res.Written || pending[absPath(r.File)] {
 				written = append(written, r)
@@ -209,6 +212,7 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 		}()
 	}
 	wg.Wait()
+	resource.SyncDirs(commits)
 	// Reload in conf.d order, not in the order the commits finished.
 	slices.SortFunc(written, func(a, b *resource.Resource) int { return strings.Compare(a.Name, b.Name) })
 	for r, o := range reloadAll(ctx, m, written) {
