@@ -124,7 +124,8 @@ func TestNewStore(t *testing.T) {
 	if !slices.Equal(s.keys, wantKeys) {
 		t.Errorf("got keys %q, want %q", s.keys, wantKeys)
 	}
-	if got := s.vals[s.idx["/x"]]; got != "clean" {
+	if i, _ := s.find("/x"); s.vals[i] != "clean" {
+		got := s.vals[i]
 		t.Errorf("got /x = %q, want the already-clean key's value %q", got, "clean")
 	}
 	tm, err := Parse("nil.tmpl", `{{getv "/a" "d"}}{{ls "/"}}`, Options{})

@@ -30,9 +30,15 @@ type KVPair struct {
 // prefix ("/database/url"). It is immutable after NewStore and safe for
 // concurrent readers; one Store may serve any number of renders.
 type Store struct {
-	keys []string       // clean absolute keys, sorted
-	vals []string       // vals[i] is the value of keys[i]
-	idx  map[string]int // key -> position in keys
+	keys []string // clean absolute keys, sorted
+	vals []string // vals[i] is the value of keys[i]
+}
+
+// find returns the position of key in s.keys. A binary search: building a
+// map from key to position cost more than all the lookups of a large
+// render (20,000 keys: 1.5 ms and 0.9 MB for the map).
+func (s *Store) find(key string) (int, bool) {
+	return slices.BinarySearch(s.keys, key)
 }
 
 // NewStore copies kvs into a new Store. Each key is cleaned with
@@ -47,7 +53,7 @@ func NewStore(kvs map[string]string) *Store {
 // order: keys must be exactly those keys, sorted, or nil. It spares the
 // Store a sort. keys is not kept.
 func NewStoreSorted(kvs map[string]string, keys []string) *Store {
-	s := &Store{idx: make(map[string]int, len(kvs))}
+	s := &Store{}
 	if keys == nil || len(keys) != len(kvs) {
 		keys = nil
 		s.keys = make([]string, 0, len(kvs))
@@ -68,7 +74,6 @@ func NewStoreSorted(kvs map[string]string, keys []string) *Store {
 	}
 	s.vals = make([]string, len(s.keys))
 	for i, k := range s.keys {
-		s.idx[k] = i
 		s.vals[i] = kvs[k]
 	}
 	return s
@@ -92,7 +97,6 @@ func newStoreCleaning(s *Store, kvs map[string]string) *Store {
 	sort.Strings(s.keys)
 	s.vals = make([]string, len(s.keys))
 	for i, k := range s.keys {
-		s.idx[k] = i
 		s.vals[i] = kvs[orig[k]]
 	}
 	return s
@@ -152,7 +156,7 @@ func (s *Store) glob(pattern string) ([]int, error) {
 	}
 	lit, meta := globLiteral(pattern)
 	if !meta {
-		if i, ok := s.idx[pattern]; ok {
+		if i, ok := s.find(pattern); ok {
 			return []int{i}, nil
 		}
 		return nil, nil
@@ -180,7 +184,7 @@ func (s *Store) glob(pattern string) ([]int, error) {
 func (s *Store) children(p string, dirsOnly bool) []string {
 	out := []string{}
 	if !dirsOnly {
-		if _, ok := s.idx[p]; ok && p != "/" {
+		if _, ok := s.find(p); ok && p != "/" {
 			out = append(out, path.Base(p))
 		}
 	}
@@ -256,6 +260,7 @@ type recorder struct {
 	present  []uint64
 	missing  map[string]struct{}
 	prefixes map[string]struct{}
+	next     int // the position after the last key found
 }
 
 // reset prepares r for a render against s.
@@ -270,17 +275,24 @@ func (r *recorder) reset(s *Store) {
 	}
 	clear(r.missing)
 	clear(r.prefixes)
+	r.next = 0
 }
 
 // lookup returns the position of key in the store, recording the read.
 func (r *recorder) lookup(key string) (int, bool) {
-	i, ok := r.store.idx[key]
+	// Templates mostly read keys in order (a range over ls or lsdir, then
+	// getv of each child's keys): try the key after the last one first.
+	i, ok := r.next, r.next < len(r.store.keys) && r.store.keys[r.next] == key
+	if !ok {
+		i, ok = r.store.find(key)
+	}
 	if !ok {
 		key = cleanKey(key)
-		i, ok = r.store.idx[key]
+		i, ok = r.store.find(key)
 	}
 	if ok {
 		r.present[i>>6] |= 1 << (uint(i) & 63)
+		r.next = i + 1
 		return i, true
 	}
 	if r.missing == nil {
