@@ -410,16 +410,16 @@ func (r *Resource) absKeys(keys []string, prefixes bool) []string {
 	if len(keys) == 0 {
 		return nil
 	}
+	if r.Prefix == "/" {
+		return keys // template.Reads are clean, absolute, sorted, unique
+	}
 	out := make([]string, 0, len(keys))
 	for _, k := range keys {
 		if backends.IsVirtual(k) {
 			out = append(out, k)
 			continue
 		}
-		joined := k
-		if r.Prefix != "/" || k == "" || k[0] != '/' || path.Clean(k) != k {
-			joined = path.Join(r.Prefix, k)
-		}
+		joined := path.Join(r.Prefix, k)
 		outside := !backends.Under(k, r.Prefix) && r.outsideKey(k, prefixes)
 		if prefixes || !outside || backends.UnderAny(joined, r.Keys) {
 			out = append(out, joined)

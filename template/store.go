@@ -244,7 +244,8 @@ func compactStrings(ss []string) []string {
 // (backends.Under) one of Prefixes.
 type Reads struct {
 	// Keys are the exact keys read by get, getv and exists, whether or not
-	// they were present; sorted, unique.
+	// they were present; clean and absolute (like every key and prefix
+	// here), sorted, unique.
 	Keys []string
 	// Prefixes are the subtrees read by gets and getvs (the literal
 	// directory of the glob, e.g. "/upstreams/*/x" -> "/upstreams") and by
