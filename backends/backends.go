@@ -44,6 +44,10 @@ type Snapshot struct {
 	// KVs maps absolute keys to values. It is read-only: a backend may
 	// hand the same map to several readers.
 	KVs map[string]string
+	// Keys, when not nil, are the keys of KVs in sorted order, from a
+	// backend that has them in order anyway (a values file written
+	// sorted): a consumer needing them sorted is spared a sort. Read-only.
+	Keys []string
 	// Revs, when set, gives the revision each requested prefix was read
 	// at, for stores without one revision across prefixes (Consul's
 	// per-query index). Watch each prefix from its own entry; Rev is then

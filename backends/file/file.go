@@ -98,6 +98,7 @@ type Backend struct {
 	mu      sync.Mutex
 	rev     uint64            // revision of kvs; 0 before the first good read
 	kvs     map[string]string // last good merged view; never mutated once published
+	keys    []string          // kvs's keys sorted, when the read had them so; or nil
 	loadErr error             // error of the last read, nil if it succeeded
 	subs    map[*sub]struct{}
 	fsw     *fsnotify.Watcher // started by the first Watch
@@ -200,35 +201,36 @@ func (b *Backend) files() ([]found, error) {
 	return out, nil
 }
 
-// read reads and merges every file. Errors name the file.
-func (b *Backend) read() (map[string]string, error) {
+// read reads and merges every file. Errors name the file. keys, when not
+// nil, are the keys of the result in sorted order.
+func (b *Backend) read() (merged map[string]string, keys []string, err error) {
 	paths, err := b.files()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var merged map[string]string
 	for _, f := range paths {
 		data, err := os.ReadFile(f.path)
 		if f.inDir && errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("file: %w", err)
+			return nil, nil, fmt.Errorf("file: %w", err)
 		}
-		kvs, err := parse(f.path, data)
+		kvs, sorted, err := parse(f.path, data)
 		if err != nil {
-			return nil, fmt.Errorf("file: %s: %w", f.path, err)
+			return nil, nil, fmt.Errorf("file: %s: %w", f.path, err)
 		}
 		if merged == nil {
-			merged = kvs // parse returns a new map: no copy needed
+			merged, keys = kvs, sorted // parse returns a new map: no copy needed
 		} else {
 			maps.Copy(merged, kvs)
+			keys = nil
 		}
 	}
 	if merged == nil {
 		merged = map[string]string{}
 	}
-	return merged, nil
+	return merged, keys, nil
 }
 
 // refresh re-reads the files and publishes the result: on success the view
@@ -236,10 +238,10 @@ func (b *Backend) read() (map[string]string, error) {
 // good view is kept and the error recorded. Either way every watcher queues
 // what the new state means for its prefix.
 // It returns the view and revision now current, and the read error.
-func (b *Backend) refresh() (map[string]string, uint64, error) {
+func (b *Backend) refresh() (map[string]string, []string, uint64, error) {
 	b.loadMu.Lock()
 	defer b.loadMu.Unlock()
-	kvs, err := b.read()
+	kvs, keys, err := b.read()
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -249,7 +251,7 @@ func (b *Backend) refresh() (map[string]string, uint64, error) {
 		// Recovering from a failed read is a new state too, so that the
 		// Update saying so has a revision of its own.
 		if b.rev == 0 || b.loadErr != nil || !maps.Equal(kvs, b.kvs) {
-			b.kvs = kvs
+			b.kvs, b.keys = kvs, keys
 			b.rev++
 		}
 		b.loadErr = nil
@@ -257,7 +259,7 @@ func (b *Backend) refresh() (map[string]string, uint64, error) {
 	for s := range b.subs {
 		s.publish(b.kvs, b.rev, b.loadErr)
 	}
-	return b.kvs, b.rev, err
+	return b.kvs, b.keys, b.rev, err
 }
 
 // Get implements backends.Backend. It re-reads every file; a file that is
@@ -266,7 +268,7 @@ func (b *Backend) Get(ctx context.Context, prefixes []string) (backends.Snapshot
 	if err := ctx.Err(); err != nil {
 		return backends.Snapshot{}, fmt.Errorf("file: get: %w", err)
 	}
-	kvs, rev, err := b.refresh()
+	kvs, keys, rev, err := b.refresh()
 	if err != nil {
 		return backends.Snapshot{}, err
 	}
@@ -283,7 +285,7 @@ func (b *Backend) Get(ctx context.Context, prefixes []string) (backends.Snapshot
 	if n == len(kvs) {
 		// Every key is wanted: share the view, which is never modified
 		// (a re-read replaces it).
-		return backends.Snapshot{Rev: rev, KVs: kvs}, nil
+		return backends.Snapshot{Rev: rev, KVs: kvs, Keys: keys}, nil
 	}
 	snap := backends.Snapshot{Rev: rev, KVs: make(map[string]string, n)}
 	for k, v := range kvs {

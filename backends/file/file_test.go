@@ -5,6 +5,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -256,4 +257,40 @@ func TestGetErrorsNameTheFile(t *testing.T) {
 			t.Error("Get with a cancelled context succeeded")
 		}
 	})
+}
+
+// TestGetSortedKeys checks Snapshot.Keys: the sorted keys when the one
+// values file lists them in order and every key is wanted, else nil.
+func TestGetSortedKeys(t *testing.T) {
+	dir := t.TempDir()
+	sorted := writeFile(t, dir, "sorted.yaml", "a:\n  x: 1\n  y: 2\nb: 3\n")
+	unsorted := writeFile(t, dir, "unsorted.yaml", "b: 3\na: 1\n")
+	other := writeFile(t, dir, "other.yaml", "c: 4\n")
+	tests := []struct {
+		name     string
+		paths    []string
+		prefixes []string
+		want     []string
+	}{
+		{"sorted file, all keys", []string{sorted}, []string{"/"}, []string{"/a/x", "/a/y", "/b"}},
+		{"sorted file, some keys", []string{sorted}, []string{"/a"}, nil},
+		{"unsorted file", []string{unsorted}, []string{"/"}, nil},
+		{"two files", []string{sorted, other}, []string{"/"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := New(tc.paths, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			snap, err := b.Get(context.Background(), tc.prefixes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(snap.Keys, tc.want) {
+				t.Errorf("Keys = %q, want %q", snap.Keys, tc.want)
+			}
+		})
+	}
 }

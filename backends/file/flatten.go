@@ -44,34 +44,40 @@ func formatOf(name string) format {
 // parse decodes data in the format given by name's extension and flattens it
 // into absolute keys. Errors carry the parser's line (and column when
 // known) but not the file name; the caller adds it.
-func parse(name string, data []byte) (map[string]string, error) {
-	kvs := map[string]string{}
+//
+// keys, when not nil, are the keys of kvs in sorted order: the fast YAML
+// path reads them in document order, which is often sorted already.
+func parse(name string, data []byte) (kvs map[string]string, keys []string, err error) {
+	kvs = map[string]string{}
 	switch formatOf(name) {
 	case formatJSON:
 		v, err := decodeJSON(data)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := flattenTop(v, kvs); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	case formatTOML:
 		var v map[string]any
 		if _, err := toml.Decode(string(data), &v); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := flattenTop(v, kvs); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	default:
-		if fast, ok := fastYAML(data); ok {
-			return fast, nil
+		if fast, order, ok := fastYAML(data); ok {
+			if !slices.IsSorted(order) {
+				order = nil
+			}
+			return fast, order, nil
 		}
 		if err := parseYAML(data, kvs); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return kvs, nil
+	return kvs, nil, nil
 }
 
 // parseYAML flattens every document of a YAML stream into kvs through

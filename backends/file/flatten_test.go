@@ -141,7 +141,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parse(tc.file, []byte(tc.data))
+			got, _, err := parse(tc.file, []byte(tc.data))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("parse error = %v, want one containing %q", err, tc.wantErr)
@@ -174,7 +174,7 @@ func FuzzFlatten(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, name := range []string{"f.yaml", "f.json", "f.toml"} {
-			kvs, err := parse(name, data)
+			kvs, _, err := parse(name, data)
 			if err != nil {
 				continue
 			}

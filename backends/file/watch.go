@@ -115,7 +115,7 @@ func (b *Backend) Watch(ctx context.Context, prefix string, rev uint64) (<-chan 
 	}
 	// Read after the watcher is in place, so that no change can fall between
 	// the baseline and the first event.
-	if _, cur, err := b.refresh(); err != nil && cur == 0 {
+	if _, _, cur, err := b.refresh(); err != nil && cur == 0 {
 		return nil, err
 	}
 

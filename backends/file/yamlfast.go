@@ -27,19 +27,20 @@ import (
 //
 // When ok, kvs holds exactly what yaml.v3 and flattenYAML give (checked by
 // FuzzFastYAML): plain scalars that the YAML 1.2 resolver could read as
-// something other than a string go through that resolver.
-func fastYAML(data []byte) (kvs map[string]string, ok bool) {
+// something other than a string go through that resolver. order lists the
+// keys in document order.
+func fastYAML(data []byte) (kvs map[string]string, order []string, ok bool) {
 	if !yamlFastSafe(data) {
-		return nil, false
+		return nil, nil, false
 	}
 	// Most scalars follow ": " or "- ": a close guess of the key count
 	// (an exact size halves the map's memory against a line count).
 	n := bytes.Count(data, []byte(": ")) + bytes.Count(data, []byte("- "))
-	p := fastParser{src: string(data), kvs: make(map[string]string, n)}
+	p := fastParser{src: string(data), kvs: make(map[string]string, n), order: make([]string, 0, n)}
 	if !p.run() {
-		return nil, false
+		return nil, nil, false
 	}
-	return p.kvs, true
+	return p.kvs, p.order, true
 }
 
 // yamlFastSafe reports whether data has none of the bytes the fast path
@@ -83,6 +84,7 @@ type fastFrame struct {
 type fastParser struct {
 	src   string
 	kvs   map[string]string
+	order []string // kvs's keys in document order
 	stack []fastFrame
 	path  []byte   // the path of the entry being read
 	names []string // the keys of the open mappings, outermost first
@@ -125,7 +127,7 @@ func (p *fastParser) run() bool {
 		}
 	}
 	if p.hasPending {
-		p.kvs[string(p.path[:p.pendingLen])] = "" // null
+		p.set(string(p.path[:p.pendingLen]), "") // null
 	}
 	return true
 }
@@ -156,7 +158,7 @@ func (p *fastParser) line(indent int, content string) bool {
 			// A sequence may sit at its mapping key's own column.
 			p.push(indent, true, p.pendingLen)
 		default:
-			p.kvs[string(p.path[:p.pendingLen])] = "" // null
+			p.set(string(p.path[:p.pendingLen]), "") // null
 		}
 	}
 	if len(p.stack) == 0 {
@@ -215,7 +217,7 @@ func (p *fastParser) entry(indent int, content string) bool {
 	if !ok {
 		return false
 	}
-	p.kvs[string(p.path)] = v
+	p.set(string(p.path), v)
 	p.maxIndent = indent
 	return true
 }
@@ -239,9 +241,15 @@ func (p *fastParser) mappingEntry(indent int, content string) bool {
 	if !ok {
 		return false
 	}
-	p.kvs[string(p.path)] = v
+	p.set(string(p.path), v)
 	p.maxIndent = indent
 	return true
+}
+
+// set records a scalar at a path not seen before.
+func (p *fastParser) set(path, v string) {
+	p.kvs[path] = v
+	p.order = append(p.order, path)
 }
 
 // addName records key in the innermost mapping and reports whether it is

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -71,9 +72,12 @@ func FuzzFastYAML(f *testing.F) {
 // yaml.v3 and flattenYAML, or takes a document yaml.v3 rejects.
 func checkFastAgrees(t *testing.T, data []byte) {
 	t.Helper()
-	got, ok := fastYAML(data)
+	got, order, ok := fastYAML(data)
 	if !ok {
 		return
+	}
+	if len(order) != len(got) || !slices.Equal(slices.Sorted(slices.Values(order)), slices.Sorted(maps.Keys(got))) {
+		t.Fatalf("%q: fastYAML order %q does not list its keys %v", data, order, got)
 	}
 	want := map[string]string{}
 	if err := parseYAML(data, want); err != nil {
@@ -124,7 +128,7 @@ func TestFastYAMLTakes(t *testing.T) {
 		{"a:\n  - x\n  b: 1\n", false}, // error: yaml.v3 says so
 	}
 	for _, tt := range tests {
-		if _, ok := fastYAML([]byte(tt.doc)); ok != tt.fast {
+		if _, _, ok := fastYAML([]byte(tt.doc)); ok != tt.fast {
 			t.Errorf("fastYAML(%q) ok = %v, want %v", tt.doc, ok, tt.fast)
 		}
 		checkFastAgrees(t, []byte(tt.doc))
@@ -141,7 +145,7 @@ func TestFastYAMLLarge(t *testing.T) {
 	}
 	b.WriteString("list:\n- name: a\n  v: 1.0\n-\n- x\n")
 	data := []byte(b.String())
-	got, ok := fastYAML(data)
+	got, _, ok := fastYAML(data)
 	if !ok {
 		t.Fatal("fastYAML declined the generated document")
 	}
@@ -199,7 +203,7 @@ func TestFastYAMLGenerated(t *testing.T) {
 		var b strings.Builder
 		gen(&b, 0, 0, rng.IntN(4) == 0)
 		data := []byte(b.String())
-		if _, ok := fastYAML(data); ok {
+		if _, _, ok := fastYAML(data); ok {
 			fast++
 		}
 		checkFastAgrees(t, data)
@@ -221,13 +225,13 @@ func TestFastYAMLLargeMappingDuplicate(t *testing.T) {
 	for i := range 40 {
 		fmt.Fprintf(&b, "  k%d: %d\n", i, i)
 	}
-	if _, ok := fastYAML([]byte(b.String())); !ok {
+	if _, _, ok := fastYAML([]byte(b.String())); !ok {
 		t.Fatal("fastYAML declined 40 distinct keys")
 	}
 	checkFastAgrees(t, []byte(b.String()))
 	for _, at := range []int{3, 30} {
 		doc := b.String() + fmt.Sprintf("  k%d: again\n", at)
-		if _, ok := fastYAML([]byte(doc)); ok {
+		if _, _, ok := fastYAML([]byte(doc)); ok {
 			t.Errorf("fastYAML took a duplicate of key %d of 40", at)
 		}
 	}

@@ -158,7 +158,7 @@ func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*res
 			m.failures.Add(uint64(len(rs)))
 			continue
 		}
-		failed += syncGroup(ctx, cfg, m, rs, snap.KVs, pending)
+		failed += syncGroup(ctx, cfg, m, rs, snap, pending)
 	}
 	return failed
 }
@@ -171,7 +171,7 @@ func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*res
 // the memory of templates parsed for them (resource.Options.DeferParse).
 // Commits wait on the disk (fsync): up to 32 overlap, and each destination
 // directory is fsynced once for all of them, before any reload.
-func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resource, kvs map[string]string, pending map[string]bool) int {
+func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resource, snap backends.Snapshot, pending map[string]bool) int {
 	var (
 		mu      sync.Mutex
 		failed  = map[*resource.Resource]error{}
@@ -181,7 +181,8 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 		sem     = make(chan struct{}, 32)
 		cpu     = make(chan struct{}, runtime.GOMAXPROCS(0))
 	)
-	idx := newKeyIndex(kvs)
+	kvs := snap.KVs
+	idx := newSortedKeyIndex(kvs, snap.Keys)
 	for _, r := range rs {
 		wg.Add(1)
 		sem <- struct{}{}

@@ -16,6 +16,23 @@ type keyIndex struct {
 	keys []string
 }
 
+// newSortedKeyIndex indexes kvs whose keys the store gave in sorted
+// order (backends.Snapshot.Keys, possibly nil), keeping that slice, which
+// must not change. Keys that are not exactly kvs's keys, strictly
+// increasing, are ignored (and sorted afresh): checking costs a fraction
+// of the sort.
+func newSortedKeyIndex(kvs map[string]string, keys []string) *keyIndex {
+	if keys == nil || len(keys) != len(kvs) {
+		return newKeyIndex(kvs)
+	}
+	for i, k := range keys {
+		if _, ok := kvs[k]; !ok || (i > 0 && keys[i-1] >= k) {
+			return newKeyIndex(kvs)
+		}
+	}
+	return &keyIndex{keys: keys}
+}
+
 func newKeyIndex(kvs map[string]string) *keyIndex {
 	keys := make([]string, 0, len(kvs))
 	for k := range kvs {

@@ -101,3 +101,28 @@ func checkSubsetKeys(t *testing.T, m map[string]string, keys []string) {
 		t.Errorf("subset keys %q, want %q", keys, want)
 	}
 }
+
+func TestNewSortedKeyIndex(t *testing.T) {
+	kvs := map[string]string{"/a": "1", "/b": "2", "/c": "3"}
+	tests := []struct {
+		name string
+		keys []string
+		kept bool
+	}{
+		{"sorted", []string{"/a", "/b", "/c"}, true},
+		{"nil", nil, false},
+		{"unsorted", []string{"/b", "/a", "/c"}, false},
+		{"duplicate", []string{"/a", "/a", "/c"}, false},
+		{"other keys", []string{"/a", "/b", "/d"}, false},
+		{"too few", []string{"/a", "/b"}, false},
+	}
+	for _, tc := range tests {
+		x := newSortedKeyIndex(kvs, tc.keys)
+		if !slices.Equal(x.keys, []string{"/a", "/b", "/c"}) {
+			t.Errorf("%s: index keys %q", tc.name, x.keys)
+		}
+		if kept := len(tc.keys) > 0 && &x.keys[0] == &tc.keys[0]; kept != tc.kept {
+			t.Errorf("%s: kept the given slice = %v, want %v", tc.name, kept, tc.kept)
+		}
+	}
+}
