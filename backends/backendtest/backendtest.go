@@ -141,6 +141,9 @@ func get(t *testing.T, b backends.Backend, prefixes ...string) backends.Snapshot
 	if snap.KVs == nil {
 		t.Fatalf("Get(%q): KVs is nil, want an empty map at least", prefixes)
 	}
+	if snap.Keys != nil && !slices.Equal(snap.Keys, slices.Sorted(maps.Keys(snap.KVs))) {
+		t.Fatalf("Get(%q): Keys %q are not the sorted keys of KVs", prefixes, snap.Keys)
+	}
 	return snap
 }
 

@@ -325,6 +325,7 @@ func (c *Client) Get(ctx context.Context, prefixes []string) (backends.Snapshot,
 // request).
 func (c *Client) read(ctx context.Context, ps []string, rev int64) (backends.Snapshot, error) {
 	kvs := map[string]string{}
+	var keys []string // in the order read: sorted within each range
 	for _, p := range ps {
 		start, end := keyRange(p)
 		for {
@@ -345,6 +346,7 @@ func (c *Client) read(ctx context.Context, ps []string, rev int64) (backends.Sna
 			for _, kv := range resp.Kvs {
 				if k := string(kv.Key); backends.Under(k, p) {
 					kvs[k] = string(kv.Value)
+					keys = append(keys, k)
 				}
 			}
 			if !resp.More || len(resp.Kvs) == 0 {
@@ -364,7 +366,15 @@ func (c *Client) read(ctx context.Context, ps []string, rev int64) (backends.Sna
 		}
 		rev = resp.Header.Revision
 	}
-	return backends.Snapshot{Rev: uint64(rev), KVs: kvs}, nil
+	// Ranges come back sorted by key; so are they all together when the
+	// prefixes are in order and apart, as the daemon asks for them.
+	for i := 1; i < len(keys); i++ {
+		if keys[i-1] >= keys[i] {
+			keys = nil
+			break
+		}
+	}
+	return backends.Snapshot{Rev: uint64(rev), KVs: kvs, Keys: keys}, nil
 }
 
 // Watch implements backends.Backend. With rev 0 it first reads the current
