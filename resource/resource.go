@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -284,15 +283,16 @@ func newResource(file string, c *Config, opts Options) (*Resource, error) {
 		return nil, fail("template.reload_cmd", err)
 	}
 
-	text, err := readFile(r.Src)
+	data, err := readFile(r.Src)
 	if err != nil {
 		return nil, fail("", fmt.Errorf("template: %w", err))
 	}
-	if opts.DeferParse && !template.MayReadServices(string(text), opts.TemplateOptions) {
-		r.tmplText = string(text)
+	text := string(data)
+	if opts.DeferParse && !template.MayReadServices(text, opts.TemplateOptions) {
+		r.tmplText = text
 		return r, nil
 	}
-	if r.tmpl, err = r.parseTemplate(string(text)); err != nil {
+	if r.tmpl, err = r.parseTemplate(text); err != nil {
 		return nil, fail("", err)
 	}
 	// Service discovery the template reads (service "web") is fetched and
@@ -339,15 +339,26 @@ func (r *Resource) Render(kvs map[string]string) ([]byte, Reads, error) {
 // it spares the render a sort of ~3 ms.
 func (r *Resource) RenderSorted(kvs map[string]string, keys []string) ([]byte, Reads, error) {
 	if keys == nil || len(keys) != len(kvs) {
-		keys = slices.Sorted(maps.Keys(kvs))
+		keys = make([]string, 0, len(kvs))
+		for k := range kvs {
+			if backends.UnderAny(k, r.Keys) {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
 	}
 	// With the prefix "/" and only keys the resource reads (the daemon
 	// passes just those), the template's key space is kvs itself.
 	rel, relKeys := kvs, keys
+	if len(keys) != len(kvs) {
+		rel = nil
+	}
 	for _, k := range keys {
+		if rel == nil {
+			break
+		}
 		if !backends.UnderAny(k, r.Keys) || r.relKey(k) != k {
 			rel = nil
-			break
 		}
 	}
 	if rel == nil {

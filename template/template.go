@@ -370,17 +370,23 @@ func MayReadServices(text string, opts Options) bool {
 
 // scanAction scans one action up to and past its right delimiter and
 // reports whether it names service or services as a function. It returns
-// the text after the action.
+// the text after the action. An action it cannot follow to its end (not
+// closed, or a comment or raw string not closed) counts as found: the
+// safe answer, and the parse will report the error anyway.
 func scanAction(text, right string) (rest string, found bool) {
-	if strings.HasPrefix(text, "/*") || strings.HasPrefix(text, "- /*") {
-		// A comment runs to "*/" and the delimiter.
-		if j := strings.Index(text, "*/"); j >= 0 {
-			text = text[j+2:]
-		}
-	}
 	for i := 0; i < len(text); {
 		if strings.HasPrefix(text[i:], right) {
 			return text[i+len(right):], false
+		}
+		if strings.HasPrefix(text[i:], "/*") {
+			// A comment ("{{/* */}}", "{{- /* */ -}}"); outside a string
+			// "/*" can start nothing else.
+			j := strings.Index(text[i+2:], "*/")
+			if j < 0 {
+				return "", true
+			}
+			i += j + 4
+			continue
 		}
 		switch c := text[i]; {
 		case c == '"' || c == '\'':
@@ -396,7 +402,7 @@ func scanAction(text, right string) (rest string, found bool) {
 		case c == '`':
 			j := strings.IndexByte(text[i+1:], '`')
 			if j < 0 {
-				return "", false
+				return "", true
 			}
 			i += j + 2
 		case isIdentByte(c):
@@ -414,7 +420,7 @@ func scanAction(text, right string) (rest string, found bool) {
 			i++
 		}
 	}
-	return "", false
+	return "", true
 }
 
 func isIdentByte(c byte) bool {

@@ -61,6 +61,10 @@ func TestMayReadServices(t *testing.T) {
 		{"{{`}}` | print}} service", false},
 		{`{{getv "a\"service"}}`, false},
 		{`plain text`, false},
+		{"{{-\n/* don't */}}{{range service \"web\"}}{{.Address}}{{end}}", true},
+		{"{{-\n/* ` */}}{{service \"web\"}}{{/* ` */}}", true},
+		{"{{- /* c */ -}}{{getv \"/a\"}}", false},
+		{"{{getv \"/a\"", true}, // not closed: the parse will say so
 	}
 	for _, tt := range tests {
 		if got := MayReadServices(tt.text, Options{}); got != tt.want {
@@ -87,7 +91,8 @@ func checkMayReadServices(t *testing.T, text string) {
 }
 
 func FuzzMayReadServices(f *testing.F) {
-	for _, s := range []string{`{{range service "web"}}{{end}}`, `{{services}}`, "{{`}}`}}{{service \"a\"}}", `{{/* x */}}{{service "b"}}`} {
+	for _, s := range []string{`{{range service "web"}}{{end}}`, `{{services}}`, "{{`}}`}}{{service \"a\"}}", `{{/* x */}}{{service "b"}}`,
+		"{{-\n/* don't */}}{{range service \"web\"}}{{end}}", "{{-\t/* ` */}}{{service \"web\"}}{{/* ` */}}"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, text string) {

@@ -132,6 +132,14 @@ func (p *fastParser) run() bool {
 	return true
 }
 
+// maxSimpleKey is how far from its start yaml.v3 looks for the ":" of a
+// key on one line.
+const maxSimpleKey = 1024
+
+// maxFastDepth is the deepest nesting the fast path reads; deeper
+// documents go to yaml.v3, which has a limit of its own.
+const maxFastDepth = 1000
+
 // push opens a collection at column indent whose path is path[:plen].
 func (p *fastParser) push(indent int, seq bool, plen int) {
 	p.stack = append(p.stack, fastFrame{indent: indent, seq: seq, plen: plen, names: len(p.names)})
@@ -172,7 +180,7 @@ func (p *fastParser) line(indent int, content string) bool {
 		}
 		break
 	}
-	if len(p.stack) == 0 || p.stack[len(p.stack)-1].indent != indent {
+	if len(p.stack) == 0 || len(p.stack) > maxFastDepth || p.stack[len(p.stack)-1].indent != indent {
 		return false
 	}
 	return p.entry(indent, content)
@@ -287,9 +295,13 @@ func isSeqItem(content string) bool {
 }
 
 // splitKey splits "key: rest" or "key:" into the key and what follows the
-// colon and its spaces. The key ends at the first ": " or at a final ":".
+// colon and its spaces. The key ends at the first ": " or at a final ":",
+// which yaml.v3 wants within 1024 characters of the key's start.
 func splitKey(content string) (key, rest string, ok bool) {
 	for i := 0; i < len(content); i++ {
+		if i > maxSimpleKey {
+			return "", "", false
+		}
 		if content[i] != ':' {
 			continue
 		}

@@ -126,6 +126,10 @@ func TestFastYAMLTakes(t *testing.T) {
 		{"a: <<\n", false},             // merge key as a value
 		{"- - a\n", false},             // compact nested sequence
 		{"a:\n  - x\n  b: 1\n", false}, // error: yaml.v3 says so
+		{strings.Repeat("k", 1024) + ": 1\n", true},
+		{strings.Repeat("k", 1025) + ": 1\n", false},        // key too long for yaml.v3
+		{"a" + strings.Repeat(" ", 1024) + ": 1\n", false},  // colon too far
+		{"- " + strings.Repeat("k", 1025) + ": 1\n", false}, // same, in a sequence item
 	}
 	for _, tt := range tests {
 		if _, _, ok := fastYAML([]byte(tt.doc)); ok != tt.fast {
@@ -234,5 +238,23 @@ func TestFastYAMLLargeMappingDuplicate(t *testing.T) {
 		if _, _, ok := fastYAML([]byte(doc)); ok {
 			t.Errorf("fastYAML took a duplicate of key %d of 40", at)
 		}
+	}
+}
+
+func TestFastYAMLDepth(t *testing.T) {
+	nested := func(depth int) []byte {
+		var b strings.Builder
+		for i := range depth {
+			b.WriteString(strings.Repeat(" ", i) + "k:\n")
+		}
+		b.WriteString(strings.Repeat(" ", depth) + "v: 1\n")
+		return []byte(b.String())
+	}
+	if _, _, ok := fastYAML(nested(50)); !ok {
+		t.Error("fastYAML declined 50 levels")
+	}
+	checkFastAgrees(t, nested(50))
+	if _, _, ok := fastYAML(nested(maxFastDepth + 1)); ok {
+		t.Errorf("fastYAML took %d levels", maxFastDepth+1)
 	}
 }

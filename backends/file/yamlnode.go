@@ -23,7 +23,7 @@ import (
 // names, directly or through a merge): an alias whose target is already
 // being expanded is an error, as it is for the decoder.
 func flattenYAML(doc *yaml.Node, kvs map[string]string, budget int) error {
-	w := &yamlWalker{kvs: kvs, budget: budget, expanding: map[*yaml.Node]bool{}}
+	w := &yamlWalker{kvs: kvs, budget: budget, expanding: map[*yaml.Node]bool{}, sortAll: hasDotDotKey(doc)}
 	n := doc
 	if n.Kind == yaml.DocumentNode {
 		if len(n.Content) == 0 {
@@ -75,6 +75,28 @@ type yamlWalker struct {
 	// expanding holds the alias targets on the current path: meeting one
 	// again means the tree is cyclic.
 	expanding map[*yaml.Node]bool
+	// sortAll visits every mapping's keys in sorted order, as flatten
+	// does: a key with ".." can name a path outside its own mapping, so
+	// any two mappings' keys may collide.
+	sortAll bool
+}
+
+// hasDotDotKey reports whether a mapping key anywhere in the tree (not
+// through aliases: their targets are in the tree too) contains "..".
+func hasDotDotKey(n *yaml.Node) bool {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i]; k.Kind == yaml.ScalarNode && strings.Contains(k.Value, "..") {
+				return true
+			}
+		}
+	}
+	for _, c := range n.Content {
+		if c.Kind != yaml.AliasNode && hasDotDotKey(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // enter resolves n when it is an alias and marks its target as being
@@ -132,7 +154,7 @@ func (w *yamlWalker) flatten(n *yaml.Node, key string) error {
 		if err != nil {
 			return err
 		}
-		if collide {
+		if collide || w.sortAll {
 			// Keys that render alike (1 and "1"), or that name the same
 			// path once cleaned ("a/b" and a: {b:}), are visited in sorted
 			// order, as flatten visits them, so the later one wins

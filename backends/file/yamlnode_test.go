@@ -58,6 +58,9 @@ var yamlDiffSeeds = []string{
 	"0: &e\n1: [*e, *e]\n",
 	"b: &b {x: 1}\nm: {<<: [*b, *b], y: [*b, *b]}\n",
 	"a/b: 1\na: {b: 2}\n",
+	"y: 2\nx:\n  ../y: 1\n",
+	"q:\n  r: 2\np:\n  ../q/r: 1\n",
+	"b:\n  ..: {a: 1}\na: 2\n",
 	"b: {c: 2}\nb/c: 1\n",
 	"a: [x]\na/0: y\nc/../a/0: z\n",
 }
