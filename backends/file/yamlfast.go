@@ -208,8 +208,7 @@ func (p *fastParser) entry(indent int, content string) bool {
 		if rest != "" && n == 0 {
 			return false
 		}
-		p.pendingLen, p.pendingIndent, p.pendingInMap, p.hasPending = len(p.path), indent, false, true
-		p.maxIndent = -1
+		p.await(indent, false)
 		return true
 	}
 	if _, _, isKey := splitKey(rest); isKey {
@@ -221,13 +220,7 @@ func (p *fastParser) entry(indent int, content string) bool {
 	if isSeqItem(rest) {
 		return false // "- - x"
 	}
-	v, ok := scalarText(rest)
-	if !ok {
-		return false
-	}
-	p.set(string(p.path), v)
-	p.maxIndent = indent
-	return true
+	return p.value(indent, rest)
 }
 
 // mappingEntry handles "key: value" or "key:" at column indent of the
@@ -241,10 +234,15 @@ func (p *fastParser) mappingEntry(indent int, content string) bool {
 	p.path = append(p.path[:top.plen], '/')
 	p.path = append(p.path, key...)
 	if rest == "" || rest[0] == '#' {
-		p.pendingLen, p.pendingIndent, p.pendingInMap, p.hasPending = len(p.path), indent, true, true
-		p.maxIndent = -1
+		p.await(indent, true)
 		return true
 	}
+	return p.value(indent, rest)
+}
+
+// value records rest, the one-line scalar after "key: " or "- ", as the
+// value of the current path, an entry of the collection at column indent.
+func (p *fastParser) value(indent int, rest string) bool {
 	v, ok := scalarText(rest)
 	if !ok {
 		return false
@@ -252,6 +250,14 @@ func (p *fastParser) mappingEntry(indent int, content string) bool {
 	p.set(string(p.path), v)
 	p.maxIndent = indent
 	return true
+}
+
+// await notes that the value of the current path, an entry of the
+// collection at column indent (a mapping when inMap), is on the following
+// lines, or is null.
+func (p *fastParser) await(indent int, inMap bool) {
+	p.pendingLen, p.pendingIndent, p.pendingInMap, p.hasPending = len(p.path), indent, inMap, true
+	p.maxIndent = -1
 }
 
 // set records a scalar at a path not seen before.
