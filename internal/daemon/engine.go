@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"time"
@@ -93,9 +94,12 @@ type engine struct {
 	res    []*resState
 	events chan event
 	busy   bool
-	timer  *time.Timer
-	ctx    context.Context // the run context, for watch goroutines
-	work   context.Context // batches: not cancelled by shutdown, so work in flight finishes
+	// settled is false from a (re)load of conf.d until every resource has
+	// rendered once: the memory that took is then handed back (trim).
+	settled bool
+	timer   *time.Timer
+	ctx     context.Context // the run context, for watch goroutines
+	work    context.Context // batches: not cancelled by shutdown, so work in flight finishes
 }
 
 func newEngine(cfg Config, p *pool, m *metrics) *engine {
@@ -165,6 +169,7 @@ func (e *engine) shutdown() {
 // reused, watches started for new prefixes and stopped for unused ones, and
 // every resource is scheduled for a render.
 func (e *engine) setResources(res []*resource.Resource) {
+	e.settled = false
 	pendingReload := map[string]bool{}
 	for _, rs := range e.res {
 		rs.gone = true
@@ -625,7 +630,17 @@ func (e *engine) kick() {
 	if !next.IsZero() {
 		e.timer.Reset(time.Until(next))
 	}
+	if !e.settled && !slices.ContainsFunc(e.res, func(rs *resState) bool { return rs.pending }) {
+		e.settled = true
+		go trim()
+	}
 }
+
+// trim returns the heap's free memory to the OS. Loading conf.d and the
+// first render of every resource take several times the memory the
+// daemon then lives in; without this the runtime gives it back over
+// minutes. It costs one garbage collection.
+var trim = debug.FreeOSMemory
 
 // failed records a failure of rs and schedules a retry with backoff. It logs
 // only when the failure is new or different.

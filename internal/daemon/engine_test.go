@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -518,5 +519,38 @@ func TestBrokenOnReloadWithRelativeConfdir(t *testing.T) {
 		store.Put("/a", "2")
 		settle()
 		h.want("a", "a=2")
+	})
+}
+
+// TestTrimAfterFirstRenders: the memory of loading conf.d is handed back
+// once every resource has rendered, again after a reload, and not on
+// every change.
+func TestTrimAfterFirstRenders(t *testing.T) {
+	var count atomic.Int32
+	old := trim
+	trim = func() { count.Add(1) }
+	defer func() { trim = old }()
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		store := memory.New()
+		store.Put("/a", "1")
+		writeResource(t, dir, "a", `keys = ["/a"]`, `a={{getv "/a"}}`)
+		writeResource(t, dir, "b", `keys = ["/a"]`, `b={{getv "/a"}}`)
+		h := start(t, dir, store, resource.Wait{})
+		settle()
+		if got := count.Load(); got != 1 {
+			t.Fatalf("trims after the first renders = %d, want 1", got)
+		}
+		store.Put("/a", "2")
+		settle()
+		h.want("a", "a=2")
+		if got := count.Load(); got != 1 {
+			t.Errorf("trims after a change = %d, want still 1", got)
+		}
+		h.reload <- struct{}{}
+		settle()
+		if got := count.Load(); got != 2 {
+			t.Errorf("trims after a reload = %d, want 2", got)
+		}
 	})
 }
