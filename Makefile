@@ -3,11 +3,13 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/confit
+# TAGS=confit_no_etcd,confit_no_consul leaves those backends out (README: Smaller builds).
+TAGS     ?=
 
 .PHONY: build demo test test-deps bench lint fuzz clean
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/confit
+	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/confit
 
 ## demo: render examples/quickstart from the file backend and print it (no server needed).
 demo: build

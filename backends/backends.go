@@ -158,6 +158,7 @@ type Factory func(ctx context.Context, cfg Config) (Backend, error)
 var (
 	registryMu sync.RWMutex
 	registry   = map[string]Factory{}
+	omitted    = map[string]string{} // backends left out of this build: why
 )
 
 // Register makes a backend available by name. It panics if name is already
@@ -169,6 +170,32 @@ func Register(name string, f Factory) {
 		panic("backends: Register called twice for " + name)
 	}
 	registry[name] = f
+}
+
+// RegisterOmitted records that the backend name exists but was left out of
+// this build, and why (e.g. "built with -tags confit_no_etcd"), so that
+// asking for it says so instead of "unknown backend".
+func RegisterOmitted(name, why string) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	omitted[name] = why
+}
+
+// Check returns nil when name is registered, else an error wrapping
+// ErrUnknownBackend that says whether the backend was left out of this
+// build or lists the known ones.
+func Check(name string) error {
+	registryMu.RLock()
+	_, ok := registry[name]
+	why, out := omitted[name]
+	registryMu.RUnlock()
+	switch {
+	case ok:
+		return nil
+	case out:
+		return fmt.Errorf("%w %q: not in this build of confit (%s)", ErrUnknownBackend, name, why)
+	}
+	return fmt.Errorf("%w %q (known: %s)", ErrUnknownBackend, name, strings.Join(Names(), ", "))
 }
 
 // Names lists the registered backends, sorted.
@@ -185,12 +212,12 @@ func Names() []string {
 
 // New builds the backend registered as cfg.Backend.
 func New(ctx context.Context, cfg Config) (Backend, error) {
-	registryMu.RLock()
-	f, ok := registry[cfg.Backend]
-	registryMu.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownBackend, cfg.Backend, strings.Join(Names(), ", "))
+	if err := Check(cfg.Backend); err != nil {
+		return nil, err
 	}
+	registryMu.RLock()
+	f := registry[cfg.Backend]
+	registryMu.RUnlock()
 	return f(ctx, cfg)
 }
 

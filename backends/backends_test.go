@@ -1,6 +1,8 @@
 package backends
 
 import (
+	"context"
+	"errors"
 	"path"
 	"slices"
 	"strings"
@@ -68,5 +70,30 @@ func TestDiff(t *testing.T) {
 	}
 	if got := Diff(map[string]string{"/a": "1"}, map[string]string{"/a": "1"}); len(got) != 0 {
 		t.Errorf("Diff of equal maps = %+v, want none", got)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	Register("check-test", func(context.Context, Config) (Backend, error) { return nil, nil })
+	RegisterOmitted("check-omitted", "built with -tags check")
+	tests := []struct {
+		name string
+		want string // "" for no error
+	}{
+		{"check-test", ""},
+		{"check-omitted", `unknown backend "check-omitted": not in this build of confit (built with -tags check)`},
+		{"check-nope", `unknown backend "check-nope" (known: `},
+	}
+	for _, tt := range tests {
+		err := Check(tt.name)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("Check(%q) = %v, want nil", tt.name, err)
+		case tt.want != "" && (err == nil || !errors.Is(err, ErrUnknownBackend) || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("Check(%q) = %v, want an ErrUnknownBackend containing %q", tt.name, err, tt.want)
+		}
+	}
+	if _, err := New(context.Background(), Config{Backend: "check-omitted"}); !errors.Is(err, ErrUnknownBackend) {
+		t.Errorf("New of an omitted backend: %v, want ErrUnknownBackend", err)
 	}
 }

@@ -18,9 +18,7 @@ import (
 	"time"
 
 	"github.com/confit-dev/confit/backends"
-	_ "github.com/confit-dev/confit/backends/consul"
 	_ "github.com/confit-dev/confit/backends/env"
-	_ "github.com/confit-dev/confit/backends/etcd"
 	_ "github.com/confit-dev/confit/backends/file"
 	"github.com/confit-dev/confit/internal/daemon"
 	"github.com/confit-dev/confit/resource"
@@ -93,7 +91,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, reload 
 		return exitFailed
 	}
 	if o.version {
-		fmt.Fprintf(stdout, "confit %s (%s, %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		fmt.Fprintf(stdout, "confit %s (%s, %s/%s; backends: %s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH,
+			strings.Join(backends.Names(), ", "))
 		return exitOK
 	}
 	log := newLogger(stderr, o.logFormat, o.logLevel)

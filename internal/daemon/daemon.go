@@ -60,9 +60,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Resource.Logger == nil {
 		cfg.Resource.Logger = cfg.Logger
 	}
-	if !slices.Contains(backends.Names(), cfg.Backend.Backend) {
-		return fmt.Errorf("%w: -backend: %w %q (known: %s)", ErrConfig, backends.ErrUnknownBackend,
-			cfg.Backend.Backend, strings.Join(backends.Names(), ", "))
+	if err := backends.Check(cfg.Backend.Backend); err != nil {
+		return fmt.Errorf("%w: -backend: %w", ErrConfig, err)
 	}
 	pool := newPool(cfg.Backend)
 	pool.log = cfg.Logger
