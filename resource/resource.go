@@ -347,21 +347,8 @@ func (r *Resource) RenderSorted(kvs map[string]string, keys []string) ([]byte, R
 		}
 		slices.Sort(keys)
 	}
-	// With the prefix "/" and only keys the resource reads (the daemon
-	// passes just those), the template's key space is kvs itself.
 	rel, relKeys := kvs, keys
-	if len(keys) != len(kvs) {
-		rel = nil
-	}
-	for _, k := range keys {
-		if rel == nil {
-			break
-		}
-		if !backends.UnderAny(k, r.Keys) || r.relKey(k) != k {
-			rel = nil
-		}
-	}
-	if rel == nil {
+	if !r.keysAsIs(kvs, keys) {
 		rel = make(map[string]string, len(kvs))
 		relKeys = make([]string, 0, len(kvs))
 		for _, k := range keys {
@@ -385,6 +372,22 @@ func (r *Resource) RenderSorted(kvs map[string]string, keys []string) ([]byte, R
 		return nil, abs, fmt.Errorf("resource %s: render %s: %w", r.Name, r.Src, err)
 	}
 	return out, abs, nil
+}
+
+// keysAsIs reports whether kvs, whose keys are keys, is the template's key
+// space as it is: every key is one the resource reads, and relKey leaves it
+// alone (the prefix is "/"). The daemon passes just the keys a resource
+// reads, so with no prefix the render needs no copy of them.
+func (r *Resource) keysAsIs(kvs map[string]string, keys []string) bool {
+	if len(keys) != len(kvs) {
+		return false
+	}
+	for _, k := range keys {
+		if !backends.UnderAny(k, r.Keys) || r.relKey(k) != k {
+			return false
+		}
+	}
+	return true
 }
 
 // relKey maps an absolute store key to the template's key space, as confd
