@@ -57,26 +57,10 @@ func benchConsulWatch() ([]row, error) {
 const consulGap = 75 * time.Millisecond
 
 func consulLatency(ctx context.Context, put putFunc, args []string, port, n int) ([]row, error) {
-	dir, rm, err := tempDir()
-	if err != nil {
-		return nil, err
-	}
-	defer rm()
 	root := fmt.Sprintf("/lat%d", n)
-	if err := valueFixture(dir, root, n, ""); err != nil {
-		return nil, err
-	}
-	want, err := seedValues(ctx, put, dir, root, n)
+	d, dir, done, err := valueDaemon(ctx, put, fmt.Sprintf("consul-watch-%d", n), root, n, args)
+	defer done()
 	if err != nil {
-		return nil, err
-	}
-	args = append(args[:len(args):len(args)], "-confdir", dir)
-	d, err := startDaemon(dir, fmt.Sprintf("consul-watch-%d", n), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer d.stop()
-	if err := waitInitial(ctx, d, want); err != nil {
 		return nil, err
 	}
 	time.Sleep(500 * time.Millisecond)

@@ -87,25 +87,10 @@ func benchEtcdWatch() ([]row, error) {
 }
 
 func etcdLatency(ctx context.Context, s *testserver.EtcdServer, put putFunc, n int) ([]row, error) {
-	dir, rm, err := tempDir()
-	if err != nil {
-		return nil, err
-	}
-	defer rm()
 	root := fmt.Sprintf("/lat%d", n)
-	if err := valueFixture(dir, root, n, ""); err != nil {
-		return nil, err
-	}
-	want, err := seedValues(ctx, put, dir, root, n)
+	d, dir, done, err := valueDaemon(ctx, put, fmt.Sprintf("etcd-watch-%d", n), root, n, etcdArgs(s, ""))
+	defer done()
 	if err != nil {
-		return nil, err
-	}
-	d, err := startDaemon(dir, fmt.Sprintf("etcd-watch-%d", n), etcdArgs(s, dir)...)
-	if err != nil {
-		return nil, err
-	}
-	defer d.stop()
-	if err := waitInitial(ctx, d, want); err != nil {
 		return nil, err
 	}
 	cpu0, _ := procCPU(d.pid())
@@ -264,24 +249,9 @@ func benchEtcdIdle() ([]row, error) {
 		return nil, err
 	}
 	defer stop()
-	dir, rm, err := tempDir()
+	d, _, done, err := valueDaemon(ctx, etcdPut(cli), "etcd-idle", "/idle", 200, etcdArgs(s, ""))
+	defer done()
 	if err != nil {
-		return nil, err
-	}
-	defer rm()
-	if err := valueFixture(dir, "/idle", 200, ""); err != nil {
-		return nil, err
-	}
-	want, err := seedValues(ctx, etcdPut(cli), dir, "/idle", 200)
-	if err != nil {
-		return nil, err
-	}
-	d, err := startDaemon(dir, "etcd-idle", etcdArgs(s, dir)...)
-	if err != nil {
-		return nil, err
-	}
-	defer d.stop()
-	if err := waitInitial(ctx, d, want); err != nil {
 		return nil, err
 	}
 	return idleRows("etcd watch, 200 resources", d)

@@ -64,6 +64,32 @@ func waitInitial(ctx context.Context, d *daemon, want map[string][]byte) error {
 	return nil
 }
 
+// valueDaemon is the setup of a watch-mode measurement: n value resources
+// under root in a new directory, their keys seeded through put, a daemon
+// named name started with args plus -confdir, and its first renders
+// awaited. done stops the daemon and removes the directory; it is set
+// even when err is not nil.
+func valueDaemon(ctx context.Context, put putFunc, name, root string, n int, args []string) (d *daemon, dir string, done func(), err error) {
+	dir, rm, err := tempDir()
+	if err != nil {
+		return nil, "", func() {}, err
+	}
+	done = rm
+	if err := valueFixture(dir, root, n, ""); err != nil {
+		return nil, dir, done, err
+	}
+	want, err := seedValues(ctx, put, dir, root, n)
+	if err != nil {
+		return nil, dir, done, err
+	}
+	d, err = startDaemon(dir, name, append(args[:len(args):len(args)], "-confdir", dir)...)
+	if err != nil {
+		return nil, dir, done, err
+	}
+	done = func() { d.stop(); rm() }
+	return d, dir, done, waitInitial(ctx, d, want)
+}
+
 // latencyLoop makes changes changes, cycling over the n resources, each a
 // put followed by a wait until the destination holds the new value, then a
 // pause of gap. It returns the time from just before each put to the file
