@@ -2,6 +2,7 @@ package resource
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -506,5 +508,58 @@ func TestDeferParse(t *testing.T) {
 	svc := byName["svc.toml"]
 	if svc.tmpl == nil || !slices.Contains(svc.Keys, "/@service/web") {
 		t.Errorf("svc.tmpl: parsed %v, keys %v; want parsed at load with its service key", svc.tmpl != nil, svc.Keys)
+	}
+}
+
+// TestSharedTemplates: resources that render the same template file share
+// one parse, eagerly or deferred, and still render each its own keys.
+func TestSharedTemplates(t *testing.T) {
+	files := map[string]string{
+		"templates/shared.tmpl": "v={{getv \"/v\"}}\n",
+		"templates/own.tmpl":    "own={{getv \"/v\"}}\n",
+	}
+	for i, name := range []string{"a", "b", "c"} {
+		src := "shared.tmpl"
+		if name == "c" {
+			src = "own.tmpl"
+		}
+		files["conf.d/"+name+".toml"] = fmt.Sprintf("[template]\nsrc = %q\ndest = \"/tmp/%s\"\nprefix = \"/%d\"\nkeys = [\"/v\"]\n", src, name, i)
+	}
+	dir := confDir(t, files)
+	kvs := map[string]string{"/0/v": "zero", "/1/v": "one", "/2/v": "two"}
+	want := map[string]string{"a.toml": "v=zero\n", "b.toml": "v=one\n", "c.toml": "own=two\n"}
+	for _, deferred := range []bool{false, true} {
+		rs, errs := LoadDir(Options{ConfDir: dir, DeferParse: deferred})
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		byName := map[string]*Resource{}
+		for _, r := range rs {
+			byName[r.Name] = r
+		}
+		a, b, c := byName["a.toml"], byName["b.toml"], byName["c.toml"]
+		if a.shared != b.shared || a.shared == c.shared {
+			t.Fatalf("deferred=%v: a and b should share their template entry, c not", deferred)
+		}
+		var wg sync.WaitGroup
+		for range 4 {
+			for _, r := range rs {
+				wg.Go(func() {
+					out, _, err := r.Render(kvs)
+					if err != nil || string(out) != want[r.Name] {
+						t.Errorf("deferred=%v: %s rendered %q, %v; want %q", deferred, r.Name, out, err, want[r.Name])
+					}
+				})
+			}
+		}
+		wg.Wait()
+		ta, _ := a.template()
+		tb, _ := b.template()
+		if ta != tb {
+			t.Errorf("deferred=%v: a and b render different parses of one template", deferred)
+		}
+		if deferred && c.shared.tmpl != nil {
+			t.Error("a deferred template only c uses was kept after its render")
+		}
 	}
 }

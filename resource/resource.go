@@ -112,6 +112,7 @@ type Resource struct {
 
 	tmpl      *template.Template // nil while deferred (Options.DeferParse)
 	tmplText  string             // the template's text while deferred
+	shared    *sharedTemplate    // the parse shared with resources using the same template
 	checkTmpl *cmdTemplate
 	reloadTpl *cmdTemplate
 	opts      Options
@@ -144,8 +145,9 @@ func LoadDir(opts Options) ([]*Resource, []error) {
 		return nil, []error{fmt.Errorf("%w: %w", ErrNoConfDir, err)}
 	}
 	slices.Sort(files)
-	// Parse in parallel (templates dominate the cost of a load); keep the
-	// results in file order.
+	// Parse in parallel (templates dominate the cost of a load), each
+	// distinct template once; keep the results in file order.
+	cache := &templateCache{m: map[string]*sharedTemplate{}}
 	loaded := make([]*Resource, len(files))
 	failed := make([]error, len(files))
 	var wg sync.WaitGroup
@@ -156,7 +158,7 @@ func LoadDir(opts Options) ([]*Resource, []error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			loaded[i], failed[i] = Load(f, opts)
+			loaded[i], failed[i] = load(f, opts, cache)
 		}()
 	}
 	wg.Wait()
@@ -178,6 +180,11 @@ func LoadDir(opts Options) ([]*Resource, []error) {
 // commands, and parses its template. Errors name the file (and the line and
 // key when known); template parse errors also name the template file.
 func Load(file string, opts Options) (*Resource, error) {
+	return load(file, opts, nil)
+}
+
+// load is Load sharing parsed templates through cache (nil: not shared).
+func load(file string, opts Options, cache *templateCache) (*Resource, error) {
 	data, err := readFile(file)
 	if err != nil {
 		return nil, &LoadError{File: file, Err: err}
@@ -186,7 +193,7 @@ func Load(file string, opts Options) (*Resource, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := newResource(file, c, opts)
+	r, err := newResource(file, c, opts, cache)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +201,7 @@ func Load(file string, opts Options) (*Resource, error) {
 }
 
 // newResource builds a Resource from a decoded file.
-func newResource(file string, c *Config, opts Options) (*Resource, error) {
+func newResource(file string, c *Config, opts Options, cache *templateCache) (*Resource, error) {
 	fail := func(key string, err error) error {
 		return &LoadError{File: file, Key: key, Err: err}
 	}
@@ -288,11 +295,12 @@ func newResource(file string, c *Config, opts Options) (*Resource, error) {
 		return nil, fail("", fmt.Errorf("template: %w", err))
 	}
 	text := string(data)
+	r.shared = cache.entry(r.Src, text)
 	if opts.DeferParse && !template.MayReadServices(text, opts.TemplateOptions) {
 		r.tmplText = text
 		return r, nil
 	}
-	if r.tmpl, err = r.parseTemplate(text); err != nil {
+	if r.tmpl, err = r.shared.parse(r, text); err != nil {
 		return nil, fail("", err)
 	}
 	// Service discovery the template reads (service "web") is fetched and
@@ -359,12 +367,9 @@ func (r *Resource) RenderSorted(kvs map[string]string, keys []string) ([]byte, R
 			}
 		}
 	}
-	tmpl := r.tmpl
-	if tmpl == nil {
-		var err error
-		if tmpl, err = r.parseTemplate(r.tmplText); err != nil {
-			return nil, Reads{}, fmt.Errorf("resource %s: %w", r.Name, err)
-		}
+	tmpl, err := r.template()
+	if err != nil {
+		return nil, Reads{}, fmt.Errorf("resource %s: %w", r.Name, err)
 	}
 	out, reads, err := tmpl.Execute(template.NewStoreSorted(rel, relKeys))
 	abs := Reads{Keys: r.absKeys(reads.Keys, false), Prefixes: r.absKeys(reads.Prefixes, true)}
@@ -372,6 +377,19 @@ func (r *Resource) RenderSorted(kvs map[string]string, keys []string) ([]byte, R
 		return nil, abs, fmt.Errorf("resource %s: render %s: %w", r.Name, r.Src, err)
 	}
 	return out, abs, nil
+}
+
+// template returns the parsed template. A deferred one is parsed now: a
+// template only this resource uses is parsed at each render and not kept;
+// one that others use too is parsed once for all of them and kept.
+func (r *Resource) template() (*template.Template, error) {
+	switch {
+	case r.tmpl != nil:
+		return r.tmpl, nil
+	case r.shared != nil && r.shared.users > 1:
+		return r.shared.parse(r, r.tmplText)
+	}
+	return r.parseTemplate(r.tmplText)
 }
 
 // keysAsIs reports whether kvs, whose keys are keys, is the template's key
