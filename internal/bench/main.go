@@ -53,6 +53,7 @@ func main() {
 	benches := []bench{
 		{"oneshot-200-templates", benchOneshotMany},
 		{"oneshot-haproxy-10k", benchOneshotHAProxy},
+		{"oneshot-200-shared", benchOneshotShared},
 	}
 	benches = append(benches, extraBenches...)
 
@@ -189,6 +190,10 @@ func oneshotFile(what, wallGoal, rssGoal, confdWall, confdRSS string, fixture fu
 
 func benchOneshotMany() ([]row, error) {
 	return oneshotFile("one-shot, 200 resources x 50-line templates (file)", "< 40 ms", "< 15 MB", "confd 0.60 s", "confd 33 MB", fixtureManyTemplates)
+}
+
+func benchOneshotShared() ([]row, error) {
+	return oneshotFile("one-shot, 200 resources x one shared 50-line template (file)", "", "", "", "", fixtureSharedTemplate)
 }
 
 func benchOneshotHAProxy() ([]row, error) {

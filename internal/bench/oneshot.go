@@ -10,6 +10,18 @@ import (
 // fixtureManyTemplates writes 200 resources, each a 50-line template
 // reading its own keys, and one YAML values file (2,000 keys).
 func fixtureManyTemplates(dir string) (values string, err error) {
+	return fixtureTemplates(dir, false)
+}
+
+// fixtureSharedTemplate is fixtureManyTemplates with every resource
+// rendering the same template file.
+func fixtureSharedTemplate(dir string) (values string, err error) {
+	return fixtureTemplates(dir, true)
+}
+
+// fixtureTemplates writes the 200 resources of fixtureManyTemplates, each
+// with a template of its own or all with one.
+func fixtureTemplates(dir string, shared bool) (values string, err error) {
 	var yaml strings.Builder
 	yaml.WriteString("apps:\n")
 	for i := range 200 {
@@ -40,8 +52,12 @@ func fixtureManyTemplates(dir string) (values string, err error) {
 		templates[fmt.Sprintf("app%03d.tmpl", i)] = fmt.Sprintf("# app %d\n", i) + tmpl.String()
 	}
 	if err := writeConfdir(dir, 200, func(i int) (toml string) {
+		src := i
+		if shared {
+			src = 0
+		}
 		return fmt.Sprintf("[template]\nsrc = \"app%03d.tmpl\"\ndest = %q\nprefix = \"/apps/app%03d\"\nkeys = [\"/\"]\nmode = \"0644\"\n",
-			i, filepath.Join(dir, "out", fmt.Sprintf("app%03d.conf", i)), i)
+			src, filepath.Join(dir, "out", fmt.Sprintf("app%03d.conf", i)), i)
 	}, templates); err != nil {
 		return "", err
 	}
