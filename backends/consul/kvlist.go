@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 )
 
 // A KV hub's blocking query answers with every key under its parent, values
@@ -177,7 +178,9 @@ func (s *jscan) end() error {
 	return nil
 }
 
-// str consumes a string and returns what is between its quotes.
+// str consumes a string and returns what is between its quotes. esc
+// reports that it needs decoding: escapes, or bytes that are not UTF-8
+// (which encoding/json turns into U+FFFD; Consul never sends them).
 func (s *jscan) str() (inner []byte, esc bool, ok bool) {
 	if !s.eat('"') {
 		return nil, false, false
@@ -188,7 +191,8 @@ func (s *jscan) str() (inner []byte, esc bool, ok bool) {
 		switch {
 		case c == '"':
 			s.i++
-			return s.b[start : s.i-1], esc, true
+			inner = s.b[start : s.i-1]
+			return inner, esc || !utf8.Valid(inner), true
 		case c == '\\':
 			esc = true
 			s.i += 2
