@@ -324,7 +324,7 @@ func splitKey(content string) (key, rest string, ok bool) {
 // plainKey reports whether key is a word the fast path takes as a mapping
 // key: it is a string to the YAML resolver and a single path element.
 func plainKey(key string) bool {
-	if key == "" || specialWord(key) {
+	if _, special := wordValue(key); key == "" || special {
 		return false
 	}
 	c := key[0]
@@ -340,14 +340,19 @@ func plainKey(key string) bool {
 	return true
 }
 
-// specialWord reports whether a plain scalar starting with a letter is
-// one the resolver reads as a boolean or null.
-func specialWord(s string) bool {
+// wordValue renders a plain scalar starting with a letter that the
+// resolver reads as a boolean or null, as scalar renders those; special
+// is false for every other word, which stays a string.
+func wordValue(s string) (v string, special bool) {
 	switch s {
-	case "true", "True", "TRUE", "false", "False", "FALSE", "null", "Null", "NULL":
-		return true
+	case "true", "True", "TRUE":
+		return "true", true
+	case "false", "False", "FALSE":
+		return "false", true
+	case "null", "Null", "NULL":
+		return "", true
 	}
-	return false
+	return s, false
 }
 
 // scalarText returns the flattened value of a one-line scalar (the text
@@ -421,15 +426,8 @@ func resolvePlain(s string) (string, bool) {
 	c := s[0]
 	switch {
 	case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
-		switch s {
-		case "true", "True", "TRUE":
-			return "true", true
-		case "false", "False", "FALSE":
-			return "false", true
-		case "null", "Null", "NULL":
-			return "", true
-		}
-		return s, true
+		v, _ := wordValue(s)
+		return v, true
 	case c == '~' && len(s) == 1, c == '<', c == '.':
 		return resolveSlow(s)
 	case (c == '-' || c == '+') && len(s) > 1 && s[1] == '.':
