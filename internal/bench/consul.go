@@ -68,12 +68,10 @@ func consulLatency(ctx context.Context, put putFunc, args []string, port, n int)
 	if err != nil {
 		return nil, err
 	}
-	cpu0, _ := procCPU(d.pid())
-	lat, puts, err := latencyLoop(ctx, put, dir, root, n, *changesFlag, 0, "c")
+	lat, puts, cpuPerChange, err := timedChanges(ctx, d, put, dir, root, n)
 	if err != nil {
 		return nil, err
 	}
-	cpu1, _ := procCPU(d.pid())
 	// The backend waits MinRequeryInterval (50 ms) between two blocking
 	// queries; changes spaced wider than that show the latency without it.
 	spaced, _, err := latencyLoop(ctx, put, dir, root, n, *changesFlag/2, consulGap, "s")
@@ -91,7 +89,7 @@ func consulLatency(ctx context.Context, put putFunc, args []string, port, n int)
 		{label + ": change-to-file p50, back to back", fmtDur(pct(lat, 50)), "<= 1.5 ms", fmt.Sprintf("put → destination seen (inotify), %d changes, next put as soon as the file is seen; put round trip alone p50 %s; confd 2.2 ms%s", len(lat), fmtDur(pct(puts, 50)), ctNote)},
 		{label + ": change-to-file p99, back to back", fmtDur(pct(lat, 99)), "", fmt.Sprintf("max %s", fmtDur(pct(lat, 100)))},
 		{label + fmt.Sprintf(": change-to-file p50, changes %v apart", consulGap), fmtDur(pct(spaced, 50)), "<= 1.5 ms", fmt.Sprintf("%d changes; p99 %s", len(spaced), fmtDur(pct(spaced, 99)))},
-		{label + ": daemon CPU per change", fmtDur((cpu1 - cpu0) / time.Duration(len(lat))), "<= 0.5 ms",
+		{label + ": daemon CPU per change", fmtDur(cpuPerChange), "<= 0.5 ms",
 			"utime+stime delta / changes; confd 1.3 ms, consul-template 32 ms"},
 		{label + ": RSS", fmtMB(rss), "<= 15 MB", fmt.Sprintf("VmRSS after the changes (%s), VmHWM %s; confd 43 MB, consul-template 33 MB", rssSplit(d.pid()), fmtMB(hwm))},
 		{label + ": connections to the agent", fmt.Sprintf("%d idle, %d after changes", connsIdle, connsAfter), "<= 8",

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -93,17 +94,15 @@ func etcdLatency(ctx context.Context, s *testserver.EtcdServer, put putFunc, n i
 	if err != nil {
 		return nil, err
 	}
-	cpu0, _ := procCPU(d.pid())
-	lat, puts, err := latencyLoop(ctx, put, dir, root, n, *changesFlag, 0, "c")
+	lat, puts, cpuPerChange, err := timedChanges(ctx, d, put, dir, root, n)
 	if err != nil {
 		return nil, err
 	}
-	cpu1, _ := procCPU(d.pid())
 	label := fmt.Sprintf("etcd watch, %d resource(s)", n)
 	rows := []row{
 		{label + ": change-to-file p50", fmtDur(pct(lat, 50)), "<= 1 ms", fmt.Sprintf("put → destination seen (inotify), %d changes back to back; put round trip alone p50 %s; confd 2.0 ms", len(lat), fmtDur(pct(puts, 50)))},
 		{label + ": change-to-file p99", fmtDur(pct(lat, 99)), "<= 3 ms", fmt.Sprintf("max %s; confd 3.2 ms", fmtDur(pct(lat, 100)))},
-		{label + ": daemon CPU per change", fmtDur((cpu1 - cpu0) / time.Duration(len(lat))), "", "utime+stime delta / changes"},
+		{label + ": daemon CPU per change", fmtDur(cpuPerChange), "", "utime+stime delta / changes"},
 	}
 	if n < 200 {
 		return rows, nil
@@ -202,6 +201,22 @@ func waitCounter(d *daemon, counter string, want float64, timeout time.Duration)
 	}
 }
 
+// getsConfdir writes n resources into a new directory: resource i renders
+// tmpl (which lists its keys with gets) over the keys under prefix(i) to
+// out/<last element of prefix(i)>.conf. rm removes the directory; it is
+// set even when err is not nil.
+func getsConfdir(n int, prefix func(i int) string, tmpl string) (dir string, rm func(), err error) {
+	dir, rm, err = tempDir()
+	if err != nil {
+		return "", func() {}, err
+	}
+	err = writeConfdir(dir, n, func(i int) string {
+		return fmt.Sprintf("[template]\nsrc = \"gets.tmpl\"\ndest = %q\nprefix = %q\nkeys = [\"/\"]\nmode = \"0644\"\n",
+			filepath.Join(dir, "out", path.Base(prefix(i))+".conf"), prefix(i))
+	}, map[string]string{"gets.tmpl": tmpl})
+	return dir, rm, err
+}
+
 // benchEtcdOneshot: one-shot of 200 resources over 10k keys in etcd.
 func benchEtcdOneshot() ([]row, error) {
 	ctx := context.Background()
@@ -210,16 +225,11 @@ func benchEtcdOneshot() ([]row, error) {
 		return nil, err
 	}
 	defer stop()
-	dir, rm, err := tempDir()
-	if err != nil {
-		return nil, err
-	}
-	defer rm()
 	const n, perRes = 200, 50
-	if err := writeConfdir(dir, n, func(i int) string {
-		return fmt.Sprintf("[template]\nsrc = \"app.tmpl\"\ndest = %q\nprefix = \"/apps/app%03d\"\nkeys = [\"/\"]\nmode = \"0644\"\n",
-			filepath.Join(dir, "out", fmt.Sprintf("app%03d.conf", i)), i)
-	}, map[string]string{"app.tmpl": "# app\n{{range gets \"/*\"}}{{base .Key}} = \"{{.Value}}\"\n{{end}}"}); err != nil {
+	dir, rm, err := getsConfdir(n, func(i int) string { return fmt.Sprintf("/apps/app%03d", i) },
+		"# app\n{{range gets \"/*\"}}{{base .Key}} = \"{{.Value}}\"\n{{end}}")
+	defer rm()
+	if err != nil {
 		return nil, err
 	}
 	// 10,000 keys in transactions of 100 puts.
@@ -266,18 +276,13 @@ func benchEtcdStorm() ([]row, error) {
 		return nil, err
 	}
 	defer stop()
-	dir, rm, err := tempDir()
-	if err != nil {
-		return nil, err
-	}
-	defer rm()
 	const n = 200
 	keys := *stormKeys
 	key := func(k int) string { return fmt.Sprintf("/storm/r%03d/k%04d", k%n, k) }
-	if err := writeConfdir(dir, n, func(i int) string {
-		return fmt.Sprintf("[template]\nsrc = \"s.tmpl\"\ndest = %q\nprefix = \"/storm/r%03d\"\nkeys = [\"/\"]\n",
-			filepath.Join(dir, "out", fmt.Sprintf("r%03d.conf", i)), i)
-	}, map[string]string{"s.tmpl": "{{range gets \"/*\"}}{{base .Key}}={{.Value}}\n{{end}}"}); err != nil {
+	dir, rm, err := getsConfdir(n, func(i int) string { return fmt.Sprintf("/storm/r%03d", i) },
+		"{{range gets \"/*\"}}{{base .Key}}={{.Value}}\n{{end}}")
+	defer rm()
+	if err != nil {
 		return nil, err
 	}
 	for k := range keys {

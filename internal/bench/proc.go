@@ -215,47 +215,38 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / hz, nil
 }
 
-// procMem returns VmRSS and VmHWM in bytes.
-func procMem(pid int) (rss, hwm int64, err error) {
+// procStatus returns the memory sizes of /proc/PID/status (the fields in
+// kB: VmRSS, VmHWM, RssAnon, RssFile, ...), in bytes.
+func procStatus(pid int) (map[string]int64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
+	sizes := map[string]int64{}
 	for _, line := range strings.Split(string(data), "\n") {
 		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		switch k {
-		case "VmRSS":
-			rss = kb * 1024
-		case "VmHWM":
-			hwm = kb * 1024
+		if n, found := strings.CutSuffix(strings.TrimSpace(v), " kB"); ok && found {
+			kb, _ := strconv.ParseInt(n, 10, 64)
+			sizes[k] = kb * 1024
 		}
 	}
-	return rss, hwm, nil
+	return sizes, nil
+}
+
+// procMem returns VmRSS and VmHWM in bytes.
+func procMem(pid int) (rss, hwm int64, err error) {
+	sizes, err := procStatus(pid)
+	return sizes["VmRSS"], sizes["VmHWM"], err
 }
 
 // rssSplit describes VmRSS as anonymous (heap, stacks) + file-backed
 // (binary pages) memory, e.g. "anon 30.1 MB + file 16.2 MB".
 func rssSplit(pid int) string {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	sizes, err := procStatus(pid)
 	if err != nil {
 		return ""
 	}
-	var anon, file int64
-	for _, line := range strings.Split(string(data), "\n") {
-		k, v, _ := strings.Cut(line, ":")
-		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		switch k {
-		case "RssAnon":
-			anon = kb * 1024
-		case "RssFile":
-			file = kb * 1024
-		}
-	}
-	return fmt.Sprintf("anon %s + file %s", fmtMB(anon), fmtMB(file))
+	return fmt.Sprintf("anon %s + file %s", fmtMB(sizes["RssAnon"]), fmtMB(sizes["RssFile"]))
 }
 
 // connsTo counts pid's ESTABLISHED TCP connections to 127.0.0.1:port: the

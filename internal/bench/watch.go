@@ -90,6 +90,18 @@ func valueDaemon(ctx context.Context, put putFunc, name, root string, n int, arg
 	return d, dir, done, waitInitial(ctx, d, want)
 }
 
+// timedChanges runs -changes back-to-back changes through latencyLoop and
+// also measures the daemon's CPU (user+system) per change over them.
+func timedChanges(ctx context.Context, d *daemon, put putFunc, dir, root string, n int) (lat, puts []time.Duration, cpuPerChange time.Duration, err error) {
+	cpu0, _ := procCPU(d.pid())
+	lat, puts, err = latencyLoop(ctx, put, dir, root, n, *changesFlag, 0, "c")
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	cpu1, _ := procCPU(d.pid())
+	return lat, puts, (cpu1 - cpu0) / time.Duration(len(lat)), nil
+}
+
 // latencyLoop makes changes changes, cycling over the n resources, each a
 // put followed by a wait until the destination holds the new value, then a
 // pause of gap. It returns the time from just before each put to the file
