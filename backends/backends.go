@@ -227,6 +227,33 @@ func CleanKey(key string) string {
 	return path.Join("/", key)
 }
 
+// IsClean reports whether key is absolute and clean, that is
+// CleanKey(key) == key, without building the cleaned key: a key with no
+// empty, "." or ".." element and no trailing slash (other than "/" itself).
+func IsClean(key string) bool {
+	if key == "/" {
+		return true
+	}
+	if len(key) < 2 || key[0] != '/' || key[len(key)-1] == '/' {
+		return false
+	}
+	// Each element starts after a '/': reject "//", "/./", "/../" and a
+	// final "/." or "/..".
+	for i := 0; i < len(key); i++ {
+		if key[i] != '/' {
+			continue
+		}
+		rest := key[i+1:]
+		if rest == "" || rest[0] == '/' {
+			return false
+		}
+		if rest[0] == '.' && (len(rest) == 1 || rest[1] == '/' || rest[1] == '.' && (len(rest) == 2 || rest[2] == '/')) {
+			return false
+		}
+	}
+	return true
+}
+
 // Under reports whether key is prefix itself or lies below prefix + "/".
 // Both must be clean (see CleanKey). Every key is under "/".
 func Under(key, prefix string) bool {

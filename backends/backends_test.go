@@ -36,6 +36,18 @@ func TestCleanKey(t *testing.T) {
 	}
 }
 
+func TestIsClean(t *testing.T) {
+	for key, want := range map[string]bool{
+		"/": true, "/a": true, "/a/b": true, "/a.b/c..d": true, "/.a/..b/...": true, "/a/.../b": true,
+		"": false, "a": false, "a/b": false, "/a/": false, "//": false, "/a//b": false,
+		"/.": false, "/..": false, "/a/.": false, "/a/..": false, "/./a": false, "/../a": false, "/a/./b": false, "/a/../b": false,
+	} {
+		if got := IsClean(key); got != want {
+			t.Errorf("IsClean(%q) = %v, want %v", key, got, want)
+		}
+	}
+}
+
 // FuzzKeys checks the key rules every package relies on: CleanKey is
 // idempotent and absolute, joined keys lie under their prefix, and Under
 // never matches a sibling sharing a string prefix.
@@ -51,6 +63,12 @@ func FuzzKeys(f *testing.F) {
 		joined := path.Join(p, key)
 		if !strings.Contains("/"+key+"/", "/../") && !Under(joined, p) {
 			t.Errorf("path.Join(%q, %q) = %q is not Under %q", p, key, joined, p)
+		}
+		if got, want := IsClean(key), CleanKey(key) == key; got != want {
+			t.Errorf("IsClean(%q) = %v, CleanKey gives %q", key, got, CleanKey(key))
+		}
+		if !IsClean(p) {
+			t.Errorf("IsClean(CleanKey(%q) = %q) = false", prefix, p)
 		}
 		k := CleanKey(key)
 		if Under(k, p) && p != "/" && k != p && k[len(p)] != '/' {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -165,8 +166,11 @@ func (b *BackendConfig) backendConfig() *backends.Config {
 }
 
 // decodeErrRE picks the line and key out of the errors BurntSushi/toml
-// returns as plain strings while unifying values with the struct.
-var decodeErrRE = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
+// returns as plain strings while unifying values with the struct. Like
+// tableHeaderRE it serves only errors, so it is compiled on first use.
+var decodeErrRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
+})
 
 // DecodeConfig decodes the resource file content data. name is used in
 // errors, which are *LoadError. Unknown keys, keys spelt in another case,
@@ -180,7 +184,7 @@ func DecodeConfig(name string, data []byte) (*Config, error) {
 		if errors.As(err, &pe) {
 			return nil, &LoadError{File: name, Line: pe.Position.Line, Key: pe.LastKey, Err: errors.New(pe.Message)}
 		}
-		if m := decodeErrRE.FindStringSubmatch(err.Error()); m != nil {
+		if m := decodeErrRE().FindStringSubmatch(err.Error()); m != nil {
 			line, _ := strconv.Atoi(m[1])
 			return nil, &LoadError{File: name, Line: line, Key: m[2], Err: errors.New(m[3])}
 		}
@@ -256,7 +260,9 @@ func unknownKeyError(name string, data []byte, bad map[string]bool) error {
 }
 
 // tableHeaderRE matches a TOML table header line, "[a.b]" or "[[a.b]]".
-var tableHeaderRE = regexp.MustCompile(`^\s*\[\[?\s*([^\]]*?)\s*\]\]?`)
+var tableHeaderRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\s*\[\[?\s*([^\]]*?)\s*\]\]?`)
+})
 
 // keyLine finds the line of a dotted key in data: the line of its table
 // header for a table, else the first line assigning its last component
@@ -269,7 +275,7 @@ func keyLine(data []byte, key string) int {
 	assign := regexp.MustCompile(`^\s*["']?` + regexp.QuoteMeta(last) + `["']?\s*[=.]`)
 	current := ""
 	for i, line := range strings.Split(string(data), "\n") {
-		if m := tableHeaderRE.FindStringSubmatch(line); m != nil {
+		if m := tableHeaderRE().FindStringSubmatch(line); m != nil {
 			current = m[1]
 			if current == key {
 				return i + 1

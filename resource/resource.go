@@ -423,7 +423,7 @@ func (r *Resource) relKey(k string) string {
 	if rest == "" {
 		return "/"
 	}
-	if rest[0] == '/' && path.Clean(rest) == rest {
+	if backends.IsClean(rest) {
 		return rest // what path.Join would give, without allocating
 	}
 	return path.Join("/", strings.TrimPrefix(k, r.Prefix))

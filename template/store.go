@@ -51,25 +51,26 @@ func NewStore(kvs map[string]string) *Store {
 
 // NewStoreSorted is NewStore for a caller that holds kvs's keys in sorted
 // order: keys must be exactly those keys, sorted, or nil. It spares the
-// Store a sort. keys is not kept.
+// Store a sort and a copy: when every key is clean, the Store keeps keys
+// (and reads kvs) for as long as it is used, so neither may change then.
 func NewStoreSorted(kvs map[string]string, keys []string) *Store {
 	s := &Store{}
-	if keys == nil || len(keys) != len(kvs) {
-		keys = nil
+	if keys == nil || len(keys) != len(kvs) || !slices.IsSorted(keys) {
 		s.keys = make([]string, 0, len(kvs))
 		for k := range kvs {
 			s.keys = append(s.keys, k)
 		}
+		keys = nil
 	} else {
-		s.keys = slices.Clone(keys)
+		s.keys = keys
 	}
 	for _, k := range s.keys {
-		if len(k) == 0 || k[0] != '/' || path.Clean(k) != k {
+		if !backends.IsClean(k) {
 			return newStoreCleaning(s, kvs)
 		}
 	}
 	// Every key is clean already (the common case): no two can collide.
-	if keys == nil || !slices.IsSorted(s.keys) {
+	if keys == nil {
 		slices.Sort(s.keys)
 	}
 	s.vals = make([]string, len(s.keys))
