@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -264,6 +265,19 @@ func Under(key, prefix string) bool {
 		return false
 	}
 	return len(key) == len(prefix) || key[len(prefix)] == '/'
+}
+
+// PrefixRun returns the run sorted[lo:hi] of a sorted key list that holds
+// every key starting with the string p ("/": every key). The keys Under p
+// are all in that run, but not every key in it is: "/app/foo-bar" sorts
+// between "/app/foo" and "/app/foo/x"; callers filter with Under.
+func PrefixRun(sorted []string, p string) (lo, hi int) {
+	if p == "/" {
+		return 0, len(sorted)
+	}
+	lo, _ = slices.BinarySearch(sorted, p)
+	hi = lo + sort.Search(len(sorted)-lo, func(i int) bool { return !strings.HasPrefix(sorted[lo+i], p) })
+	return lo, hi
 }
 
 // UnderAny reports whether key is under any of prefixes.

@@ -115,3 +115,18 @@ func TestCheck(t *testing.T) {
 		t.Errorf("New of an omitted backend: %v, want ErrUnknownBackend", err)
 	}
 }
+
+func TestPrefixRun(t *testing.T) {
+	keys := []string{"/a", "/app", "/app-x", "/app/db", "/app/db/url", "/app/foo-bar", "/app/foo/x", "/appx", "/b"}
+	for _, p := range []string{"/", "/a", "/app", "/app/db", "/app/foo", "/app/none", "/c", "/0"} {
+		lo, hi := PrefixRun(keys, p)
+		for i, k := range keys {
+			if Under(k, p) && (i < lo || i >= hi) {
+				t.Errorf("PrefixRun(%q) = [%d, %d): misses %q", p, lo, hi, k)
+			}
+			if (i >= lo && i < hi) != strings.HasPrefix(k, p) && p != "/" {
+				t.Errorf("PrefixRun(%q) = [%d, %d): wrong about %q", p, lo, hi, k)
+			}
+		}
+	}
+}

@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"slices"
-	"sort"
-	"strings"
 
 	"github.com/confit-dev/confit/backends"
 )
@@ -71,12 +69,7 @@ func (x *keyIndex) subset(kvs map[string]string, prefixes []string) (map[string]
 	runs := make([]run, 0, len(prefixes))
 	n := 0
 	for _, p := range prefixes {
-		start := p
-		if p == "/" {
-			start = ""
-		}
-		lo, _ := slices.BinarySearch(x.keys, start)
-		hi := lo + sort.Search(len(x.keys)-lo, func(i int) bool { return !strings.HasPrefix(x.keys[lo+i], start) })
+		lo, hi := backends.PrefixRun(x.keys, p)
 		runs = append(runs, run{p, lo, hi})
 		n += hi - lo
 	}
