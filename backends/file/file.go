@@ -72,8 +72,10 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/confit-dev/confit/backends"
 	"github.com/fsnotify/fsnotify"
@@ -98,14 +100,25 @@ type Backend struct {
 	mu      sync.Mutex
 	rev     uint64            // revision of kvs; 0 before the first good read
 	kvs     map[string]string // last good merged view; never mutated once published
-	keys    []string          // kvs's keys sorted, when the read had them so; or nil
+	keys    []string          // kvs's keys sorted, or nil until sortedKeys
 	loadErr error             // error of the last read, nil if it succeeded
 	subs    map[*sub]struct{}
 	fsw     *fsnotify.Watcher // started by the first Watch
-	closed  bool
+	// watchedRead: a read that started once fsw was watching has been
+	// published, so every later change will be seen and published too.
+	watchedRead bool
+	closed      bool
 
 	done chan struct{} // closed by Close
 	wg   sync.WaitGroup
+
+	reads atomic.Uint64 // reads of the files, for Metrics
+}
+
+// Metrics implements backends.MetricsReporter: reads_total counts the
+// reads (and parses) of the files, one per Get and per change seen.
+func (b *Backend) Metrics() map[string]uint64 {
+	return map[string]uint64{"reads_total": b.reads.Load()}
 }
 
 // input is one entry of Config.Files, made absolute.
@@ -204,6 +217,7 @@ func (b *Backend) files() ([]found, error) {
 // read reads and merges every file. Errors name the file. keys, when not
 // nil, are the keys of the result in sorted order.
 func (b *Backend) read() (merged map[string]string, keys []string, err error) {
+	b.reads.Add(1)
 	paths, err := b.files()
 	if err != nil {
 		return nil, nil, err
@@ -241,10 +255,14 @@ func (b *Backend) read() (merged map[string]string, keys []string, err error) {
 func (b *Backend) refresh() (map[string]string, []string, uint64, error) {
 	b.loadMu.Lock()
 	defer b.loadMu.Unlock()
+	b.mu.Lock()
+	watching := b.fsw != nil
+	b.mu.Unlock()
 	kvs, keys, err := b.read()
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.watchedRead = b.watchedRead || watching
 	if err != nil {
 		b.loadErr = err
 	} else {
@@ -257,9 +275,18 @@ func (b *Backend) refresh() (map[string]string, []string, uint64, error) {
 		b.loadErr = nil
 	}
 	for s := range b.subs {
-		s.publish(b.kvs, b.rev, b.loadErr)
+		s.publish(b.kvs, b.sortedKeys, b.rev, b.loadErr)
 	}
 	return b.kvs, b.keys, b.rev, err
+}
+
+// sortedKeys returns b.kvs's keys sorted: b.keys, sorted once per view
+// when the read did not give them in order. b.mu is held.
+func (b *Backend) sortedKeys() []string {
+	if b.keys == nil && len(b.kvs) > 0 {
+		b.keys = slices.Sorted(maps.Keys(b.kvs))
+	}
+	return b.keys
 }
 
 // Get implements backends.Backend. It re-reads every file; a file that is

@@ -42,7 +42,7 @@ func (s *sub) poke() {
 // publish queues what the Backend's current state means for s: the changes
 // under its prefix, an Err when a read failed, or a Reset when it recovered
 // from one without changes. Called with Backend.mu held.
-func (s *sub) publish(kvs map[string]string, rev uint64, loadErr error) {
+func (s *sub) publish(kvs map[string]string, keys func() []string, rev uint64, loadErr error) {
 	if loadErr != nil {
 		if s.degraded && s.errMsg == loadErr.Error() {
 			return
@@ -54,7 +54,7 @@ func (s *sub) publish(kvs map[string]string, rev uint64, loadErr error) {
 	if rev == s.rev && !s.degraded {
 		return // the revision moves whenever the contents do
 	}
-	view := under(kvs, s.prefix)
+	view := under(kvs, keys(), s.prefix)
 	changes := backends.Diff(s.view, view)
 	if len(changes) == 0 && !s.degraded {
 		s.rev = rev
@@ -114,9 +114,15 @@ func (b *Backend) Watch(ctx context.Context, prefix string, rev uint64) (<-chan 
 		return nil, err
 	}
 	// Read after the watcher is in place, so that no change can fall between
-	// the baseline and the first event.
-	if _, _, cur, err := b.refresh(); err != nil && cur == 0 {
-		return nil, err
+	// the baseline and the first event; once such a read has a good view,
+	// later Watch calls start from it (200 prefixes: one read, not 200).
+	b.mu.Lock()
+	current := b.watchedRead && b.rev != 0
+	b.mu.Unlock()
+	if !current {
+		if _, _, cur, err := b.refresh(); err != nil && cur == 0 {
+			return nil, err
+		}
 	}
 
 	b.mu.Lock()
@@ -127,12 +133,12 @@ func (b *Backend) Watch(ctx context.Context, prefix string, rev uint64) (<-chan 
 	}
 	// The baseline is taken under the lock that publishing holds, so every
 	// later change is diffed against it.
-	s.view, s.rev = under(b.kvs, s.prefix), b.rev
+	s.view, s.rev = under(b.kvs, b.sortedKeys(), s.prefix), b.rev
 	if rev != 0 && rev != b.rev {
 		s.push(backends.Update{Prefix: s.prefix, Rev: b.rev, Reset: true, KVs: maps.Clone(s.view)})
 	}
 	if b.loadErr != nil {
-		s.publish(b.kvs, b.rev, b.loadErr)
+		s.publish(b.kvs, b.sortedKeys, b.rev, b.loadErr)
 	}
 	b.subs[s] = struct{}{}
 	b.wg.Add(1)
@@ -326,12 +332,14 @@ func (b *Backend) pump(s *sub) {
 	}
 }
 
-// under returns a new map of the entries of kvs under prefix.
-func under(kvs map[string]string, prefix string) map[string]string {
+// under returns the entries of kvs under prefix; keys are kvs's keys,
+// sorted.
+func under(kvs map[string]string, keys []string, prefix string) map[string]string {
 	out := map[string]string{}
-	for k, v := range kvs {
+	lo, hi := backends.PrefixRun(keys, prefix)
+	for _, k := range keys[lo:hi] {
 		if backends.Under(k, prefix) {
-			out[k] = v
+			out[k] = kvs[k]
 		}
 	}
 	return out

@@ -2,6 +2,7 @@ package file
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -152,6 +153,34 @@ func TestWatchFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	mirror(t, app, "/app", view, map[string]string{"/app/foo": "7"})
+}
+
+// Watches started one after another share the read the first one made
+// once the file watcher was in place: 100 prefixes, one read of the file.
+func TestWatchManyPrefixesReadOnce(t *testing.T) {
+	dir := t.TempDir()
+	var yaml strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&yaml, "app%03d:\n  port: %d\n", i, 8000+i)
+	}
+	p := writeFile(t, dir, "apps.yaml", yaml.String())
+	b := newBackend(t, "", p)
+	chans := make([]<-chan backends.Update, 100)
+	for i := range chans {
+		ch, err := b.Watch(t.Context(), fmt.Sprintf("/app%03d", i), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chans[i] = ch
+	}
+	if n := b.Metrics()["reads_total"]; n != 1 {
+		t.Errorf("reads_total = %d after 100 Watch calls, want 1", n)
+	}
+	// Every one of them still follows the file.
+	edited := strings.NewReplacer("port: 8000", "port: 9000", "port: 8099", "port: 9099").Replace(yaml.String())
+	replace(t, p, edited)
+	wantChanges(t, recv(t, chans[0]), "/app000", backends.Change{Key: "/app000/port", Value: "9000"})
+	wantChanges(t, recv(t, chans[99]), "/app099", backends.Change{Key: "/app099/port", Value: "9099"})
 }
 
 // wantNoPending fails if an Update is already waiting on ch. It cannot
