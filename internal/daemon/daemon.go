@@ -169,7 +169,7 @@ func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*res
 // Renders are CPU work: at most GOMAXPROCS run at once, which also bounds
 // the memory of templates parsed for them (resource.Options.DeferParse).
 // Commits wait on the disk: every changed resource writes its stage file
-// first (resource.Stage), then up to 32 at once fsync theirs, check and
+// first (resource.Stage), then up to commitWorkers at once fsync theirs, check and
 // move them into place, so the file system commits the new files together;
 // each destination directory is fsynced once for all, before any reload.
 func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resource, snap backends.Snapshot, pending map[string]bool) int {
@@ -180,8 +180,6 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 		commits []*resource.Resource // whose directory to fsync
 		staged  = make([]*resource.Staged, len(rs))
 		results = make([]resource.Result, len(rs))
-		wg      sync.WaitGroup
-		sem     = make(chan struct{}, 32)
 		cpu     = make(chan struct{}, runtime.GOMAXPROCS(0))
 	)
 	// done records the outcome of rs[i].
@@ -204,43 +202,29 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 	// Render and stage.
 	kvs := snap.KVs
 	idx := newSortedKeyIndex(kvs, snap.Keys)
-	for i, r := range rs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			m.renders.Add(1)
-			cpu <- struct{}{}
-			out, _, err := r.RenderSorted(idx.subset(kvs, r.Keys))
-			<-cpu
-			var res resource.Result
-			if err == nil {
-				staged[i], res, err = r.Stage(ctx, out)
-			}
-			if staged[i] == nil {
-				done(i, res, err)
-			} else {
-				results[i] = res
-			}
-		}()
-	}
-	wg.Wait()
-	// Fsync the stage files, check and commit.
-	for i, st := range staged {
-		if st == nil {
-			continue
+	parallel(len(rs), func(i int) {
+		r := rs[i]
+		m.renders.Add(1)
+		cpu <- struct{}{}
+		out, _, err := r.RenderSorted(idx.subset(kvs, r.Keys))
+		<-cpu
+		var res resource.Result
+		if err == nil {
+			staged[i], res, err = r.Stage(ctx, out)
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			res, err := st.Commit(ctx, resource.ApplyOptions{SkipReload: true, DeferDirSync: true}, results[i])
+		if staged[i] == nil {
 			done(i, res, err)
-		}()
-	}
-	wg.Wait()
+		} else {
+			results[i] = res
+		}
+	})
+	// Fsync the stage files, check and commit.
+	parallel(len(rs), func(i int) {
+		if staged[i] != nil {
+			res, err := staged[i].Commit(ctx, resource.ApplyOptions{SkipReload: true, DeferDirSync: true}, results[i])
+			done(i, res, err)
+		}
+	})
 	resource.SyncDirs(commits)
 	// Reload in conf.d order, not in the order the commits finished.
 	slices.SortFunc(written, func(a, b *resource.Resource) int { return strings.Compare(a.Name, b.Name) })
@@ -263,6 +247,24 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 		}
 	}
 	return len(failed)
+}
+
+// commitWorkers is how many commits run at once: they wait on the disk.
+const commitWorkers = 32
+
+// parallel calls f(0) ... f(n-1), up to commitWorkers at once, and
+// returns when all have returned.
+func parallel(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, commitWorkers)
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			f(i)
+		})
+	}
+	wg.Wait()
 }
 
 // unionKeys returns the distinct prefixes of rs with prefixes covered by

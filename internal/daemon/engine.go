@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/confit-dev/confit/backends"
@@ -34,7 +35,8 @@ type store struct {
 	key, name string
 	b         backends.Backend
 	kvs       map[string]string             // every key under a watched prefix
-	idx       *keyIndex                     // kvs's keys, sorted
+	idx       *keyIndex                     // kvs's keys, sorted, unless stale
+	stale     bool                          // idx is to be rebuilt from kvs
 	watches   map[string]context.CancelFunc // watched prefix -> stop
 	revs      map[string]uint64             // last revision applied per prefix
 	target    map[string]bool               // the prefixes the resources need now
@@ -235,7 +237,7 @@ func (e *engine) retarget(s *store, prefixes []string) {
 			for k := range s.kvs {
 				if backends.Under(k, p) && !backends.UnderAny(k, prefixes) {
 					delete(s.kvs, k)
-					s.idx.remove(k)
+					s.removeKey(k)
 				}
 			}
 		}
@@ -388,7 +390,7 @@ func (e *engine) handle(ev event) {
 		if e.m.setHealth("backend "+s.name, nil) {
 			e.cfg.Logger.Info("backend available again", "backend", s.name)
 		}
-		var changed []string
+		var apply []string
 		for _, p := range ev.prefixes {
 			if !s.target[p] {
 				continue // dropped by a conf.d reload while it was read
@@ -397,7 +399,7 @@ func (e *engine) handle(ev event) {
 			if rev != 0 && rev < s.revs[p] {
 				continue // older than what the watch already delivered
 			}
-			changed = append(changed, s.reset(p, ev.snap.KVs)...)
+			apply = append(apply, p)
 			s.revs[p] = rev
 			if _, watching := s.watches[p]; !watching {
 				ctx, stop := context.WithCancel(e.ctx)
@@ -405,6 +407,7 @@ func (e *engine) handle(ev event) {
 				e.watch(ctx, s, p, rev)
 			}
 		}
+		changed := s.resetAll(apply, ev.snap.KVs)
 		first := !s.ready
 		s.ready = true
 		if !first {
@@ -448,9 +451,41 @@ func (e *engine) handle(ev event) {
 // reset replaces the mirror under prefix with kvs and returns the keys that
 // changed.
 func (s *store) reset(prefix string, kvs map[string]string) []string {
+	return s.replace(func(k string) bool { return backends.Under(k, prefix) }, kvs)
+}
+
+// resetAll is reset for each of prefixes (none under another), in one pass
+// over the mirror and kvs: a snapshot of 200 prefixes was 200 passes.
+func (s *store) resetAll(prefixes []string, kvs map[string]string) []string {
+	if len(prefixes) == 0 {
+		return nil
+	}
+	set := make(map[string]bool, len(prefixes))
+	for _, p := range prefixes {
+		set[p] = true
+	}
+	return s.replace(func(k string) bool {
+		for {
+			if set[k] {
+				return true
+			}
+			i := strings.LastIndexByte(k, '/')
+			if i < 0 || k == "/" {
+				return false
+			}
+			if k = k[:i]; k == "" {
+				k = "/"
+			}
+		}
+	}, kvs)
+}
+
+// replace replaces the mirror's entries whose key in reports true with
+// those of kvs, and returns the keys that changed.
+func (s *store) replace(in func(key string) bool, kvs map[string]string) []string {
 	var changed []string
 	for k := range s.kvs {
-		if backends.Under(k, prefix) {
+		if in(k) {
 			if _, ok := kvs[k]; !ok {
 				delete(s.kvs, k)
 				changed = append(changed, k)
@@ -459,7 +494,7 @@ func (s *store) reset(prefix string, kvs map[string]string) []string {
 	}
 	added := false
 	for k, v := range kvs {
-		if !backends.Under(k, prefix) {
+		if !in(k) {
 			continue
 		}
 		old, ok := s.kvs[k]
@@ -471,16 +506,33 @@ func (s *store) reset(prefix string, kvs map[string]string) []string {
 	}
 	if len(changed) > 0 {
 		if added || len(changed) > 64 {
-			s.idx = newKeyIndex(s.kvs)
+			// Rebuilt once before the next render, not once per prefix of
+			// a snapshot (200 prefixes: 200 sorts of the whole mirror).
+			s.stale = true
 		} else {
 			for _, k := range changed {
 				if _, ok := s.kvs[k]; !ok {
-					s.idx.remove(k)
+					s.removeKey(k)
 				}
 			}
 		}
 	}
 	return changed
+}
+
+// index returns the sorted index of s.kvs, rebuilding it if it is stale.
+func (s *store) index() *keyIndex {
+	if s.stale {
+		s.idx, s.stale = newKeyIndex(s.kvs), false
+	}
+	return s.idx
+}
+
+// removeKey removes k from the index, unless it is to be rebuilt anyway.
+func (s *store) removeKey(k string) {
+	if !s.stale {
+		s.idx.remove(k)
+	}
 }
 
 // loaded reports whether every key prefix is covered by a watched prefix,
@@ -507,7 +559,7 @@ func (s *store) apply(cs []backends.Change) []string {
 	inserts := 0
 	defer func() {
 		if inserts > 64 {
-			s.idx = newKeyIndex(s.kvs) // cheaper than many single inserts
+			s.stale = true // a rebuild is cheaper than many single inserts
 		}
 	}()
 	for _, c := range cs {
@@ -515,11 +567,11 @@ func (s *store) apply(cs []backends.Change) []string {
 		switch {
 		case c.Deleted && ok:
 			delete(s.kvs, c.Key)
-			s.idx.remove(c.Key)
+			s.removeKey(c.Key)
 		case !c.Deleted && (!ok || old != c.Value):
 			s.kvs[c.Key] = c.Value
 			if !ok {
-				if inserts++; inserts <= 64 {
+				if inserts++; inserts <= 64 && !s.stale {
 					s.idx.insert(c.Key)
 				}
 			}
@@ -605,7 +657,7 @@ func (e *engine) kick() {
 			continue
 		}
 		rs.pending = false
-		out, reads, err := rs.r.RenderSorted(s.idx.subset(s.kvs, rs.r.Keys))
+		out, reads, err := rs.r.RenderSorted(s.index().subset(s.kvs, rs.r.Keys))
 		e.m.renders.Add(1)
 		rs.reads, rs.haveReads = reads, true
 		rs.readKeys = make(map[string]bool, len(reads.Keys))
@@ -657,19 +709,47 @@ func (e *engine) failed(rs *resState, err error, now time.Time) {
 // runBatch writes the rendered files, then runs each distinct reload_cmd
 // once. When a reload fails, the resources it reloads are rolled back to
 // their previous files (unless rollback = false) and reloaded again.
+//
+// A batch of several files (the first renders, a SIGHUP, a change many
+// resources read) is committed as a one-shot run does: every stage file
+// is written before any is fsynced, up to commitWorkers commits run at
+// once, and each directory is fsynced once. A lone file is committed
+// directly.
 func (e *engine) runBatch(batch []batchItem) {
 	ctx := e.work
 	results := make([]batchResult, len(batch))
-	var toReload []*resource.Resource
+	written := make([]bool, len(batch))
+	if len(batch) == 1 {
+		res, err := batch[0].rs.r.Commit(ctx, batch[0].out, resource.ApplyOptions{SkipReload: true})
+		written[0], results[0].err = res.Written, err
+	} else {
+		staged := make([]*resource.Staged, len(batch))
+		stageRes := make([]resource.Result, len(batch))
+		parallel(len(batch), func(i int) {
+			staged[i], stageRes[i], results[i].err = batch[i].rs.r.Stage(ctx, batch[i].out)
+		})
+		parallel(len(batch), func(i int) {
+			if staged[i] != nil {
+				res, err := staged[i].Commit(ctx, resource.ApplyOptions{SkipReload: true, DeferDirSync: true}, stageRes[i])
+				written[i], results[i].err = res.Written, err
+			}
+		})
+	}
+	var toReload, dirs []*resource.Resource
 	for i, it := range batch {
 		results[i].rs = it.rs
-		res, err := it.rs.r.Commit(ctx, it.out, resource.ApplyOptions{SkipReload: true})
-		results[i].written, results[i].err = res.Written, err
+		results[i].written = written[i]
+		if written[i] {
+			dirs = append(dirs, it.rs.r)
+		}
 		// A file whose reload failed earlier is reloaded again even when
 		// this render changed nothing.
-		if err == nil && (res.Written || it.rs.reloadPending) {
+		if results[i].err == nil && (written[i] || it.rs.reloadPending) {
 			toReload = append(toReload, it.rs.r)
 		}
+	}
+	if len(batch) > 1 {
+		resource.SyncDirs(dirs)
 	}
 	outcomes := reloadAll(ctx, e.m, toReload)
 	for i := range results {
