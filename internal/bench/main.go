@@ -54,6 +54,7 @@ func main() {
 		{"oneshot-200-templates", benchOneshotMany},
 		{"oneshot-haproxy-10k", benchOneshotHAProxy},
 		{"oneshot-200-shared", benchOneshotShared},
+		{"watch-start-200", benchWatchStart},
 	}
 	benches = append(benches, extraBenches...)
 
@@ -176,7 +177,7 @@ func oneshotFile(what, wallGoal, rssGoal, confdWall, confdRSS string, fixture fu
 		return nil, err
 	}
 	rows := oneshotRows(what, wallGoal, rssGoal, confdWall, confdRSS, st)
-	if fi, err := os.Stat(tmpfs); err == nil && fi.IsDir() {
+	if tmpfsOr("") != "" {
 		ts, err := measure(tmpfs)
 		if err != nil {
 			return nil, err
