@@ -710,46 +710,26 @@ func (e *engine) failed(rs *resState, err error, now time.Time) {
 // once. When a reload fails, the resources it reloads are rolled back to
 // their previous files (unless rollback = false) and reloaded again.
 //
-// A batch of several files (the first renders, a SIGHUP, a change many
-// resources read) is committed as a one-shot run does: every stage file
-// is written before any is fsynced, up to commitWorkers commits run at
-// once, and each directory is fsynced once. A lone file is committed
-// directly.
+// Each file is committed on its own (fsync, rename, directory fsync), one
+// after the other. Measured on this project's disk and kept out: writing a
+// batch's stage files first, as a one-shot run does, sped up the first
+// renders of 200 resources, but with the commits in sequence a storm of
+// changes converged later (~290 against ~130 ms) for more CPU, and with
+// them in parallel batches followed each other faster than they coalesce,
+// for 2.4 times the CPU and the same end state.
 func (e *engine) runBatch(batch []batchItem) {
 	ctx := e.work
 	results := make([]batchResult, len(batch))
-	written := make([]bool, len(batch))
-	if len(batch) == 1 {
-		res, err := batch[0].rs.r.Commit(ctx, batch[0].out, resource.ApplyOptions{SkipReload: true})
-		written[0], results[0].err = res.Written, err
-	} else {
-		staged := make([]*resource.Staged, len(batch))
-		stageRes := make([]resource.Result, len(batch))
-		parallel(len(batch), func(i int) {
-			staged[i], stageRes[i], results[i].err = batch[i].rs.r.Stage(ctx, batch[i].out)
-		})
-		parallel(len(batch), func(i int) {
-			if staged[i] != nil {
-				res, err := staged[i].Commit(ctx, resource.ApplyOptions{SkipReload: true, DeferDirSync: true}, stageRes[i])
-				written[i], results[i].err = res.Written, err
-			}
-		})
-	}
-	var toReload, dirs []*resource.Resource
+	var toReload []*resource.Resource
 	for i, it := range batch {
 		results[i].rs = it.rs
-		results[i].written = written[i]
-		if written[i] {
-			dirs = append(dirs, it.rs.r)
-		}
+		res, err := it.rs.r.Commit(ctx, it.out, resource.ApplyOptions{SkipReload: true})
+		results[i].written, results[i].err = res.Written, err
 		// A file whose reload failed earlier is reloaded again even when
 		// this render changed nothing.
-		if results[i].err == nil && (written[i] || it.rs.reloadPending) {
+		if err == nil && (res.Written || it.rs.reloadPending) {
 			toReload = append(toReload, it.rs.r)
 		}
-	}
-	if len(batch) > 1 {
-		resource.SyncDirs(dirs)
 	}
 	outcomes := reloadAll(ctx, e.m, toReload)
 	for i := range results {
