@@ -148,8 +148,8 @@ func (r *Resource) Commit(ctx context.Context, out []byte, o ApplyOptions) (Resu
 // Staged is an output written to its stage file but not yet fsynced nor
 // in place: Commit split in two for a caller that commits a batch. Writing
 // every stage file of a batch before fsyncing any lets the file system
-// commit them together: 200 new files on this project's ext4 disk were
-// ~20 ms faster so than each fsynced as soon as it was written.
+// commit them together: a one-shot run writing 200 new files on this
+// project's ext4 disk took 63 ms so, 84 ms fsyncing each as it was written.
 type Staged struct {
 	r     *Resource
 	out   []byte // nil for Stage: read back from the stage file if needed

@@ -169,9 +169,10 @@ func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*res
 // Renders are CPU work: at most GOMAXPROCS run at once, which also bounds
 // the memory of templates parsed for them (resource.Options.DeferParse).
 // Commits wait on the disk: every changed resource writes its stage file
-// first (resource.Stage), then up to commitWorkers at once fsync theirs, check and
-// move them into place, so the file system commits the new files together;
-// each destination directory is fsynced once for all, before any reload.
+// first (resource.Stage), then up to commitWorkers at once fsync theirs,
+// check and move them into place, so the file system commits the new files
+// together; each destination directory is fsynced once for all, before any
+// reload.
 func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resource, snap backends.Snapshot, pending map[string]bool) int {
 	var (
 		mu      sync.Mutex
