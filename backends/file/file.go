@@ -275,7 +275,7 @@ func (b *Backend) refresh() (map[string]string, []string, uint64, error) {
 		b.loadErr = nil
 	}
 	for s := range b.subs {
-		s.publish(b.kvs, b.sortedKeys, b.rev, b.loadErr)
+		s.publish(b)
 	}
 	return b.kvs, b.keys, b.rev, err
 }

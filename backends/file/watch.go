@@ -39,10 +39,11 @@ func (s *sub) poke() {
 	}
 }
 
-// publish queues what the Backend's current state means for s: the changes
-// under its prefix, an Err when a read failed, or a Reset when it recovered
-// from one without changes. Called with Backend.mu held.
-func (s *sub) publish(kvs map[string]string, keys func() []string, rev uint64, loadErr error) {
+// publish queues what b's current state means for s: the changes under
+// its prefix, an Err when a read failed, or a Reset when it recovered from
+// one without changes. Called with b.mu held.
+func (s *sub) publish(b *Backend) {
+	rev, loadErr := b.rev, b.loadErr
 	if loadErr != nil {
 		if s.degraded && s.errMsg == loadErr.Error() {
 			return
@@ -54,7 +55,7 @@ func (s *sub) publish(kvs map[string]string, keys func() []string, rev uint64, l
 	if rev == s.rev && !s.degraded {
 		return // the revision moves whenever the contents do
 	}
-	view := under(kvs, keys(), s.prefix)
+	view := b.under(s.prefix)
 	changes := backends.Diff(s.view, view)
 	if len(changes) == 0 && !s.degraded {
 		s.rev = rev
@@ -133,12 +134,12 @@ func (b *Backend) Watch(ctx context.Context, prefix string, rev uint64) (<-chan 
 	}
 	// The baseline is taken under the lock that publishing holds, so every
 	// later change is diffed against it.
-	s.view, s.rev = under(b.kvs, b.sortedKeys(), s.prefix), b.rev
+	s.view, s.rev = b.under(s.prefix), b.rev
 	if rev != 0 && rev != b.rev {
 		s.push(backends.Update{Prefix: s.prefix, Rev: b.rev, Reset: true, KVs: maps.Clone(s.view)})
 	}
 	if b.loadErr != nil {
-		s.publish(b.kvs, b.sortedKeys, b.rev, b.loadErr)
+		s.publish(b)
 	}
 	b.subs[s] = struct{}{}
 	b.wg.Add(1)
@@ -332,14 +333,15 @@ func (b *Backend) pump(s *sub) {
 	}
 }
 
-// under returns the entries of kvs under prefix; keys are kvs's keys,
-// sorted.
-func under(kvs map[string]string, keys []string, prefix string) map[string]string {
+// under returns a new map of the entries of b's view under prefix, found
+// in its sorted keys. b.mu is held.
+func (b *Backend) under(prefix string) map[string]string {
 	out := map[string]string{}
+	keys := b.sortedKeys()
 	lo, hi := backends.PrefixRun(keys, prefix)
 	for _, k := range keys[lo:hi] {
 		if backends.Under(k, prefix) {
-			out[k] = kvs[k]
+			out[k] = b.kvs[k]
 		}
 	}
 	return out
