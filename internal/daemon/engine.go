@@ -35,8 +35,7 @@ type store struct {
 	key, name string
 	b         backends.Backend
 	kvs       map[string]string             // every key under a watched prefix
-	idx       *keyIndex                     // kvs's keys, sorted, unless stale
-	stale     bool                          // idx is to be rebuilt from kvs
+	idx       *keyIndex                     // kvs's keys, sorted; nil: to rebuild (index)
 	watches   map[string]context.CancelFunc // watched prefix -> stop
 	revs      map[string]uint64             // last revision applied per prefix
 	target    map[string]bool               // the prefixes the resources need now
@@ -508,7 +507,7 @@ func (s *store) replace(in func(key string) bool, kvs map[string]string) []strin
 		if added || len(changed) > 64 {
 			// Rebuilt once before the next render, not once per prefix of
 			// a snapshot (200 prefixes: 200 sorts of the whole mirror).
-			s.stale = true
+			s.idx = nil
 		} else {
 			for _, k := range changed {
 				if _, ok := s.kvs[k]; !ok {
@@ -520,17 +519,18 @@ func (s *store) replace(in func(key string) bool, kvs map[string]string) []strin
 	return changed
 }
 
-// index returns the sorted index of s.kvs, rebuilding it if it is stale.
+// index returns the sorted index of s.kvs, rebuilding it if it was
+// dropped.
 func (s *store) index() *keyIndex {
-	if s.stale {
-		s.idx, s.stale = newKeyIndex(s.kvs), false
+	if s.idx == nil {
+		s.idx = newKeyIndex(s.kvs)
 	}
 	return s.idx
 }
 
 // removeKey removes k from the index, unless it is to be rebuilt anyway.
 func (s *store) removeKey(k string) {
-	if !s.stale {
+	if s.idx != nil {
 		s.idx.remove(k)
 	}
 }
@@ -559,7 +559,7 @@ func (s *store) apply(cs []backends.Change) []string {
 	inserts := 0
 	defer func() {
 		if inserts > 64 {
-			s.stale = true // a rebuild is cheaper than many single inserts
+			s.idx = nil // a rebuild is cheaper than many single inserts
 		}
 	}()
 	for _, c := range cs {
@@ -571,7 +571,7 @@ func (s *store) apply(cs []backends.Change) []string {
 		case !c.Deleted && (!ok || old != c.Value):
 			s.kvs[c.Key] = c.Value
 			if !ok {
-				if inserts++; inserts <= 64 && !s.stale {
+				if inserts++; inserts <= 64 && s.idx != nil {
 					s.idx.insert(c.Key)
 				}
 			}
