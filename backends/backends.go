@@ -280,6 +280,43 @@ func PrefixRun(sorted []string, p string) (lo, hi int) {
 	return lo, hi
 }
 
+// UnderSet reports whether the clean key is under a prefix in set: it
+// looks up key and each of its parents, not every prefix of the set.
+func UnderSet(key string, set map[string]bool) bool {
+	for {
+		if set[key] {
+			return true
+		}
+		i := strings.LastIndexByte(key, '/')
+		if i < 0 || key == "/" {
+			return false
+		}
+		if key = key[:i]; key == "" {
+			key = "/"
+		}
+	}
+}
+
+// CoverPrefixes returns the smallest set of prefixes covering ps, sorted:
+// each cleaned (CleanKey), a prefix under another one dropped.
+func CoverPrefixes(ps []string) []string {
+	clean := make([]string, len(ps))
+	for i, p := range ps {
+		clean[i] = CleanKey(p)
+	}
+	// A prefix sorts before every key under it.
+	slices.Sort(clean)
+	kept := make(map[string]bool, len(clean))
+	var out []string
+	for _, p := range clean {
+		if !UnderSet(p, kept) {
+			kept[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // UnderAny reports whether key is under any of prefixes.
 func UnderAny(key string, prefixes []string) bool {
 	for _, p := range prefixes {

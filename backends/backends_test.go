@@ -130,3 +130,25 @@ func TestPrefixRun(t *testing.T) {
 		}
 	}
 }
+
+func TestCoverPrefixes(t *testing.T) {
+	for _, tt := range []struct{ in, want []string }{
+		{nil, nil},
+		{[]string{"/a/c", "/a-b", "/a", "a/c/d/", "/a"}, []string{"/a", "/a-b"}},
+		{[]string{"/b", "/", "/a"}, []string{"/"}},
+		{[]string{"/app/db", "/app/dbx", "/app/db/url"}, []string{"/app/db", "/app/dbx"}},
+	} {
+		if got := CoverPrefixes(tt.in); !slices.Equal(got, tt.want) {
+			t.Errorf("CoverPrefixes(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	set := map[string]bool{"/a": true, "/b/c": true}
+	for key, want := range map[string]bool{"/a": true, "/a/x/y": true, "/a-b": false, "/b": false, "/b/c/d": true, "/": false} {
+		if got := UnderSet(key, set); got != want {
+			t.Errorf("UnderSet(%q) = %v, want %v", key, got, want)
+		}
+	}
+	if !UnderSet("/x", map[string]bool{"/": true}) {
+		t.Errorf(`UnderSet("/x", {"/"}) = false`)
+	}
+}

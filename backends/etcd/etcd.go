@@ -28,7 +28,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -289,28 +288,10 @@ func keyRange(prefix string) (start, end string) {
 	return prefix, prefix + "0"
 }
 
-// minimal cleans prefixes, sorts them and drops those under another one.
-func minimal(prefixes []string) []string {
-	clean := make([]string, len(prefixes))
-	for i, p := range prefixes {
-		clean[i] = backends.CleanKey(p)
-	}
-	sort.Strings(clean)
-	var out []string
-	for _, p := range clean {
-		if len(out) > 0 && backends.Under(p, out[len(out)-1]) {
-			continue
-		}
-		// "/" sorts first and covers everything.
-		out = append(out, p)
-	}
-	return out
-}
-
 // Get implements backends.Backend: every key under prefixes at one revision.
 func (c *Client) Get(ctx context.Context, prefixes []string) (backends.Snapshot, error) {
 	c.gets.Add(1)
-	ps := minimal(prefixes)
+	ps := backends.CoverPrefixes(prefixes)
 	for attempt := 0; ; attempt++ {
 		snap, err := c.read(ctx, ps, 0)
 		// The pinned revision was compacted between pages: start over.

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -275,29 +274,7 @@ func unionKeys(rs []*resource.Resource) []string {
 	for _, r := range rs {
 		all = append(all, r.Keys...)
 	}
-	return coverPrefixes(all)
-}
-
-// coverPrefixes returns the smallest set of prefixes that covers every
-// prefix in ps (a prefix under another one is dropped), sorted.
-func coverPrefixes(ps []string) []string {
-	clean := make([]string, 0, len(ps))
-	for _, p := range ps {
-		clean = append(clean, backends.CleanKey(p))
-	}
-	sort.Strings(clean)
-	var out []string
-	for _, p := range clean {
-		if len(out) > 0 && backends.Under(p, out[len(out)-1]) {
-			continue
-		}
-		// "/" sorts first and covers everything.
-		if len(out) > 0 && out[0] == "/" {
-			continue
-		}
-		out = append(out, p)
-	}
-	return out
+	return backends.CoverPrefixes(all)
 }
 
 // runInterval polls: every interval it re-reads conf.d and syncs every

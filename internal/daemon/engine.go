@@ -9,7 +9,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/confit-dev/confit/backends"
@@ -201,7 +200,7 @@ func (e *engine) setResources(res []*resource.Resource) {
 		e.schedule(rs, time.Now(), true)
 	}
 	for key, s := range e.stores {
-		prefixes := coverPrefixes(need[key])
+		prefixes := backends.CoverPrefixes(need[key])
 		if len(need[key]) == 0 {
 			prefixes = nil
 		}
@@ -463,20 +462,7 @@ func (s *store) resetAll(prefixes []string, kvs map[string]string) []string {
 	for _, p := range prefixes {
 		set[p] = true
 	}
-	return s.replace(func(k string) bool {
-		for {
-			if set[k] {
-				return true
-			}
-			i := strings.LastIndexByte(k, '/')
-			if i < 0 || k == "/" {
-				return false
-			}
-			if k = k[:i]; k == "" {
-				k = "/"
-			}
-		}
-	}, kvs)
+	return s.replace(func(k string) bool { return backends.UnderSet(k, set) }, kvs)
 }
 
 // replace replaces the mirror's entries whose key in reports true with
