@@ -225,6 +225,9 @@ func New(ctx context.Context, cfg Config) (Backend, error) {
 // CleanKey returns key as an absolute, cleaned slash path: "app//db/" becomes
 // "/app/db", "" becomes "/".
 func CleanKey(key string) string {
+	if IsClean(key) {
+		return key // the common case, without building a copy
+	}
 	return path.Join("/", key)
 }
 

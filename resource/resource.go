@@ -241,7 +241,7 @@ func newResource(file string, c *Config, opts Options, cache *templateCache) (*R
 	if r.Prefix == "" {
 		r.Prefix = t.Prefix
 	}
-	r.Prefix = path.Join("/", r.Prefix)
+	r.Prefix = backends.CleanKey(r.Prefix)
 	for _, k := range t.Keys {
 		r.Keys = append(r.Keys, path.Join(r.Prefix, k))
 	}
@@ -416,17 +416,10 @@ func (r *Resource) relKey(k string) string {
 	if !backends.Under(k, r.Prefix) || backends.IsVirtual(k) {
 		return k
 	}
-	rest := k
-	if r.Prefix != "/" {
-		rest = k[len(r.Prefix):]
+	if r.Prefix == "/" {
+		return backends.CleanKey(k)
 	}
-	if rest == "" {
-		return "/"
-	}
-	if backends.IsClean(rest) {
-		return rest // what path.Join would give, without allocating
-	}
-	return path.Join("/", strings.TrimPrefix(k, r.Prefix))
+	return backends.CleanKey(k[len(r.Prefix):])
 }
 
 // absKeys maps template keys back to absolute store keys, sorted, unique:

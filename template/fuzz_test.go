@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/confit-dev/confit/backends"
 )
 
 // fuzzStubs replace the functions that reach outside the process (DNS,
@@ -125,7 +127,7 @@ func FuzzStoreGlob(f *testing.F) {
 
 		// ls and lsdir against a model of confd's rules (with the root
 		// listing its directories too).
-		p := cleanKey(pattern)
+		p := backends.CleanKey(pattern)
 		wantLs, wantDir := map[string]bool{}, map[string]bool{}
 		for _, k := range keys {
 			if k == p && p != "/" {

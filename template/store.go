@@ -85,7 +85,7 @@ func newStoreCleaning(s *Store, kvs map[string]string) *Store {
 	orig := make(map[string]string, len(kvs)) // clean key -> original key kept
 	s.keys = make([]string, 0, len(kvs))
 	for k := range kvs {
-		ck := cleanKey(k)
+		ck := backends.CleanKey(k)
 		if o, dup := orig[ck]; dup {
 			if o == ck || (k != ck && o < k) {
 				continue
@@ -101,14 +101,6 @@ func newStoreCleaning(s *Store, kvs map[string]string) *Store {
 		s.vals[i] = kvs[orig[k]]
 	}
 	return s
-}
-
-// cleanKey returns k as a clean absolute slash path.
-func cleanKey(k string) string {
-	if len(k) > 0 && k[0] == '/' {
-		return path.Clean(k)
-	}
-	return path.Join("/", k)
 }
 
 // span returns the half-open range [lo, hi) of keys that start with the
@@ -140,13 +132,13 @@ func globLiteral(pattern string) (lit string, meta bool) {
 func globPrefix(pattern string) string {
 	lit, meta := globLiteral(pattern)
 	if !meta {
-		return cleanKey(lit)
+		return backends.CleanKey(lit)
 	}
 	i := strings.LastIndexByte(lit, '/')
 	if i < 0 {
 		return "/"
 	}
-	return cleanKey(lit[:i])
+	return backends.CleanKey(lit[:i])
 }
 
 // glob returns the positions of the keys matching pattern with path.Match,
@@ -289,7 +281,7 @@ func (r *recorder) lookup(key string) (int, bool) {
 		i, ok = r.store.find(key)
 	}
 	if !ok {
-		key = cleanKey(key)
+		key = backends.CleanKey(key)
 		i, ok = r.store.find(key)
 	}
 	if ok {
@@ -400,13 +392,13 @@ func (r *recorder) getvs(pattern string) ([]string, error) {
 }
 
 func (r *recorder) ls(p string) []string {
-	p = cleanKey(p)
+	p = backends.CleanKey(p)
 	r.prefix(p)
 	return r.store.children(p, false)
 }
 
 func (r *recorder) lsdir(p string) []string {
-	p = cleanKey(p)
+	p = backends.CleanKey(p)
 	r.prefix(p)
 	return r.store.children(p, true)
 }

@@ -100,7 +100,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -508,7 +507,7 @@ func (s source) fetch(ctx context.Context, c *Client, cl *api.Client, index uint
 		}
 		vals := make(map[string]string, len(pairs))
 		for _, p := range pairs {
-			k := path.Join("/", p.Key)
+			k := backends.CleanKey(p.Key)
 			if _, dup := vals[k]; dup && strings.HasSuffix(p.Key, "/") {
 				continue // a folder marker never hides a real key
 			}

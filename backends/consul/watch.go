@@ -5,7 +5,6 @@ import (
 	"errors"
 	"maps"
 	"math/rand/v2"
-	"path"
 	"sort"
 	"strings"
 	"time"
@@ -659,7 +658,7 @@ func (d *differ) pair(p *rawPair) error {
 		if err != nil {
 			return err
 		}
-		clean := path.Join("/", k)
+		clean := backends.CleanKey(k)
 		if !backends.Under(clean, d.root) {
 			return nil
 		}

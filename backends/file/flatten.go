@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/confit-dev/confit/backends"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -259,7 +260,7 @@ func flatten(v any, key string, kvs map[string]string) {
 			flatten(item, path.Join(key, strconv.Itoa(i)), kvs)
 		}
 	default:
-		kvs[path.Join("/", key)] = scalar(n)
+		kvs[backends.CleanKey(key)] = scalar(n)
 	}
 }
 

@@ -5,7 +5,6 @@ package memory
 
 import (
 	"context"
-	"sort"
 	"sync"
 
 	"github.com/confit-dev/confit/backends"
@@ -191,18 +190,6 @@ func (s *Store) pump(ctx context.Context, w *watcher) {
 			return
 		}
 	}
-}
-
-// Keys returns the stored keys, sorted (for test diagnostics).
-func (s *Store) Keys() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	keys := make([]string, 0, len(s.kvs))
-	for k := range s.kvs {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Close implements backends.Backend.
