@@ -103,19 +103,6 @@ func newStoreCleaning(s *Store, kvs map[string]string) *Store {
 	return s
 }
 
-// span returns the half-open range [lo, hi) of keys that start with the
-// string prefix p.
-func (s *Store) span(p string) (lo, hi int) {
-	lo = sort.SearchStrings(s.keys, p)
-	if p == "" {
-		return lo, len(s.keys)
-	}
-	hi = lo + sort.Search(len(s.keys)-lo, func(i int) bool {
-		return !strings.HasPrefix(s.keys[lo+i], p)
-	})
-	return lo, hi
-}
-
 // globLiteral returns the part of pattern before its first meta character
 // and whether the pattern has any meta character at all.
 func globLiteral(pattern string) (lit string, meta bool) {
@@ -156,7 +143,7 @@ func (s *Store) glob(pattern string) ([]int, error) {
 	}
 	// A matching key starts with the literal text before the first meta
 	// character, and ends with the literal text after the last one.
-	lo, hi := s.span(lit)
+	lo, hi := backends.PrefixRun(s.keys, lit)
 	tail := pattern[strings.LastIndexAny(pattern, `*?]\`)+1:]
 	var out []int
 	for i := lo; i < hi; i++ {
@@ -185,7 +172,7 @@ func (s *Store) children(p string, dirsOnly bool) []string {
 	if pre != "/" {
 		pre += "/"
 	}
-	lo, hi := s.span(pre)
+	lo, hi := backends.PrefixRun(s.keys, pre)
 	for i := lo; i < hi; {
 		rest := s.keys[i][len(pre):]
 		name, _, deeper := strings.Cut(rest, "/")
@@ -214,22 +201,7 @@ func (s *Store) children(p string, dirsOnly bool) []string {
 	// sibling sorts between "name" and "name/..." (e.g. "a-b" < "a/x");
 	// sort and deduplicate.
 	sort.Strings(out)
-	return compactStrings(out)
-}
-
-// compactStrings removes adjacent duplicates from a sorted slice.
-func compactStrings(ss []string) []string {
-	if len(ss) < 2 {
-		return ss
-	}
-	w := 1
-	for r := 1; r < len(ss); r++ {
-		if ss[r] != ss[w-1] {
-			ss[w] = ss[r]
-			w++
-		}
-	}
-	return ss[:w]
+	return slices.Compact(out)
 }
 
 // Reads is what one render looked at, in the store's relative key space.
@@ -425,7 +397,7 @@ func (r *recorder) service(name string, opts ...string) ([]backends.ServiceInsta
 		tags = append(tags, o)
 	}
 	r.prefix(root)
-	lo, hi := r.store.span(root + "/")
+	lo, hi := backends.PrefixRun(r.store.keys, root+"/")
 	out := make([]backends.ServiceInstance, 0, hi-lo)
 	for i := lo; i < hi; i++ {
 		var inst backends.ServiceInstance
@@ -453,7 +425,7 @@ func hasAll(have, want []string) bool {
 func (r *recorder) services() ([]Service, error) {
 	root := backends.ServicesPrefix
 	r.prefix(root)
-	lo, hi := r.store.span(root + "/")
+	lo, hi := backends.PrefixRun(r.store.keys, root+"/")
 	out := make([]Service, 0, hi-lo)
 	for i := lo; i < hi; i++ {
 		name, err := url.PathUnescape(strings.TrimPrefix(r.store.keys[i], root+"/"))
