@@ -142,7 +142,7 @@ func (r *Resource) Commit(ctx context.Context, out []byte, o ApplyOptions) (Resu
 	if st == nil || err != nil {
 		return res, err
 	}
-	return st.commit(ctx, o, res)
+	return st.commit(ctx, o)
 }
 
 // Staged is an output written to its stage file but not yet fsynced nor
@@ -156,15 +156,17 @@ type Staged struct {
 	stage string // the stage file's path
 	cur   fileState
 	want  target
+	res   Result // what Stage returned
 }
 
 // Stage is the first half of Commit: it compares out with the destination
 // and, when they differ, writes the stage file without fsyncing it. It
 // returns a nil *Staged when there is nothing to commit (the destination
 // is in sync, or Noop mode, where the diff is written as Commit does) or
-// on error. A non-nil Staged must be committed (Staged.Commit) or
-// discarded (Staged.Discard), and r must not be committed otherwise in
-// the meantime; neither it nor the Result returned with it keeps out.
+// on error. A non-nil Staged must be committed (Staged.Commit, which
+// removes the stage file if it fails), and r must not be committed
+// otherwise in the meantime; neither it nor the Result returned with it
+// keeps out.
 func (r *Resource) Stage(ctx context.Context, out []byte) (*Staged, Result, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -172,21 +174,15 @@ func (r *Resource) Stage(ctx context.Context, out []byte) (*Staged, Result, erro
 }
 
 // Commit is the second half of Commit: it fsyncs the stage file, runs
-// check_cmd on it, moves it into place and reloads as o says. res is the
-// Result Stage returned.
-func (s *Staged) Commit(ctx context.Context, o ApplyOptions, res Result) (Result, error) {
+// check_cmd on it, moves it into place and reloads as o says.
+func (s *Staged) Commit(ctx context.Context, o ApplyOptions) (Result, error) {
 	s.r.mu.Lock()
 	defer s.r.mu.Unlock()
 	if err := syncFile(s.stage); err != nil {
 		os.Remove(s.stage)
-		return res, s.r.errorf("fsync stage file: %w", err)
+		return s.res, s.r.errorf("fsync stage file: %w", err)
 	}
-	return s.commit(ctx, o, res)
-}
-
-// Discard removes the stage file of a Staged that will not be committed.
-func (s *Staged) Discard() {
-	os.Remove(s.stage)
+	return s.commit(ctx, o)
 }
 
 // stage is Stage; with sync the stage file is fsynced too. r.mu is held.
@@ -235,13 +231,14 @@ func (r *Resource) stage(ctx context.Context, out []byte, sync bool) (*Staged, R
 		// its output too. Only a commit that cannot rename reads it back.
 		res.Rendered = nil
 	}
+	st.res = res
 	return st, res, nil
 }
 
 // commit runs check_cmd on the fsynced stage file, moves it into place and
 // reloads as o says. r.mu is held.
-func (s *Staged) commit(ctx context.Context, o ApplyOptions, res Result) (Result, error) {
-	r, stage, out, cur, want := s.r, s.stage, s.out, s.cur, s.want
+func (s *Staged) commit(ctx context.Context, o ApplyOptions) (Result, error) {
+	r, stage, out, cur, want, res := s.r, s.stage, s.out, s.cur, s.want, s.res
 	keep := false // the stage file is gone (renamed) or kept on purpose
 	defer func() {
 		if !keep {

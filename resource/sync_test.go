@@ -673,7 +673,7 @@ func stageThenCommit(t *testing.T, f *fixture, kvs map[string]string) (*Staged, 
 	if s := stageFiles(t, f.destDir); len(s) != 1 || fileText(t, s[0]) != string(out) {
 		t.Fatalf("after Stage: stage files %q", s)
 	}
-	res, err = st.Commit(t.Context(), ApplyOptions{}, res)
+	res, err = st.Commit(t.Context(), ApplyOptions{})
 	return st, res, err
 }
 
@@ -714,21 +714,6 @@ func TestStageCommit(t *testing.T) {
 	// Rollback puts back what the staged commit replaced.
 	if err := f.r.Restore(); err != nil || fileText(t, f.dest) != "original" {
 		t.Errorf("restore: %v, dest %q", err, fileText(t, f.dest))
-	}
-}
-
-func TestStageDiscard(t *testing.T) {
-	f := newFixture(t, "", Options{})
-	st, _, err := f.r.Stage(t.Context(), []byte("new\n"))
-	if st == nil || err != nil {
-		t.Fatalf("got %v, %v", st, err)
-	}
-	st.Discard()
-	if s := stageFiles(t, f.destDir); len(s) != 0 {
-		t.Errorf("stage files left: %q", s)
-	}
-	if _, err := os.Stat(f.dest); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("dest written: %v", err)
 	}
 }
 

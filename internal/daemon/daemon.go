@@ -179,7 +179,6 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 		written []*resource.Resource // to reload
 		commits []*resource.Resource // whose directory to fsync
 		staged  = make([]*resource.Staged, len(rs))
-		results = make([]resource.Result, len(rs))
 		cpu     = make(chan struct{}, runtime.GOMAXPROCS(0))
 	)
 	// done records the outcome of rs[i].
@@ -214,14 +213,12 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 		}
 		if staged[i] == nil {
 			done(i, res, err)
-		} else {
-			results[i] = res
 		}
 	})
 	// Fsync the stage files, check and commit.
 	parallel(len(rs), func(i int) {
 		if staged[i] != nil {
-			res, err := staged[i].Commit(ctx, resource.ApplyOptions{SkipReload: true, DeferDirSync: true}, results[i])
+			res, err := staged[i].Commit(ctx, resource.ApplyOptions{SkipReload: true, DeferDirSync: true})
 			done(i, res, err)
 		}
 	})
