@@ -138,16 +138,12 @@ func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*res
 	failed := 0
 	for _, key := range order {
 		rs := groups[key]
+		var snap backends.Snapshot
 		b, err := pool.get(ctx, key)
-		if err != nil {
-			for _, r := range rs {
-				cfg.Logger.Error("sync failed", "resource", r.Name, "err", err)
-			}
-			failed += len(rs)
-			continue
+		if err == nil {
+			snap, err = b.Get(ctx, unionKeys(rs))
+			m.storeGets.Add(1)
 		}
-		snap, err := b.Get(ctx, unionKeys(rs))
-		m.storeGets.Add(1)
 		if err != nil {
 			for _, r := range rs {
 				cfg.Logger.Error("sync failed", "resource", r.Name, "err", err)
@@ -194,7 +190,7 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 			m.writes.Add(1)
 			commits = append(commits, r)
 		}
-		if res.Written || pending[absPath(r.File)] {
+		if res.Written || pending[r.File] {
 			written = append(written, r)
 		}
 	}
@@ -231,9 +227,9 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 		}
 		if pending != nil {
 			if o.pending {
-				pending[absPath(r.File)] = true
+				pending[r.File] = true
 			} else {
-				delete(pending, absPath(r.File))
+				delete(pending, r.File)
 			}
 		}
 	}

@@ -39,8 +39,7 @@ type store struct {
 	revs      map[string]uint64             // last revision applied per prefix
 	target    map[string]bool               // the prefixes the resources need now
 	ready     bool                          // the first snapshot is in
-	loading   bool
-	stopLoad  context.CancelFunc // cancels the load in flight
+	stopLoad  context.CancelFunc            // cancels the load in flight; nil: none
 }
 
 // resState is a resource and its schedule.
@@ -201,9 +200,6 @@ func (e *engine) setResources(res []*resource.Resource) {
 	}
 	for key, s := range e.stores {
 		prefixes := backends.CoverPrefixes(need[key])
-		if len(need[key]) == 0 {
-			prefixes = nil
-		}
 		e.retarget(s, prefixes)
 		if len(prefixes) == 0 {
 			e.m.setHealth("backend "+s.name, nil)
@@ -220,7 +216,7 @@ func (e *engine) retarget(s *store, prefixes []string) {
 	// ones): start over with what is missing now.
 	if s.stopLoad != nil {
 		s.stopLoad()
-		s.stopLoad, s.loading = nil, false
+		s.stopLoad = nil
 	}
 	s.target = map[string]bool{}
 	for _, p := range prefixes {
@@ -255,7 +251,7 @@ func (e *engine) retarget(s *store, prefixes []string) {
 // exponential backoff until it succeeds or the engine stops.
 func (e *engine) load(s *store, prefixes []string) {
 	ctx, cancel := context.WithCancel(e.ctx)
-	s.loading, s.stopLoad = true, cancel
+	s.stopLoad = cancel
 	key := s.key
 	go func() {
 		defer cancel()
@@ -357,7 +353,7 @@ func (e *engine) poll(ctx context.Context, b backends.Backend, key, prefix strin
 // missed something. Unchanged data causes no render.
 func (e *engine) resync() {
 	for _, s := range e.stores {
-		if !s.ready || s.loading || len(s.watches) == 0 {
+		if !s.ready || s.stopLoad != nil || len(s.watches) == 0 {
 			continue
 		}
 		prefixes := make([]string, 0, len(s.watches))
@@ -384,7 +380,7 @@ func (e *engine) handle(ev event) {
 			e.cfg.Logger.Warn("backend unavailable; keeping the last good files", "backend", s.name, "err", ev.err)
 		}
 	case ev.snap != nil:
-		s.loading, s.stopLoad = false, nil
+		s.stopLoad = nil
 		if e.m.setHealth("backend "+s.name, nil) {
 			e.cfg.Logger.Info("backend available again", "backend", s.name)
 		}
@@ -844,7 +840,7 @@ func (e *engine) reload() {
 		return
 	}
 	for _, rs := range e.res {
-		if broken[absPath(rs.r.File)] {
+		if broken[rs.r.File] { // resource.File is absolute already
 			res = append(res, rs.r)
 		}
 	}
