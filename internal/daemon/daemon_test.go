@@ -117,6 +117,15 @@ func TestStoreIndexFollowsMirror(t *testing.T) {
 	check("large update, then a delete")
 	s.reset("/apps/app011", map[string]string{"/apps/app011/k0": "changed"})
 	check("reset dropping keys")
+	check("rebuilt") // the index is kept from here
+	var dels []backends.Change
+	for i := range 100 {
+		dels = append(dels, backends.Change{Key: fmt.Sprintf("/apps/app%03d/k0", 100+i), Deleted: true})
+	}
+	s.apply(dels)
+	check("many deletes")
+	s.reset("/apps/app012", map[string]string{"/apps/app012/k0": "v", "/apps/app012/k9": "added"})
+	check("reset adding a key")
 }
 
 // resetAll over several prefixes does what reset does for each of them.

@@ -228,10 +228,10 @@ func (e *engine) retarget(s *store, prefixes []string) {
 			delete(s.watches, p)
 			delete(s.revs, p)
 			e.m.setHealth("watch "+s.name+" "+p, nil)
+			edit := mirrorEdit{s: s}
 			for k := range s.kvs {
 				if backends.Under(k, p) && !backends.UnderAny(k, prefixes) {
-					delete(s.kvs, k)
-					s.removeKey(k)
+					edit.del(k)
 				}
 			}
 		}
@@ -465,37 +465,15 @@ func (s *store) resetAll(prefixes []string, kvs map[string]string) []string {
 // those of kvs, and returns the keys that changed.
 func (s *store) replace(in func(key string) bool, kvs map[string]string) []string {
 	var changed []string
+	edit := mirrorEdit{s: s}
 	for k := range s.kvs {
-		if in(k) {
-			if _, ok := kvs[k]; !ok {
-				delete(s.kvs, k)
-				changed = append(changed, k)
-			}
-		}
-	}
-	added := false
-	for k, v := range kvs {
-		if !in(k) {
-			continue
-		}
-		old, ok := s.kvs[k]
-		if !ok || old != v {
-			s.kvs[k] = v
+		if _, keep := kvs[k]; !keep && in(k) && edit.del(k) {
 			changed = append(changed, k)
-			added = added || !ok
 		}
 	}
-	if len(changed) > 0 {
-		if added || len(changed) > 64 {
-			// Rebuilt once before the next render, not once per prefix of
-			// a snapshot (200 prefixes: 200 sorts of the whole mirror).
-			s.idx = nil
-		} else {
-			for _, k := range changed {
-				if _, ok := s.kvs[k]; !ok {
-					s.removeKey(k)
-				}
-			}
+	for k, v := range kvs {
+		if in(k) && edit.set(k, v) {
+			changed = append(changed, k)
 		}
 	}
 	return changed
@@ -510,11 +488,50 @@ func (s *store) index() *keyIndex {
 	return s.idx
 }
 
-// removeKey removes k from the index, unless it is to be rebuilt anyway.
-func (s *store) removeKey(k string) {
-	if s.idx != nil {
-		s.idx.remove(k)
+// maxIndexEdits is how many keys one update inserts into or removes from
+// the key index one by one; past that the index is dropped and rebuilt
+// once before the next render, which is cheaper (each edit moves the tail
+// of a sorted slice). A snapshot of 200 prefixes is one rebuild, not 200.
+const maxIndexEdits = 64
+
+// mirrorEdit applies one update to a store's mirror and key index.
+type mirrorEdit struct {
+	s     *store
+	edits int
+}
+
+// set sets k to v and reports whether that changed anything.
+func (e *mirrorEdit) set(k, v string) bool {
+	old, ok := e.s.kvs[k]
+	if ok && old == v {
+		return false
 	}
+	e.s.kvs[k] = v
+	if !ok && e.index() != nil {
+		e.s.idx.insert(k)
+	}
+	return true
+}
+
+// del deletes k and reports whether it was there.
+func (e *mirrorEdit) del(k string) bool {
+	if _, ok := e.s.kvs[k]; !ok {
+		return false
+	}
+	delete(e.s.kvs, k)
+	if e.index() != nil {
+		e.s.idx.remove(k)
+	}
+	return true
+}
+
+// index counts one edit of the key index and returns the index to edit, or
+// nil once it is (or has been) dropped.
+func (e *mirrorEdit) index() *keyIndex {
+	if e.edits++; e.edits > maxIndexEdits {
+		e.s.idx = nil
+	}
+	return e.s.idx
 }
 
 // loaded reports whether every key prefix is covered by a watched prefix,
@@ -538,29 +555,11 @@ func (s *store) loaded(keys []string) bool {
 // apply applies incremental changes and returns the keys that changed.
 func (s *store) apply(cs []backends.Change) []string {
 	var changed []string
-	inserts := 0
-	defer func() {
-		if inserts > 64 {
-			s.idx = nil // a rebuild is cheaper than many single inserts
-		}
-	}()
+	edit := mirrorEdit{s: s}
 	for _, c := range cs {
-		old, ok := s.kvs[c.Key]
-		switch {
-		case c.Deleted && ok:
-			delete(s.kvs, c.Key)
-			s.removeKey(c.Key)
-		case !c.Deleted && (!ok || old != c.Value):
-			s.kvs[c.Key] = c.Value
-			if !ok {
-				if inserts++; inserts <= 64 && s.idx != nil {
-					s.idx.insert(c.Key)
-				}
-			}
-		default:
-			continue
+		if c.Deleted && edit.del(c.Key) || !c.Deleted && edit.set(c.Key, c.Value) {
+			changed = append(changed, c.Key)
 		}
-		changed = append(changed, c.Key)
 	}
 	return changed
 }
