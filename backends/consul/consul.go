@@ -409,21 +409,11 @@ func newKVList(vals map[string]string) kvList {
 // under returns the keys under prefix as a new map, by binary search.
 func (l kvList) under(prefix string) map[string]string {
 	out := map[string]string{}
-	if prefix == "/" {
-		for _, k := range l.keys {
+	lo, hi := backends.PrefixRun(l.keys, prefix)
+	for _, k := range l.keys[lo:hi] {
+		if backends.Under(k, prefix) {
 			out[k] = l.vals[k]
 		}
-		return out
-	}
-	i := sort.SearchStrings(l.keys, prefix)
-	if i < len(l.keys) && l.keys[i] == prefix {
-		out[prefix] = l.vals[prefix]
-	}
-	// Keys below prefix+"/" sort between prefix+"/" and prefix+"0" ('/'+1).
-	lo := sort.SearchStrings(l.keys, prefix+"/")
-	hi := sort.SearchStrings(l.keys, prefix+"0")
-	for _, k := range l.keys[lo:hi] {
-		out[k] = l.vals[k]
 	}
 	return out
 }
