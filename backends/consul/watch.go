@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/backends/internal/retry"
 	"github.com/hashicorp/consul/api"
 )
 
@@ -506,7 +507,7 @@ func (h *hub) run() {
 		// costs no latency), a key that changes all the time is re-queried
 		// once per MinRequeryInterval on average.
 		if wait := limit.take(time.Now()); wait > 0 {
-			if !sleep(qctx, wait) && c.ctx.Err() != nil {
+			if !retry.Sleep(qctx, wait) && c.ctx.Err() != nil {
 				cancel()
 				return
 			}
@@ -539,7 +540,7 @@ func (h *hub) run() {
 			failures++
 			index = 0
 			h.broadcastErr(err)
-			if !sleep(c.ctx, backoff(c.opts.BackoffMin, c.opts.BackoffMax, failures)) {
+			if !retry.Sleep(c.ctx, retry.Backoff(c.opts.BackoffMin, c.opts.BackoffMax, failures)) {
 				return
 			}
 			continue
@@ -571,7 +572,7 @@ func (h *hub) run() {
 			failures++
 			index = 0
 			h.broadcastErr(c.wrap("list", src.root, err))
-			if !sleep(c.ctx, backoff(c.opts.BackoffMin, c.opts.BackoffMax, failures)) {
+			if !retry.Sleep(c.ctx, retry.Backoff(c.opts.BackoffMin, c.opts.BackoffMax, failures)) {
 				return
 			}
 			continue
@@ -818,29 +819,6 @@ func jitter(d time.Duration) time.Duration {
 		return d
 	}
 	return d + time.Duration(rand.Int64N(2*j+1)-j)
-}
-
-// backoff returns the jittered exponential delay after n consecutive
-// failures: between half and all of min(max, lo*2^(n-1)).
-func backoff(lo, hi time.Duration, n int) time.Duration {
-	d := lo
-	for i := 1; i < n && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
-}
-
-// sleep waits d; it reports false when ctx ended first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // requeryBurst is how many re-queries may go out back to back.

@@ -25,7 +25,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -35,6 +34,7 @@ import (
 	"time"
 
 	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/backends/internal/retry"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -609,17 +609,7 @@ func (w *watch) fail(ctx context.Context, err error) {
 
 // sleep waits a jittered exponential backoff; false when ctx ended.
 func (w *watch) sleep(ctx context.Context) bool {
-	d := backoffMin << min(max(w.failures-1, 0), 10)
-	d = min(d, backoffMax)
-	d = d/2 + rand.N(d/2+1)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return retry.Sleep(ctx, retry.Backoff(backoffMin, backoffMax, w.failures))
 }
 
 func (w *watch) send(ctx context.Context, u backends.Update) bool {

@@ -1,0 +1,32 @@
+// Package retry is the backoff the store clients wait between failed
+// requests or watches.
+package retry
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+)
+
+// Backoff returns the jittered exponential delay after n consecutive
+// failures: between half and all of min(hi, lo*2^(n-1)).
+func Backoff(lo, hi time.Duration, n int) time.Duration {
+	d := lo
+	for i := 1; i < n && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// Sleep waits d; it reports false when ctx ended first.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
