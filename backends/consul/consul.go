@@ -466,31 +466,33 @@ func sourceFor(prefix string) (source, error) {
 	return source{kind: kindKV, prefix: prefix}, nil
 }
 
-// fetch reads s (for KV: the subtree at root, or s.prefix when root is
-// empty) through cl. index 0 is a plain read; otherwise a blocking query
-// waiting up to wait.
-func (s source) fetch(ctx context.Context, c *Client, cl *api.Client, index uint64, wait time.Duration) (kvList, uint64, error) {
-	if wait > 0 {
-		// The server adds up to wait/16 itself; stay well above it.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, wait+wait/8+15*time.Second)
-		defer cancel()
+// blockingContext bounds a blocking query waiting up to wait (none for a
+// plain read, wait 0): the server adds up to wait/16 itself; stay well
+// above it.
+func blockingContext(ctx context.Context, wait time.Duration) (context.Context, context.CancelFunc) {
+	if wait <= 0 {
+		return ctx, func() {}
 	}
+	return context.WithTimeout(ctx, wait+wait/8+15*time.Second)
+}
+
+// fetch reads s (for KV: the subtree at s.prefix) through cl. index 0 is
+// a plain read; otherwise a blocking query waiting up to wait.
+func (s source) fetch(ctx context.Context, c *Client, cl *api.Client, index uint64, wait time.Duration) (kvList, uint64, error) {
+	ctx, cancel := blockingContext(ctx, wait)
+	defer cancel()
 	q := c.queryOptions(ctx, index, wait)
 	switch s.kind {
 	case kindKV:
-		root := s.root
-		if root == "" {
-			root = s.prefix
-		}
+		root := s.prefix
 		pairs, meta, err := cl.KV().List(strings.TrimPrefix(root, "/"), q)
 		if err != nil {
 			return kvList{}, 0, c.wrap("list", root, err)
 		}
-		if s.root == "" && meta.ResultsFilteredByACLs {
+		if meta.ResultsFilteredByACLs {
 			return kvList{}, 0, fmt.Errorf("consul: list %q: %w: the ACL token cannot read some keys under this prefix", root, ErrPermissionDenied)
 		}
-		if s.root == "" && len(pairs) == 0 && c.anonymous && meta.DefaultACLPolicy == "deny" {
+		if len(pairs) == 0 && c.anonymous && meta.DefaultACLPolicy == "deny" {
 			// Consul hides filtering from anonymous requests: an empty
 			// answer may only mean "not allowed".
 			return kvList{}, 0, fmt.Errorf("consul: list %q: %w: no ACL token given (-auth-token or CONSUL_HTTP_TOKEN) and the agent's default ACL policy is deny", root, ErrPermissionDenied)

@@ -585,12 +585,8 @@ func (h *hub) run() {
 // h.tap when the transport could take it (pairs is then empty).
 func (h *hub) list(ctx context.Context, root string, index uint64, wait time.Duration) (api.KVPairs, uint64, error) {
 	c := h.c
-	if wait > 0 {
-		// The server adds up to wait/16 itself; stay well above it.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, wait+wait/8+15*time.Second)
-		defer cancel()
-	}
+	ctx, cancel := blockingContext(ctx, wait)
+	defer cancel()
 	h.tap.ok = false
 	ctx = context.WithValue(ctx, tapKey{}, &h.tap)
 	pairs, meta, err := c.block.KV().List(strings.TrimPrefix(root, "/"), c.queryOptions(ctx, index, wait))
