@@ -177,7 +177,7 @@ func oneshotFile(what, wallGoal, rssGoal, confdWall, confdRSS string, fixture fu
 		return nil, err
 	}
 	rows := oneshotRows(what, wallGoal, rssGoal, confdWall, confdRSS, st)
-	if tmpfsOr("") != "" {
+	if haveTmpfs() {
 		ts, err := measure(tmpfs)
 		if err != nil {
 			return nil, err

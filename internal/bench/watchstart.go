@@ -19,7 +19,7 @@ func benchWatchStart() ([]row, error) {
 	const what = "watch start, 200 resources x 50-line templates (file): until every file is written"
 	var rows []row
 	parents := []string{""}
-	if tmpfsOr("") != "" {
+	if haveTmpfs() {
 		parents = append(parents, tmpfs)
 	}
 	for _, parent := range parents {
@@ -95,10 +95,8 @@ func waitCount(dir string, n int, deadline time.Time) (time.Time, error) {
 	}
 }
 
-// tmpfsOr returns tmpfs when it is a directory here, else dir.
-func tmpfsOr(dir string) string {
-	if fi, err := os.Stat(tmpfs); err == nil && fi.IsDir() {
-		return tmpfs
-	}
-	return dir
+// haveTmpfs reports whether tmpfs is a directory here.
+func haveTmpfs() bool {
+	fi, err := os.Stat(tmpfs)
+	return err == nil && fi.IsDir()
 }
