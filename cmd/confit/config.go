@@ -292,9 +292,7 @@ func tomlStrings(v any) ([]string, error) {
 
 // validate checks values that flag parsing cannot.
 func (o *options) validate() error {
-	switch strings.ToLower(o.logLevel) {
-	case "", "debug", "info", "warn", "warning", "error", "panic", "fatal":
-	default:
+	if _, ok := parseLevel(o.logLevel); !ok {
 		return fmt.Errorf("%w: -log-level %q: want debug, info, warn or error", errUsage, o.logLevel)
 	}
 	switch o.logFormat {

@@ -16,7 +16,7 @@ import (
 // newLogger builds the process logger: confd's text layout by default, JSON
 // on request.
 func newLogger(w io.Writer, format, level string) *slog.Logger {
-	lvl := parseLevel(level)
+	lvl, _ := parseLevel(level)
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl}))
 	}
@@ -29,16 +29,20 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 	})
 }
 
-func parseLevel(s string) slog.Level {
+// parseLevel maps a -log-level name (confd's too: warning, fatal, panic)
+// to a level; ok is false for a name it does not know.
+func parseLevel(s string) (_ slog.Level, ok bool) {
 	switch strings.ToLower(s) {
 	case "debug":
-		return slog.LevelDebug
+		return slog.LevelDebug, true
 	case "warn", "warning":
-		return slog.LevelWarn
+		return slog.LevelWarn, true
 	case "error", "fatal", "panic":
-		return slog.LevelError
+		return slog.LevelError, true
+	case "", "info":
+		return slog.LevelInfo, true
 	default:
-		return slog.LevelInfo
+		return slog.LevelInfo, false
 	}
 }
 

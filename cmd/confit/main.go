@@ -92,7 +92,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, reload 
 	}
 	if o.version {
 		fmt.Fprintf(stdout, "confit %s (%s, %s/%s; backends: %s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH,
-			strings.Join(backends.Names(), ", "))
+			backendList())
 		return exitOK
 	}
 	log := newLogger(stderr, o.logFormat, o.logLevel)
