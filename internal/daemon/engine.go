@@ -46,8 +46,7 @@ type store struct {
 type resState struct {
 	r         *resource.Resource
 	store     string
-	reads     resource.Reads
-	readKeys  map[string]bool
+	reads     resource.Reads // of the last render; Keys sorted
 	haveReads bool
 	pending   bool      // a render is scheduled
 	first     time.Time // first change of the current quiet window
@@ -583,7 +582,7 @@ func (rs *resState) affectedBy(changed []string) bool {
 		if !backends.UnderAny(k, rs.r.Keys) {
 			continue
 		}
-		if !rs.haveReads || rs.readKeys[k] || backends.UnderAny(k, rs.reads.Prefixes) {
+		if _, read := slices.BinarySearch(rs.reads.Keys, k); !rs.haveReads || read || backends.UnderAny(k, rs.reads.Prefixes) {
 			return true
 		}
 	}
@@ -641,10 +640,6 @@ func (e *engine) kick() {
 		out, reads, err := rs.r.RenderSorted(s.index().subset(s.kvs, rs.r.Keys))
 		e.m.renders.Add(1)
 		rs.reads, rs.haveReads = reads, true
-		rs.readKeys = make(map[string]bool, len(reads.Keys))
-		for _, k := range reads.Keys {
-			rs.readKeys[k] = true
-		}
 		if err != nil {
 			e.failed(rs, err, now)
 			if rs.due.After(now) && (next.IsZero() || rs.due.Before(next)) {
