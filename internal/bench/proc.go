@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -57,86 +56,50 @@ func quick() {
 
 // daemon is a confit -watch process.
 type daemon struct {
-	cmd     *exec.Cmd
+	p       *testserver.Process
 	metrics string // "http://127.0.0.1:PORT"
-	logPath string
-	done    chan struct{}
 }
 
-// startDaemon runs confit with args plus -metrics-addr and -log-level warn;
-// its log goes to dir/confit.log. With -profile, name names its profiles.
+// startDaemon runs confit with args plus -metrics-addr and -log-level warn,
+// and returns once its metrics endpoint answers; its log goes to
+// dir/confit.log. With -profile, name names its profiles.
 func startDaemon(dir, name string, args ...string) (*daemon, error) {
 	port, err := testserver.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{
-		metrics: fmt.Sprintf("http://127.0.0.1:%d", port),
-		logPath: filepath.Join(dir, "confit.log"),
-		done:    make(chan struct{}),
-	}
-	logf, err := os.Create(d.logPath)
-	if err != nil {
-		return nil, err
-	}
-	args = append(args, "-metrics-addr", fmt.Sprintf("127.0.0.1:%d", port), "-log-level", "warn")
-	d.cmd = exec.Command(*binFlag, args...)
-	d.cmd.Env = append(os.Environ(), "CONFIT_CONFIG_FILE="+os.DevNull)
+	d := &daemon{metrics: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	env := []string{"CONFIT_CONFIG_FILE=" + os.DevNull}
 	if *profileDir != "" {
-		d.cmd.Env = append(d.cmd.Env,
+		env = append(env,
 			"CONFIT_CPUPROFILE="+filepath.Join(*profileDir, name+".cpu.pprof"),
 			"CONFIT_MEMPROFILE="+filepath.Join(*profileDir, name+".mem.pprof"))
 	}
-	d.cmd.Stdout, d.cmd.Stderr = logf, logf
-	if err := d.cmd.Start(); err != nil {
-		logf.Close()
+	d.p = &testserver.Process{
+		Name:    "confit",
+		Path:    *binFlag,
+		Args:    append(args, "-metrics-addr", fmt.Sprintf("127.0.0.1:%d", port), "-log-level", "warn"),
+		Env:     env,
+		LogPath: filepath.Join(dir, "confit.log"),
+		Ready: func(context.Context) error {
+			_, err := d.counters()
+			return err
+		},
+		ReadyTimeout: 10 * time.Second,
+		StopTimeout:  10 * time.Second, // SIGTERM writes the profiles
+	}
+	if err := d.p.Start(context.Background()); err != nil {
 		return nil, err
 	}
-	go func() {
-		_ = d.cmd.Wait()
-		logf.Close()
-		close(d.done)
-	}()
-	// Wait for the metrics endpoint: the daemon is up.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := d.counters(); err == nil {
-			return d, nil
-		}
-		select {
-		case <-d.done:
-			return nil, fmt.Errorf("confit exited: %s", d.logTail())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			d.stop()
-			return nil, fmt.Errorf("confit metrics not up within 10s: %s", d.logTail())
-		}
-	}
+	return d, nil
 }
 
-func (d *daemon) pid() int { return d.cmd.Process.Pid }
+func (d *daemon) pid() int { return d.p.PID() }
 
-func (d *daemon) logTail() string {
-	data, _ := os.ReadFile(d.logPath)
-	s := strings.TrimSpace(string(data))
-	if len(s) > 2000 {
-		s = "..." + s[len(s)-2000:]
-	}
-	return s
-}
+func (d *daemon) logTail() string { return d.p.LogTail(40) }
 
 // stop sends SIGTERM (which writes the profiles), then SIGKILL after 10 s.
-func (d *daemon) stop() {
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-		return
-	case <-time.After(10 * time.Second):
-	}
-	_ = d.cmd.Process.Kill()
-	<-d.done
-}
+func (d *daemon) stop() { d.p.Stop() }
 
 // counters scrapes /metrics into name -> value (labels kept in the name).
 func (d *daemon) counters() (map[string]float64, error) {
