@@ -50,11 +50,11 @@ type ConsulOptions struct {
 
 // ConsulServer is a single Consul agent (also the server) on 127.0.0.1.
 type ConsulServer struct {
-	proc   *Process
+	server
 	addr   string
 	https  string
 	token  string
-	ownDir string
+	client *http.Client // for the readiness checks
 }
 
 // StartConsul starts a Consul agent on free loopback ports (http on a free
@@ -67,21 +67,20 @@ func StartConsul(ctx context.Context, opts ConsulOptions) (*ConsulServer, error)
 	if err != nil {
 		return nil, err
 	}
-	s := &ConsulServer{token: opts.ACLToken}
-	dir := opts.Dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "confit-consul-"); err != nil {
-			return nil, err
-		}
-		s.ownDir = dir
+	s := &ConsulServer{
+		token:  opts.ACLToken,
+		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 2 * time.Second},
 	}
-	var lastErr error
-	for attempt := range 3 {
+	dir, err := s.dataDir(opts.Dir, "confit-consul-")
+	if err != nil {
+		return nil, err
+	}
+	err = s.startRetrying(func(attempt int) error {
 		var ports [4]int
 		for i := range ports {
+			var err error
 			if ports[i], err = FreePort(); err != nil {
-				s.removeDir()
-				return nil, fmt.Errorf("consul: %w", err)
+				return fmt.Errorf("consul: %w", err)
 			}
 		}
 		s.addr = fmt.Sprintf("127.0.0.1:%d", ports[0])
@@ -124,8 +123,7 @@ func StartConsul(ctx context.Context, opts ConsulOptions) (*ConsulServer, error)
 		cfgPath := filepath.Join(dir, fmt.Sprintf("config%d.json", attempt))
 		data, _ := json.Marshal(cfg)
 		if err := os.WriteFile(cfgPath, data, 0o600); err != nil {
-			s.removeDir()
-			return nil, fmt.Errorf("consul: %w", err)
+			return fmt.Errorf("consul: %w", err)
 		}
 		args = append(args, "-config-file", cfgPath)
 		s.proc = &Process{
@@ -136,16 +134,12 @@ func StartConsul(ctx context.Context, opts ConsulOptions) (*ConsulServer, error)
 			LogPath:          filepath.Join(dir, "consul.log"),
 			Ready:            s.consulReady,
 		}
-		lastErr = s.proc.Start(ctx)
-		if lastErr == nil {
-			return s, nil
-		}
-		if !strings.Contains(lastErr.Error(), "address already in use") {
-			break
-		}
+		return s.proc.Start(ctx)
+	})
+	if err != nil {
+		return nil, err
 	}
-	s.removeDir()
-	return nil, lastErr
+	return s, nil
 }
 
 // Consul starts a Consul agent for t (see StartConsul) and stops it when t
@@ -195,8 +189,7 @@ func (s *ConsulServer) consulGet(ctx context.Context, path string) (string, erro
 	if s.token != "" {
 		req.Header.Set("X-Consul-Token", s.token)
 	}
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 2 * time.Second}
-	resp, err := c.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		return "", err
 	}
@@ -217,30 +210,3 @@ func (s *ConsulServer) HTTPSAddr() string { return s.https }
 
 // Token returns the management token, or "" without ACLs.
 func (s *ConsulServer) Token() string { return s.token }
-
-// Process returns the underlying process (PID, log).
-func (s *ConsulServer) Process() *Process { return s.proc }
-
-// Stop stops the agent gracefully (SIGTERM, then SIGKILL after a bound).
-// The data directory is kept for Start (a Dev agent loses its data).
-func (s *ConsulServer) Stop() error { return s.proc.Stop() }
-
-// Kill stops the agent with SIGKILL, as a crash would.
-func (s *ConsulServer) Kill() error { return s.proc.Kill() }
-
-// Start starts a stopped agent again on the same ports and data directory
-// and waits until it has a leader.
-func (s *ConsulServer) Start(ctx context.Context) error { return s.proc.Start(ctx) }
-
-// Close stops the agent and removes the directory StartConsul created.
-func (s *ConsulServer) Close() error {
-	err := s.proc.Stop()
-	s.removeDir()
-	return err
-}
-
-func (s *ConsulServer) removeDir() {
-	if s.ownDir != "" {
-		_ = os.RemoveAll(s.ownDir)
-	}
-}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,10 +48,9 @@ type EtcdOptions struct {
 
 // EtcdServer is a single-member etcd on 127.0.0.1.
 type EtcdServer struct {
-	proc     *Process
+	server
 	endpoint string
 	tls      *TLSFiles
-	ownDir   string // removed by Close when StartEtcd created it
 }
 
 // StartEtcd starts etcd with a fresh data directory on free loopback ports
@@ -67,20 +65,15 @@ func StartEtcd(ctx context.Context, opts EtcdOptions) (*EtcdServer, error) {
 		return nil, err
 	}
 	s := &EtcdServer{tls: opts.TLS}
-	dir := opts.Dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "confit-etcd-"); err != nil {
-			return nil, err
-		}
-		s.ownDir = dir
+	dir, err := s.dataDir(opts.Dir, "confit-etcd-")
+	if err != nil {
+		return nil, err
 	}
-	var lastErr error
-	for attempt := range 3 {
+	err = s.startRetrying(func(attempt int) error {
 		cport, err1 := FreePort()
 		pport, err2 := FreePort()
 		if err1 != nil || err2 != nil {
-			s.removeDir()
-			return nil, fmt.Errorf("etcd: %v %v", err1, err2)
+			return fmt.Errorf("etcd: %v %v", err1, err2)
 		}
 		scheme := "http"
 		if opts.TLS != nil {
@@ -110,8 +103,7 @@ func StartEtcd(ctx context.Context, opts EtcdOptions) (*EtcdServer, error) {
 		args = append(args, opts.ExtraArgs...)
 		client, err := s.healthClient()
 		if err != nil {
-			s.removeDir()
-			return nil, err
+			return err
 		}
 		s.proc = &Process{
 			Name:             "etcd",
@@ -122,16 +114,12 @@ func StartEtcd(ctx context.Context, opts EtcdOptions) (*EtcdServer, error) {
 			Ready:            httpHealth(client, s.endpoint+"/health"),
 			StopTimeout:      cmp.Or(opts.StopTimeout, 3*time.Second),
 		}
-		lastErr = s.proc.Start(ctx)
-		if lastErr == nil {
-			return s, nil
-		}
-		if !strings.Contains(lastErr.Error(), "address already in use") {
-			break
-		}
+		return s.proc.Start(ctx)
+	})
+	if err != nil {
+		return nil, err
 	}
-	s.removeDir()
-	return nil, lastErr
+	return s, nil
 }
 
 // Etcd starts etcd for t (see StartEtcd) and stops it when t ends; the log
@@ -190,33 +178,3 @@ func (s *EtcdServer) Endpoint() string { return s.endpoint }
 
 // TLS returns the TLS files the server was started with, or nil.
 func (s *EtcdServer) TLS() *TLSFiles { return s.tls }
-
-// Process returns the underlying process (PID, log).
-func (s *EtcdServer) Process() *Process { return s.proc }
-
-// Stop stops etcd gracefully (SIGTERM, then SIGKILL after a bound). The
-// data directory is kept for Start.
-func (s *EtcdServer) Stop() error { return s.proc.Stop() }
-
-// Kill stops etcd with SIGKILL, as a crash would.
-func (s *EtcdServer) Kill() error { return s.proc.Kill() }
-
-// Start starts a stopped etcd again on the same ports and data directory
-// and waits until it is healthy.
-func (s *EtcdServer) Start(ctx context.Context) error { return s.proc.Start(ctx) }
-
-// Restart is Stop followed by Start.
-func (s *EtcdServer) Restart(ctx context.Context) error { return s.proc.Restart(ctx) }
-
-// Close stops etcd and removes the directory StartEtcd created.
-func (s *EtcdServer) Close() error {
-	err := s.proc.Stop()
-	s.removeDir()
-	return err
-}
-
-func (s *EtcdServer) removeDir() {
-	if s.ownDir != "" {
-		_ = os.RemoveAll(s.ownDir)
-	}
-}

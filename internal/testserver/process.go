@@ -345,3 +345,67 @@ func LogOnFailure(t testing.TB, p *Process) {
 		}
 	})
 }
+
+// server is what the store servers (EtcdServer, ConsulServer) share: their
+// process and the data directory they may own.
+type server struct {
+	proc   *Process
+	ownDir string // removed by Close when the Start function created it
+}
+
+// dataDir returns dir, or a new temporary directory that Close removes.
+func (s *server) dataDir(dir, pattern string) (string, error) {
+	if dir != "" {
+		return dir, nil
+	}
+	dir, err := os.MkdirTemp("", pattern)
+	s.ownDir = dir
+	return dir, err
+}
+
+// startRetrying calls start(attempt) up to three times while it fails only
+// because a port that was free a moment ago has been taken since; on
+// failure the directory dataDir made is removed.
+func (s *server) startRetrying(start func(attempt int) error) error {
+	var err error
+	for attempt := range 3 {
+		if err = start(attempt); err == nil || !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+	}
+	if err != nil {
+		s.removeDir()
+	}
+	return err
+}
+
+// Process returns the underlying process (PID, log).
+func (s *server) Process() *Process { return s.proc }
+
+// Stop stops the server gracefully (SIGTERM, then SIGKILL after a bound).
+// The data directory is kept for Start (a Consul -dev agent loses its data).
+func (s *server) Stop() error { return s.proc.Stop() }
+
+// Kill stops the server with SIGKILL, as a crash would.
+func (s *server) Kill() error { return s.proc.Kill() }
+
+// Start starts a stopped server again on the same ports and data directory
+// and waits until it is ready.
+func (s *server) Start(ctx context.Context) error { return s.proc.Start(ctx) }
+
+// Restart is Stop followed by Start.
+func (s *server) Restart(ctx context.Context) error { return s.proc.Restart(ctx) }
+
+// Close stops the server and removes the directory its Start function
+// created.
+func (s *server) Close() error {
+	err := s.proc.Stop()
+	s.removeDir()
+	return err
+}
+
+func (s *server) removeDir() {
+	if s.ownDir != "" {
+		_ = os.RemoveAll(s.ownDir)
+	}
+}
