@@ -64,14 +64,7 @@ func copyExamples(t *testing.T) string {
 // or CONFD_* from the caller, no /etc/confd/confd.toml, and pid files that
 // do not exist, so that no reload_cmd ever signals a server of this machine.
 func exampleEnv(dir string, extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CONFIT_") && !strings.HasPrefix(kv, "CONFD_") &&
-			!strings.HasPrefix(kv, "CONSUL_") && !strings.HasPrefix(kv, "ETCDCTL_") &&
-			!strings.HasPrefix(kv, "HAPROXY_") && !strings.HasPrefix(kv, "NGINX_") {
-			env = append(env, kv)
-		}
-	}
+	env := environWithout("CONFIT_", "CONFD_", "CONSUL_", "ETCDCTL_", "HAPROXY_", "NGINX_")
 	none := filepath.Join(dir, "not-running.pid")
 	env = append(env, "CONFIT_CONFIG_FILE="+os.DevNull,
 		"HAPROXY_PIDFILE="+none, "NGINX_PID="+none, "APP_PIDFILE="+none)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,14 +72,20 @@ func confitBinary(t *testing.T) string {
 // caller's environment and any /etc/confd/confd.toml.
 func confitCmd(t *testing.T, args ...string) *exec.Cmd {
 	cmd := exec.Command(confitBinary(t), args...)
+	cmd.Env = append(environWithout("CONFIT_", "CONFD_", "CONSUL_", "ETCDCTL_"), "CONFIT_CONFIG_FILE="+os.DevNull)
+	return cmd
+}
+
+// environWithout returns the process's environment without the variables
+// whose names start with any of prefixes.
+func environWithout(prefixes ...string) []string {
+	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CONFIT_") && !strings.HasPrefix(kv, "CONFD_") &&
-			!strings.HasPrefix(kv, "CONSUL_") && !strings.HasPrefix(kv, "ETCDCTL_") {
-			cmd.Env = append(cmd.Env, kv)
+		if !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(kv, p) }) {
+			env = append(env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, "CONFIT_CONFIG_FILE="+os.DevNull)
-	return cmd
+	return env
 }
 
 // runConfitOnce runs a one-shot confit and fails t unless it exits 0.
