@@ -58,7 +58,7 @@ const consulGap = 75 * time.Millisecond
 
 func consulLatency(ctx context.Context, put putFunc, args []string, port, n int) ([]row, error) {
 	root := fmt.Sprintf("/lat%d", n)
-	d, dir, done, err := valueDaemon(ctx, put, fmt.Sprintf("consul-watch-%d", n), root, n, args)
+	d, dir, done, err := valueDaemon(ctx, put, fmt.Sprintf("consul-watch-%d", n), root, n, "", args)
 	defer done()
 	if err != nil {
 		return nil, err

@@ -89,7 +89,7 @@ func benchEtcdWatch() ([]row, error) {
 
 func etcdLatency(ctx context.Context, s *testserver.EtcdServer, put putFunc, n int) ([]row, error) {
 	root := fmt.Sprintf("/lat%d", n)
-	d, dir, done, err := valueDaemon(ctx, put, fmt.Sprintf("etcd-watch-%d", n), root, n, etcdArgs(s, ""))
+	d, dir, done, err := valueDaemon(ctx, put, fmt.Sprintf("etcd-watch-%d", n), root, n, "", etcdArgs(s, ""))
 	defer done()
 	if err != nil {
 		return nil, err
@@ -133,27 +133,11 @@ func etcdLatency(ctx context.Context, s *testserver.EtcdServer, put putFunc, n i
 // single-key change, the renders and reload commands confit reports.
 // args are the daemon's backend arguments; -confdir is appended.
 func rendersPerChange(ctx context.Context, put putFunc, args []string, store string) ([]row, error) {
-	dir, rm, err := tempDir()
-	if err != nil {
-		return nil, err
-	}
-	defer rm()
 	const n, changes = 200, 50
 	root := "/rpc"
-	if err := valueFixture(dir, root, n, "reload_cmd = \"true\"\n"); err != nil {
-		return nil, err
-	}
-	want, err := seedValues(ctx, put, dir, root, n)
+	d, dir, done, err := valueDaemon(ctx, put, store+"-renders", root, n, "reload_cmd = \"true\"\n", args)
+	defer done()
 	if err != nil {
-		return nil, err
-	}
-	args = append(args[:len(args):len(args)], "-confdir", dir)
-	d, err := startDaemon(dir, store+"-renders", args...)
-	if err != nil {
-		return nil, err
-	}
-	defer d.stop()
-	if err := waitInitial(ctx, d, want); err != nil {
 		return nil, err
 	}
 	// The initial batch's reload commands finish after the files appear.
@@ -259,7 +243,7 @@ func benchEtcdIdle() ([]row, error) {
 		return nil, err
 	}
 	defer stop()
-	d, _, done, err := valueDaemon(ctx, etcdPut(cli), "etcd-idle", "/idle", 200, etcdArgs(s, ""))
+	d, _, done, err := valueDaemon(ctx, etcdPut(cli), "etcd-idle", "/idle", 200, "", etcdArgs(s, ""))
 	defer done()
 	if err != nil {
 		return nil, err

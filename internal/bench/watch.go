@@ -65,17 +65,17 @@ func waitInitial(ctx context.Context, d *daemon, want map[string][]byte) error {
 }
 
 // valueDaemon is the setup of a watch-mode measurement: n value resources
-// under root in a new directory, their keys seeded through put, a daemon
+// (with the extra [template] lines) under root in a new directory, their keys seeded through put, a daemon
 // named name started with args plus -confdir, and its first renders
 // awaited. done stops the daemon and removes the directory; it is set
 // even when err is not nil.
-func valueDaemon(ctx context.Context, put putFunc, name, root string, n int, args []string) (d *daemon, dir string, done func(), err error) {
+func valueDaemon(ctx context.Context, put putFunc, name, root string, n int, extra string, args []string) (d *daemon, dir string, done func(), err error) {
 	dir, rm, err := tempDir()
 	if err != nil {
 		return nil, "", func() {}, err
 	}
 	done = rm
-	if err := valueFixture(dir, root, n, ""); err != nil {
+	if err := valueFixture(dir, root, n, extra); err != nil {
 		return nil, dir, done, err
 	}
 	want, err := seedValues(ctx, put, dir, root, n)
