@@ -43,8 +43,24 @@ func BenchmarkExecute20k(b *testing.B) {
 	}
 }
 
+// BenchmarkExecute20kTextTemplate is BenchmarkExecute20k in text/template
+// alone, without the fast executor.
+func BenchmarkExecute20kTextTemplate(b *testing.B) {
+	s := upstreams(10000)
+	tm, err := Parse("haproxy.cfg.tmpl", haproxyTemplate, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := tm.execute(s, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkExecute20kFloor renders the same template with the store
-// functions replaced by stubs that do no work: the cost of text/template
+// functions replaced by stubs that do no work: the cost of the executor
 // itself, for comparison with BenchmarkExecute20k.
 func BenchmarkExecute20kFloor(b *testing.B) {
 	s := upstreams(10000)

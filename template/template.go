@@ -2,6 +2,7 @@ package template
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -43,6 +44,14 @@ type Template struct {
 	size atomic.Int64 // length of the last output, to size the buffer
 
 	virtual []string // service-discovery prefixes the template reads
+
+	// fast is the template compiled for the fast executor, nil if it
+	// cannot run there; funcs are the first binding's functions. slow is
+	// set once a render fell back to text/template for what the fast
+	// executor does not handle, so later renders go there directly.
+	fast  *fastProg
+	funcs template.FuncMap
+	slow  atomic.Bool
 }
 
 // VirtualKeys returns the service-discovery prefixes the template reads
@@ -55,6 +64,7 @@ func (t *Template) VirtualKeys() []string { return t.virtual }
 type binding struct {
 	tmpl *template.Template
 	rec  *recorder
+	fast []fastFunc // the functions for the fast executor; nil without it
 }
 
 // ParseFile reads and parses the template file at path. The template is
@@ -121,8 +131,22 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 		}
 	}
 	t.base = base
-	t.free = append(t.free, &binding{tmpl: base, rec: rec})
+	t.funcs = funcs
+	first := &binding{tmpl: base, rec: rec}
+	if t.fast = compileFast(trees, name); t.fast != nil {
+		if first.fast = t.fast.bind(funcs); first.fast == nil {
+			t.fast = nil
+		}
+	}
+	t.free = append(t.free, first)
 	return t, nil
+}
+
+// fastFuncMap is funcs with the store functions of a clone's binding.
+func fastFuncMap(funcs, bound template.FuncMap) map[string]any {
+	m := maps.Clone(funcs)
+	maps.Copy(m, bound)
+	return m
 }
 
 // builtins are text/template's own functions.
@@ -301,7 +325,11 @@ func (t *Template) acquire() (*binding, error) {
 		fm[n] = all[n]
 	}
 	c.Funcs(fm)
-	return &binding{tmpl: c, rec: rec}, nil
+	b := &binding{tmpl: c, rec: rec}
+	if t.fast != nil {
+		b.fast = t.fast.bind(fastFuncMap(t.funcs, fm))
+	}
+	return b, nil
 }
 
 // Execute renders the template with s as the data source (a nil s is an
@@ -314,6 +342,11 @@ func (t *Template) acquire() (*binding, error) {
 //
 // Execute is safe for concurrent use; each call records its own Reads.
 func (t *Template) Execute(s *Store) ([]byte, Reads, error) {
+	return t.execute(s, true)
+}
+
+// execute is Execute, with the fast executor tried first if fast is set.
+func (t *Template) execute(s *Store, fast bool) ([]byte, Reads, error) {
 	if s == nil {
 		s = emptyStore
 	}
@@ -324,7 +357,20 @@ func (t *Template) Execute(s *Store) ([]byte, Reads, error) {
 	b.rec.reset(s)
 	var buf bytes.Buffer
 	buf.Grow(int(t.size.Load()) + 512)
-	err = b.tmpl.Execute(&buf, nil)
+	err = errBail
+	if fast && b.fast != nil && !t.slow.Load() {
+		if err = t.fast.exec(&buf, b.fast); err != nil {
+			if errors.Is(err, errBail) {
+				t.slow.Store(true)
+			}
+			// Run again in text/template: its output, or its error.
+			buf.Reset()
+			b.rec.reset(s)
+		}
+	}
+	if err != nil {
+		err = b.tmpl.Execute(&buf, nil)
+	}
 	reads := b.rec.reads()
 	b.rec.store = nil
 	t.mu.Lock()
