@@ -53,13 +53,20 @@ const (
 	fTemplate
 )
 
-// fastNode is one node of a compiled template.
+// fastNode is one node of a compiled template. It is kept small: a
+// long-running daemon keeps every template compiled.
 type fastNode struct {
-	op             fastOp
-	text           []byte    // the parse tree's
-	pipe           *fastPipe // nil for a {{template}} without one
+	op   fastOp
+	text []byte      // the parse tree's
+	pipe *fastPipe   // nil for a {{template}} without one
+	br   *fastBranch // if, with, range and template
+}
+
+// fastBranch holds what an if, with or range runs, or what a {{template}}
+// calls.
+type fastBranch struct {
 	list, elseList []fastNode
-	tmpl           *fastTree // called by {{template}}
+	tmpl           *fastTree
 }
 
 // fastTree is a compiled template tree ({{define}}).
@@ -114,13 +121,13 @@ const (
 	argFunc // a function called without arguments
 )
 
+// fastArg is an operand. val is the constant (argConst), the variable's
+// name (argVar) or the *fastPipe (argPipe).
 type fastArg struct {
 	kind   uint8
+	fn     int32 // argFunc
 	val    any
-	name   string
-	fields []string
-	pipe   *fastPipe
-	fn     int
+	fields []string // argField, argVar
 }
 
 // fastProg is a compiled template.
@@ -245,7 +252,8 @@ func (c *fastCompiler) list(l *parse.ListNode) ([]fastNode, bool) {
 			fn, ok = fastNode{op: fContinue}, true
 		case *parse.TemplateNode:
 			fn.op = fTemplate
-			if fn.tmpl, ok = c.tree(n.Name); ok && n.Pipe != nil {
+			fn.br = &fastBranch{}
+			if fn.br.tmpl, ok = c.tree(n.Name); ok && n.Pipe != nil {
 				fn.pipe, ok = c.pipe(n.Pipe)
 			}
 		}
@@ -261,8 +269,9 @@ func (c *fastCompiler) branch(op fastOp, b *parse.BranchNode) (fastNode, bool) {
 	n := fastNode{op: op}
 	var ok1, ok2, ok3 bool
 	n.pipe, ok1 = c.pipe(b.Pipe)
-	n.list, ok2 = c.list(b.List)
-	n.elseList, ok3 = c.list(b.ElseList)
+	n.br = &fastBranch{}
+	n.br.list, ok2 = c.list(b.List)
+	n.br.elseList, ok3 = c.list(b.ElseList)
 	return n, ok1 && ok2 && ok3
 }
 
@@ -342,15 +351,15 @@ func (c *fastCompiler) arg(n parse.Node) (fastArg, bool) {
 	case *parse.FieldNode:
 		return fastArg{kind: argField, fields: n.Ident}, true
 	case *parse.VariableNode:
-		return fastArg{kind: argVar, name: n.Ident[0], fields: n.Ident[1:]}, true
+		return fastArg{kind: argVar, val: n.Ident[0], fields: n.Ident[1:]}, true
 	case *parse.PipeNode:
 		p, ok := c.pipe(n)
-		return fastArg{kind: argPipe, pipe: p}, ok
+		return fastArg{kind: argPipe, val: p}, ok
 	case *parse.IdentifierNode:
 		if builtins[n.Ident] {
 			return fastArg{}, false
 		}
-		return fastArg{kind: argFunc, fn: c.fn(n.Ident)}, true
+		return fastArg{kind: argFunc, fn: int32(c.fn(n.Ident))}, true
 	}
 	return fastArg{}, false
 }
@@ -431,11 +440,11 @@ func (s *fastState) walk(dot any, nodes []fastNode) (ctl, error) {
 			c := ctlNone
 			switch {
 			case truth && n.op == fWith:
-				c, err = s.walk(v, n.list)
+				c, err = s.walk(v, n.br.list)
 			case truth:
-				c, err = s.walk(dot, n.list)
-			case n.elseList != nil:
-				c, err = s.walk(dot, n.elseList)
+				c, err = s.walk(dot, n.br.list)
+			case n.br.elseList != nil:
+				c, err = s.walk(dot, n.br.elseList)
 			}
 			s.vars = s.vars[:mark]
 			if err != nil || c != ctlNone {
@@ -474,7 +483,7 @@ func (s *fastState) walkTemplate(dot any, n *fastNode) error {
 	vars := s.vars
 	s.vars = append(make([]fastVar, 0, 8), fastVar{name: "$", val: v})
 	s.depth++
-	_, err := s.walk(v, n.tmpl.nodes)
+	_, err := s.walk(v, n.br.tmpl.nodes)
 	s.depth--
 	s.vars = vars
 	return err
@@ -498,7 +507,7 @@ func (s *fastState) walkRange(dot any, n *fastNode) error {
 		if decl > 1 {
 			s.vars[mark-2].val = index
 		}
-		c, err := s.walk(elem, n.list)
+		c, err := s.walk(elem, n.br.list)
 		s.vars = s.vars[:mark]
 		return c == ctlBreak, err
 	}
@@ -563,8 +572,8 @@ func (s *fastState) walkRange(dot any, n *fastNode) error {
 			}
 		}
 	}
-	if !ran && n.elseList != nil {
-		_, err := s.walk(dot, n.elseList)
+	if !ran && n.br.elseList != nil {
+		_, err := s.walk(dot, n.br.elseList)
 		return err
 	}
 	return nil
@@ -786,13 +795,13 @@ func (s *fastState) arg(dot any, a *fastArg) (any, error) {
 	case argField:
 		return fastFields(dot, a.fields)
 	case argVar:
-		i := s.lookup(a.name)
+		i := s.lookup(a.val.(string))
 		if i < 0 {
 			return nil, errBail
 		}
 		return fastFields(s.vars[i].val, a.fields)
 	case argPipe:
-		return s.pipe(dot, a.pipe)
+		return s.pipe(dot, a.val.(*fastPipe))
 	case argFunc:
 		return s.funcs[a.fn](nil)
 	}

@@ -29,12 +29,15 @@ type Options struct {
 	LeftDelim, RightDelim string
 }
 
-// Template is a parsed template. It is parsed once and is safe for
-// concurrent use by any number of goroutines calling Execute.
+// Template is a parsed template. It is parsed once (and once more the
+// first time a render of a template the fast executor runs falls back to
+// text/template) and is safe for concurrent use by any number of
+// goroutines calling Execute.
 type Template struct {
 	name  string
-	base  *template.Template // parsed; the first binding, cloned for concurrent renders
-	bound []string           // store functions not overridden by Options.Funcs
+	text  string
+	opts  Options
+	bound []string // store functions not overridden by Options.Funcs
 	// free holds the bindings not in use. It is a plain list rather
 	// than a sync.Pool: a pool is reachable from the runtime until two
 	// garbage collections after its last use, which kept every template
@@ -52,6 +55,11 @@ type Template struct {
 	fast  *fastProg
 	funcs template.FuncMap
 	slow  atomic.Bool
+	// trees are the parse trees text/template runs (under mu). A
+	// template the fast executor runs drops them after compiling (a
+	// daemon keeps every template) and parses text again the first time
+	// a render falls back.
+	trees map[string]*parse.Tree
 }
 
 // VirtualKeys returns the service-discovery prefixes the template reads
@@ -59,12 +67,13 @@ type Template struct {
 // besides its keys.
 func (t *Template) VirtualKeys() []string { return t.virtual }
 
-// binding is a clone of the parsed template whose store functions are
-// bound to its own recorder. A binding serves one Execute at a time.
+// binding is the template with its store functions bound to its own
+// recorder. A binding serves one Execute at a time.
 type binding struct {
-	tmpl *template.Template
-	rec  *recorder
-	fast []fastFunc // the functions for the fast executor; nil without it
+	rec   *recorder
+	funcs template.FuncMap
+	fast  []fastFunc         // the functions for the fast executor; nil without it
+	tmpl  *template.Template // built on first use (textTemplate)
 }
 
 // ParseFile reads and parses the template file at path. The template is
@@ -105,13 +114,12 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 	if err != nil {
 		return nil, err
 	}
-	// The parsed template is also the first binding: its store functions
-	// are bound to rec, so a template rendered once (one-shot) is never
-	// cloned. Clones for concurrent renders copy it without re-parsing.
+	// The first binding's store functions are bound to rec; concurrent
+	// renders get bindings of their own (acquire).
 	rec := &recorder{}
 	store := storeFuncs(rec)
 	funcs := template.FuncMap{}
-	t := &Template{name: name, virtual: virtual}
+	t := &Template{name: name, text: text, opts: opts, virtual: virtual}
 	for _, fn := range used {
 		if f, ok := opts.Funcs[fn]; ok {
 			funcs[fn] = f
@@ -124,29 +132,49 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 		}
 		funcs[fn] = baseFuncs[fn]
 	}
-	base := template.New(name).Delims(opts.LeftDelim, opts.RightDelim).Funcs(funcs)
-	for _, tn := range slices.Sorted(maps.Keys(trees)) {
-		if _, err := base.AddParseTree(tn, trees[tn]); err != nil {
-			return nil, err
-		}
-	}
-	t.base = base
 	t.funcs = funcs
-	first := &binding{tmpl: base, rec: rec}
+	first := &binding{rec: rec, funcs: funcs}
 	if t.fast = compileFast(trees, name); t.fast != nil {
 		if first.fast = t.fast.bind(funcs); first.fast == nil {
 			t.fast = nil
+		}
+	}
+	if t.fast == nil {
+		t.trees = trees
+		if _, err := t.textTemplate(first); err != nil {
+			return nil, err
 		}
 	}
 	t.free = append(t.free, first)
 	return t, nil
 }
 
-// fastFuncMap is funcs with the store functions of a clone's binding.
-func fastFuncMap(funcs, bound template.FuncMap) map[string]any {
-	m := maps.Clone(funcs)
-	maps.Copy(m, bound)
-	return m
+// textTemplate returns b's text/template, building it on first use from
+// the parse trees (parsed again if they were dropped).
+func (t *Template) textTemplate(b *binding) (*template.Template, error) {
+	if b.tmpl != nil {
+		return b.tmpl, nil
+	}
+	t.mu.Lock()
+	if t.trees == nil {
+		trees, _, _, err := parseTrees(t.name, t.text, t.opts)
+		if err != nil {
+			t.mu.Unlock()
+			return nil, err
+		}
+		t.trees = trees
+	}
+	trees := t.trees
+	t.mu.Unlock()
+	// The trees are shared, read-only, as text/template's Clone shares them.
+	tm := template.New(t.name).Delims(t.opts.LeftDelim, t.opts.RightDelim).Funcs(b.funcs)
+	for _, tn := range slices.Sorted(maps.Keys(trees)) {
+		if _, err := tm.AddParseTree(tn, trees[tn]); err != nil {
+			return nil, err
+		}
+	}
+	b.tmpl = tm
+	return tm, nil
 }
 
 // builtins are text/template's own functions.
@@ -302,9 +330,9 @@ func walkBranch(b *parse.BranchNode, fn func(parse.Node)) {
 // Name returns the template's name.
 func (t *Template) Name() string { return t.name }
 
-// acquire returns a free binding, cloning the parsed template (no
-// re-parse) when none is free. There are at most as many bindings as
-// renders of the template ever ran at once.
+// acquire returns a free binding, or a new one when none is free. There
+// are at most as many bindings as renders of the template ever ran at
+// once.
 func (t *Template) acquire() (*binding, error) {
 	t.mu.Lock()
 	if n := len(t.free); n > 0 {
@@ -314,20 +342,15 @@ func (t *Template) acquire() (*binding, error) {
 		return b, nil
 	}
 	t.mu.Unlock()
-	c, err := t.base.Clone()
-	if err != nil {
-		return nil, err
-	}
 	rec := &recorder{}
 	all := storeFuncs(rec)
-	fm := make(template.FuncMap, len(t.bound))
+	funcs := maps.Clone(t.funcs)
 	for _, n := range t.bound {
-		fm[n] = all[n]
+		funcs[n] = all[n]
 	}
-	c.Funcs(fm)
-	b := &binding{tmpl: c, rec: rec}
+	b := &binding{rec: rec, funcs: funcs}
 	if t.fast != nil {
-		b.fast = t.fast.bind(fastFuncMap(t.funcs, fm))
+		b.fast = t.fast.bind(funcs)
 	}
 	return b, nil
 }
@@ -369,7 +392,10 @@ func (t *Template) execute(s *Store, fast bool) ([]byte, Reads, error) {
 		}
 	}
 	if err != nil {
-		err = b.tmpl.Execute(&buf, nil)
+		var tm *template.Template
+		if tm, err = t.textTemplate(b); err == nil {
+			err = tm.Execute(&buf, nil)
+		}
 	}
 	reads := b.rec.reads()
 	b.rec.store = nil
