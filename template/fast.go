@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -451,8 +452,8 @@ func (s *fastState) walk(dot any, nodes []fastNode) (ctl, error) {
 				return c, err
 			}
 		case fRange:
-			if err := s.walkRange(dot, n); err != nil {
-				return ctlNone, err
+			if c, err := s.walkRange(dot, n); err != nil || c != ctlNone {
+				return c, err
 			}
 		case fTemplate:
 			if err := s.walkTemplate(dot, n); err != nil {
@@ -489,12 +490,15 @@ func (s *fastState) walkTemplate(dot any, n *fastNode) error {
 	return err
 }
 
-func (s *fastState) walkRange(dot any, n *fastNode) error {
+// walkRange runs a range. A {{break}} or {{continue}} of its body ends
+// there; a {{continue}} of its else list is the enclosing range's (a
+// {{break}} there ends this one, as text/template has it).
+func (s *fastState) walkRange(dot any, n *fastNode) (ctl, error) {
 	mark0 := len(s.vars)
 	defer func() { s.vars = s.vars[:mark0] }()
 	val, err := s.pipe(dot, n.pipe)
 	if err != nil {
-		return err
+		return ctlNone, err
 	}
 	mark := len(s.vars)
 	decl := len(n.pipe.decl)
@@ -519,75 +523,80 @@ func (s *fastState) walkRange(dot any, n *fastNode) error {
 		for i, e := range v {
 			ran = true
 			if stop, err := one(i, e); stop || err != nil {
-				return err
+				return ctlNone, err
 			}
 		}
 	case []KVPair:
 		for i, e := range v {
 			ran = true
 			if stop, err := one(i, e); stop || err != nil {
-				return err
+				return ctlNone, err
 			}
 		}
 	case []any:
 		for i, e := range v {
 			ran = true
 			if stop, err := one(i, e); stop || err != nil {
-				return err
+				return ctlNone, err
 			}
 		}
 	case int:
 		if decl > 1 {
-			return errBail
+			return ctlNone, errBail
 		}
 		for i := range v {
 			ran = true
 			if stop, err := one(nil, i); stop || err != nil {
-				return err
+				return ctlNone, err
 			}
 		}
 	case map[string]any:
-		for _, k := range slices.Sorted(mapKeys(v)) {
+		keys, vals := sortedEntries(v)
+		for i, k := range keys {
 			ran = true
-			if stop, err := one(k, v[k]); stop || err != nil {
-				return err
+			if stop, err := one(k, vals[i]); stop || err != nil {
+				return ctlNone, err
 			}
 		}
 	case map[string]string:
-		for _, k := range slices.Sorted(mapKeys(v)) {
+		keys, vals := sortedEntries(v)
+		for i, k := range keys {
 			ran = true
-			if stop, err := one(k, v[k]); stop || err != nil {
-				return err
+			if stop, err := one(k, vals[i]); stop || err != nil {
+				return ctlNone, err
 			}
 		}
 	default:
 		rv := reflect.ValueOf(v)
 		if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
-			return errBail
+			return ctlNone, errBail
 		}
 		for i := range rv.Len() {
 			ran = true
 			if stop, err := one(i, rv.Index(i).Interface()); stop || err != nil {
-				return err
+				return ctlNone, err
 			}
 		}
 	}
 	if !ran && n.br.elseList != nil {
-		_, err := s.walk(dot, n.br.elseList)
-		return err
+		c, err := s.walk(dot, n.br.elseList)
+		if c == ctlBreak {
+			c = ctlNone
+		}
+		return c, err
 	}
-	return nil
+	return ctlNone, nil
 }
 
-// mapKeys is maps.Keys for the two map types walkRange knows.
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
+// sortedEntries returns m's keys, sorted, and their values: a range
+// walks the map as it was when the range began, as text/template does.
+func sortedEntries[V any](m map[string]V) ([]string, []V) {
+	keys := slices.Sorted(maps.Keys(m))
+	vals := make([]V, len(keys))
+	for i, k := range keys {
+		vals[i] = m[k]
 	}
+	return keys, vals
 }
 
 func (s *fastState) pipe(dot any, p *fastPipe) (any, error) {
@@ -931,9 +940,8 @@ func fastTruth(v any) (truth, ok bool) {
 // adaptFast returns a fastFunc calling f, or nil if f's signature is not
 // one it knows. The arguments must have the parameters' exact types, as
 // text/template requires of them (it also dereferences a pointer or
-// takes an address; those renders fall back to it). A variadic ...any
-// gets a slice of its own, as from reflect.Value.Call: sprig's list
-// returns it, and a are the executor's argument stack.
+// takes an address; those renders fall back to it). A variadic gets a
+// slice of its own, never nil, as from reflect.Value.Call (variadic).
 func adaptFast(f any) fastFunc {
 	switch f := f.(type) {
 	case func(string) string:
@@ -1027,7 +1035,7 @@ func adaptFast(f any) fastFunc {
 	case func(string, ...string) (string, error):
 		return func(a []any) (any, error) {
 			if s, ok := str1(a); ok {
-				return result(f(s)) // no slice for the variadic part
+				return result(f(s, noStrings...)) // no slice to allocate
 			}
 			ss, ok := strs(a, 1)
 			if !ok {
@@ -1166,19 +1174,19 @@ func adaptFast(f any) fastFunc {
 			return f(a[0]), nil
 		}
 	case func(...any) string:
-		return func(a []any) (any, error) { return f(slices.Clone(a)...), nil }
+		return func(a []any) (any, error) { return f(variadic(a)...), nil }
 	case func(...any) any:
-		return func(a []any) (any, error) { return f(slices.Clone(a)...), nil }
+		return func(a []any) (any, error) { return f(variadic(a)...), nil }
 	case func(...any) []any:
-		return func(a []any) (any, error) { return f(slices.Clone(a)...), nil }
+		return func(a []any) (any, error) { return f(variadic(a)...), nil }
 	case func(...any) map[string]any:
-		return func(a []any) (any, error) { return f(slices.Clone(a)...), nil }
+		return func(a []any) (any, error) { return f(variadic(a)...), nil }
 	case func(any, ...any) any:
 		return func(a []any) (any, error) {
 			if len(a) < 1 {
 				return nil, errBail
 			}
-			return f(a[0], slices.Clone(a[1:])...), nil
+			return f(a[0], variadic(a[1:])...), nil
 		}
 	case func(any, any, bool) any:
 		return func(a []any) (any, error) {
@@ -1219,10 +1227,27 @@ func adaptFast(f any) fastFunc {
 			return f(n, str), nil
 		}
 	case func(...any) (map[string]any, error):
-		return func(a []any) (any, error) { return result(f(slices.Clone(a)...)) }
+		return func(a []any) (any, error) { return result(f(variadic(a)...)) }
 	}
 	return nil
 }
+
+// noStrings is an empty variadic ...string: empty but not nil, as
+// reflect.Value.Call passes it.
+var noStrings = []string{}
+
+// variadic returns a copy of a for a variadic ...any: a are the executor's
+// argument stack, and sprig's list returns its argument. reflect.Value.Call
+// passes an empty, not nil, slice for no arguments; so does variadic (a
+// shared one: with no elements and no capacity it cannot be changed).
+func variadic(a []any) []any {
+	if len(a) == 0 {
+		return noAnys
+	}
+	return slices.Clone(a)
+}
+
+var noAnys = []any{}
 
 // result turns a function's (value, error) into the fast executor's.
 func result[T any](v T, err error) (any, error) {
