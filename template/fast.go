@@ -22,13 +22,16 @@ import (
 // 10,000 servers spent 22 ms of a 45 ms one-shot run there.
 //
 // It never decides an outcome text/template would decide differently: a
-// template it cannot compile (a {{template}} call, a chain, a builtin or a
-// function signature it does not know) is always run by text/template, and
+// template it cannot compile (a chain such as (get "/k").Value, a method
+// call, a builtin other than those in fastBuiltins, a number that is not a
+// plain decimal integer, or a function signature adaptFast does not know)
+// is always run by text/template, and
 // at render time anything outside what it knows (a nil, a pointer, an
 // unknown type, a function's error or panic) abandons its output and the
 // render is run again by text/template, which then produces the output or
 // the error, with text/template's message. Its outputs are checked against
-// text/template's by the golden cases and by FuzzFastMatchesTextTemplate.
+// text/template's by TestFastExecutor, the golden cases and
+// FuzzFastMatchesTextTemplate.
 
 // errBail abandons a fast render for something it does not handle.
 var errBail = errors.New("template: outside the fast executor")
