@@ -22,12 +22,12 @@ import (
 // 10,000 servers spent 22 ms of a 45 ms one-shot run there.
 //
 // It never decides an outcome text/template would decide differently: a
-// template it cannot compile (a chain such as (get "/k").Value, a method
-// call, a builtin other than those in fastBuiltins, a number that is not a
-// plain decimal integer, or a function signature adaptFast does not know)
+// template it cannot compile (a chain such as (get "/k").Value, a builtin
+// other than those in fastBuiltins, a number that is not a plain decimal
+// integer, or a function signature adaptFast does not know)
 // is always run by text/template, and
-// at render time anything outside what it knows (a nil, a pointer, an
-// unknown type, a function's error or panic) abandons its output and the
+// at render time anything outside what it knows (a nil, a pointer, a
+// method, an unknown type, a function's error or panic) abandons its output and the
 // render is run again by text/template, which then produces the output or
 // the error, with text/template's message. Its outputs are checked against
 // text/template's by TestFastExecutor, the golden cases and
