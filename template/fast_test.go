@@ -270,3 +270,21 @@ func FuzzFastMatchesTextTemplate(f *testing.F) {
 		renderBoth(t, text, Options{Funcs: diffStubs}, fuzzStore)
 	})
 }
+
+// TestTextTemplateOption checks that Options.TextTemplate keeps a template
+// the fast executor could run in text/template.
+func TestTextTemplateOption(t *testing.T) {
+	for _, text := range []bool{false, true} {
+		tm, err := Parse("t", `{{getv "/a"}}`, Options{TextTemplate: text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (tm.fast == nil) != text {
+			t.Errorf("TextTemplate %v: compiled for the fast executor: %v", text, tm.fast != nil)
+		}
+		out, _, err := tm.Execute(NewStore(map[string]string{"/a": "x"}))
+		if err != nil || string(out) != "x" {
+			t.Errorf("TextTemplate %v: got %q, %v", text, out, err)
+		}
+	}
+}

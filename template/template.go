@@ -27,6 +27,9 @@ type Options struct {
 	// LeftDelim and RightDelim are the action delimiters; "" means the
 	// default "{{" and "}}".
 	LeftDelim, RightDelim string
+	// TextTemplate renders with text/template alone, never with the fast
+	// executor (fast.go): a switch to rule the fast executor out.
+	TextTemplate bool
 }
 
 // Template is a parsed template. It is parsed once (and once more the
@@ -134,7 +137,10 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 	}
 	t.funcs = funcs
 	first := &binding{rec: rec, funcs: funcs}
-	if t.fast = compileFast(trees, name); t.fast != nil {
+	if !opts.TextTemplate {
+		t.fast = compileFast(trees, name)
+	}
+	if t.fast != nil {
 		if first.fast = t.fast.bind(funcs); first.fast == nil {
 			t.fast = nil
 		}

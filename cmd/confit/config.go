@@ -53,6 +53,7 @@ type options struct {
 	datacenter                              string
 	consulStale                             bool
 	metricsAddr                             string
+	templateExecutor                        string
 }
 
 // newFlagSet declares every flag on a fresh FlagSet bound to o. Usage text is
@@ -107,6 +108,7 @@ func newFlagSet(o *options, w io.Writer) *flag.FlagSet {
 	s(&o.datacenter, "datacenter", "", "consul: datacenter")
 	b(&o.consulStale, "consul-stale", false, "consul: allow stale reads from any server")
 	s(&o.metricsAddr, "metrics-addr", "", "serve /metrics, /health and /debug/pprof/ on this address (e.g. 127.0.0.1:9115)")
+	s(&o.templateExecutor, "template-executor", "auto", "auto: confit's template executor where it can, text/template for the rest (same output); text: text/template only")
 	return fs
 }
 
@@ -305,6 +307,11 @@ func (o *options) validate() error {
 	}
 	if o.secretKeyring != "" {
 		return fmt.Errorf("%w: -secret-keyring: confd 0.16's PGP-encrypted values (cget, cgetv, ...) are not supported", errUsage)
+	}
+	switch o.templateExecutor {
+	case "auto", "text":
+	default:
+		return fmt.Errorf("%w: -template-executor %q: want auto or text", errUsage, o.templateExecutor)
 	}
 	if o.cmdTimeout <= 0 {
 		return fmt.Errorf("%w: -cmd-timeout %s: must be positive", errUsage, o.cmdTimeout)

@@ -22,6 +22,7 @@ import (
 	_ "github.com/confit-dev/confit/backends/file"
 	"github.com/confit-dev/confit/internal/daemon"
 	"github.com/confit-dev/confit/resource"
+	"github.com/confit-dev/confit/template"
 )
 
 // oneshotGOGC is the garbage collector's GOGC in a one-shot run.
@@ -114,6 +115,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, reload 
 			CmdTimeout:    o.cmdTimeout,
 			Logger:        log,
 			Diff:          stdout,
+			TemplateOptions: template.Options{
+				TextTemplate: o.templateExecutor == "text",
+			},
 		},
 		Backend:     o.backendConfig(getenv),
 		Onetime:     o.onetime,
