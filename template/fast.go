@@ -523,26 +523,11 @@ func (s *fastState) walkRange(dot any, n *fastNode) (ctl, error) {
 	case nil:
 		// text/template ranges over a missing value as over an empty one.
 	case []string:
-		for i, e := range v {
-			ran = true
-			if stop, err := one(i, e); stop || err != nil {
-				return ctlNone, err
-			}
-		}
+		ran, err = each(v, one)
 	case []KVPair:
-		for i, e := range v {
-			ran = true
-			if stop, err := one(i, e); stop || err != nil {
-				return ctlNone, err
-			}
-		}
+		ran, err = each(v, one)
 	case []any:
-		for i, e := range v {
-			ran = true
-			if stop, err := one(i, e); stop || err != nil {
-				return ctlNone, err
-			}
-		}
+		ran, err = each(v, one)
 	case int:
 		if decl > 1 {
 			return ctlNone, errBail
@@ -554,21 +539,9 @@ func (s *fastState) walkRange(dot any, n *fastNode) (ctl, error) {
 			}
 		}
 	case map[string]any:
-		keys, vals := sortedEntries(v)
-		for i, k := range keys {
-			ran = true
-			if stop, err := one(k, vals[i]); stop || err != nil {
-				return ctlNone, err
-			}
-		}
+		ran, err = eachEntry(v, one)
 	case map[string]string:
-		keys, vals := sortedEntries(v)
-		for i, k := range keys {
-			ran = true
-			if stop, err := one(k, vals[i]); stop || err != nil {
-				return ctlNone, err
-			}
-		}
+		ran, err = eachEntry(v, one)
 	default:
 		rv := reflect.ValueOf(v)
 		if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
@@ -581,6 +554,9 @@ func (s *fastState) walkRange(dot any, n *fastNode) (ctl, error) {
 			}
 		}
 	}
+	if err != nil {
+		return ctlNone, err
+	}
 	if !ran && n.br.elseList != nil {
 		c, err := s.walk(dot, n.br.elseList)
 		if c == ctlBreak {
@@ -591,15 +567,32 @@ func (s *fastState) walkRange(dot any, n *fastNode) (ctl, error) {
 	return ctlNone, nil
 }
 
-// sortedEntries returns m's keys, sorted, and their values: a range
-// walks the map as it was when the range began, as text/template does.
-func sortedEntries[V any](m map[string]V) ([]string, []V) {
+// each runs one for l's elements, with their indexes, until one stops
+// the range; ran says whether there was an element.
+func each[E any](l []E, one func(index, elem any) (stop bool, err error)) (ran bool, err error) {
+	for i, e := range l {
+		if stop, err := one(i, e); stop || err != nil {
+			return true, err
+		}
+	}
+	return len(l) > 0, nil
+}
+
+// eachEntry is each over a map's entries in key order, with the keys as
+// indexes. It walks the map as it was when the range began, as
+// text/template does.
+func eachEntry[V any](m map[string]V, one func(index, elem any) (stop bool, err error)) (ran bool, err error) {
 	keys := slices.Sorted(maps.Keys(m))
 	vals := make([]V, len(keys))
 	for i, k := range keys {
 		vals[i] = m[k]
 	}
-	return keys, vals
+	for i, k := range keys {
+		if stop, err := one(k, vals[i]); stop || err != nil {
+			return true, err
+		}
+	}
+	return len(keys) > 0, nil
 }
 
 func (s *fastState) pipe(dot any, p *fastPipe) (any, error) {
@@ -947,120 +940,65 @@ func fastTruth(v any) (truth, ok bool) {
 // slice of its own, never nil, as from reflect.Value.Call (variadic).
 func adaptFast(f any) fastFunc {
 	switch f := f.(type) {
+	// One string: the store functions and most of confd's.
 	case func(string) string:
-		return func(a []any) (any, error) {
-			s, ok := str1(a)
-			if !ok {
-				return nil, errBail
-			}
-			return f(s), nil
-		}
-	case func(string) (string, error):
-		return func(a []any) (any, error) {
-			s, ok := str1(a)
-			if !ok {
-				return nil, errBail
-			}
-			return result(f(s))
-		}
+		return str1Func(f)
 	case func(string) bool:
-		return func(a []any) (any, error) {
-			s, ok := str1(a)
-			if !ok {
-				return nil, errBail
-			}
-			return f(s), nil
-		}
+		return str1Func(f)
 	case func(string) []string:
-		return func(a []any) (any, error) {
-			s, ok := str1(a)
-			if !ok {
-				return nil, errBail
-			}
-			return f(s), nil
-		}
+		return str1Func(f)
+	case func(string) (string, error):
+		return str1FuncErr(f)
 	case func(string) ([]string, error):
-		return func(a []any) (any, error) {
-			s, ok := str1(a)
-			if !ok {
-				return nil, errBail
-			}
-			return result(f(s))
-		}
+		return str1FuncErr(f)
 	case func(string) ([]KVPair, error):
-		return func(a []any) (any, error) {
-			s, ok := str1(a)
-			if !ok {
-				return nil, errBail
-			}
-			return result(f(s))
-		}
+		return str1FuncErr(f)
 	case func(string) (KVPair, error):
-		return func(a []any) (any, error) {
-			s, ok := str1(a)
-			if !ok {
-				return nil, errBail
-			}
-			return result(f(s))
-		}
+		return str1FuncErr(f)
 	case func(string) (int, error):
-		return func(a []any) (any, error) {
-			s, ok := str1(a)
-			if !ok {
-				return nil, errBail
-			}
-			return result(f(s))
-		}
+		return str1FuncErr(f)
 	case func(string) (bool, error):
-		return func(a []any) (any, error) {
-			s, ok := str1(a)
-			if !ok {
-				return nil, errBail
-			}
-			return result(f(s))
-		}
+		return str1FuncErr(f)
 	case func(string) (map[string]any, error):
-		return func(a []any) (any, error) {
-			s, ok := str1(a)
-			if !ok {
-				return nil, errBail
-			}
-			return result(f(s))
-		}
+		return str1FuncErr(f)
 	case func(string) ([]any, error):
-		return func(a []any) (any, error) {
-			s, ok := str1(a)
-			if !ok {
-				return nil, errBail
-			}
-			return result(f(s))
-		}
+		return str1FuncErr(f)
+	// A string and more strings: getv, getenv, service.
 	case func(string, ...string) (string, error):
 		return func(a []any) (any, error) {
 			if s, ok := str1(a); ok {
 				return result(f(s, noStrings...)) // no slice to allocate
 			}
-			ss, ok := strs(a, 1)
+			ss, ok := strs(a, 1, -1)
 			if !ok {
 				return nil, errBail
 			}
 			return result(f(ss[0], ss[1:]...))
 		}
 	case func(string, ...string) string:
-		return func(a []any) (any, error) {
-			ss, ok := strs(a, 1)
-			if !ok {
-				return nil, errBail
-			}
-			return f(ss[0], ss[1:]...), nil
-		}
+		return strsFunc(1, -1, func(ss []string) (string, error) { return f(ss[0], ss[1:]...), nil })
 	case func(string, ...string) ([]backends.ServiceInstance, error):
+		return strsFunc(1, -1, func(ss []string) ([]backends.ServiceInstance, error) { return f(ss[0], ss[1:]...) })
+	// Fixed strings.
+	case func(string, string) string:
+		return strsFunc(2, 2, func(ss []string) (string, error) { return f(ss[0], ss[1]), nil })
+	case func(string, string) bool:
+		return strsFunc(2, 2, func(ss []string) (bool, error) { return f(ss[0], ss[1]), nil })
+	case func(string, string) []string:
+		return strsFunc(2, 2, func(ss []string) ([]string, error) { return f(ss[0], ss[1]), nil })
+	case func(string, string, string) string:
+		return strsFunc(3, 3, func(ss []string) (string, error) { return f(ss[0], ss[1], ss[2]), nil })
+	case func(string, string, string, int) string: // strings.Replace
 		return func(a []any) (any, error) {
-			ss, ok := strs(a, 1)
-			if !ok {
+			if len(a) != 4 {
 				return nil, errBail
 			}
-			return result(f(ss[0], ss[1:]...))
+			ss, ok := strs(a[:3], 3, 3)
+			n, ok2 := a[3].(int)
+			if !ok || !ok2 {
+				return nil, errBail
+			}
+			return f(ss[0], ss[1], ss[2], n), nil
 		}
 	case func() ([]Service, error):
 		return func(a []any) (any, error) {
@@ -1069,113 +1007,28 @@ func adaptFast(f any) fastFunc {
 			}
 			return result(f())
 		}
-	case func(string, string) string:
-		return func(a []any) (any, error) {
-			ss, ok := strs(a, 2)
-			if !ok || len(ss) != 2 {
-				return nil, errBail
-			}
-			return f(ss[0], ss[1]), nil
-		}
-	case func(string, string) bool:
-		return func(a []any) (any, error) {
-			ss, ok := strs(a, 2)
-			if !ok || len(ss) != 2 {
-				return nil, errBail
-			}
-			return f(ss[0], ss[1]), nil
-		}
-	case func(string, string) []string:
-		return func(a []any) (any, error) {
-			ss, ok := strs(a, 2)
-			if !ok || len(ss) != 2 {
-				return nil, errBail
-			}
-			return f(ss[0], ss[1]), nil
-		}
-	case func(string, string, string, int) string:
-		return func(a []any) (any, error) {
-			if len(a) != 4 {
-				return nil, errBail
-			}
-			ss, ok := strs(a[:3], 3)
-			n, ok2 := a[3].(int)
-			if !ok || !ok2 {
-				return nil, errBail
-			}
-			return f(ss[0], ss[1], ss[2], n), nil
-		}
-	case func([]string, string) string:
-		return func(a []any) (any, error) {
-			if len(a) != 2 {
-				return nil, errBail
-			}
-			l, ok := a[0].([]string)
-			sep, ok2 := a[1].(string)
-			if !ok || !ok2 {
-				return nil, errBail
-			}
-			return f(l, sep), nil
-		}
+	// Lists and numbers.
+	case func([]string, string) string: // join
+		return typed2Func(f)
 	case func([]string) []string:
-		return func(a []any) (any, error) {
-			if len(a) != 1 {
-				return nil, errBail
-			}
-			l, ok := a[0].([]string)
-			if !ok {
-				return nil, errBail
-			}
-			return f(l), nil
-		}
+		return typed1Func(f)
 	case func([]KVPair) []KVPair:
-		return func(a []any) (any, error) {
-			if len(a) != 1 {
-				return nil, errBail
-			}
-			l, ok := a[0].([]KVPair)
-			if !ok {
-				return nil, errBail
-			}
-			return f(l), nil
-		}
+		return typed1Func(f)
 	case func(int, int) int:
-		return func(a []any) (any, error) {
-			x, y, ok := int2(a)
-			if !ok {
-				return nil, errBail
-			}
-			return f(x, y), nil
-		}
+		return typed2Func(f)
 	case func(int, int) []int:
-		return func(a []any) (any, error) {
-			x, y, ok := int2(a)
-			if !ok {
-				return nil, errBail
-			}
-			return f(x, y), nil
-		}
+		return typed2Func(f)
+	case func(int, string) string: // sprig's trunc, indent
+		return typed2Func(f)
+	// Anything: text/template passes any non-nil value as it is.
 	case func(any) any:
-		return func(a []any) (any, error) {
-			if len(a) != 1 {
-				return nil, errBail
-			}
-			return f(a[0]), nil
-		}
+		return typed1Func(f)
 	case func(any) string:
-		return func(a []any) (any, error) {
-			if len(a) != 1 {
-				return nil, errBail
-			}
-			return f(a[0]), nil
-		}
+		return typed1Func(f)
 	case func(any) bool:
-		return func(a []any) (any, error) {
-			if len(a) != 1 {
-				return nil, errBail
-			}
-			return f(a[0]), nil
-		}
+		return typed1Func(f)
+	case func(any) []string:
+		return typed1Func(f)
 	case func(...any) string:
 		return func(a []any) (any, error) { return f(variadic(a)...), nil }
 	case func(...any) any:
@@ -1184,14 +1037,16 @@ func adaptFast(f any) fastFunc {
 		return func(a []any) (any, error) { return f(variadic(a)...), nil }
 	case func(...any) map[string]any:
 		return func(a []any) (any, error) { return f(variadic(a)...), nil }
-	case func(any, ...any) any:
+	case func(...any) (map[string]any, error):
+		return func(a []any) (any, error) { return result(f(variadic(a)...)) }
+	case func(any, ...any) any: // sprig's default
 		return func(a []any) (any, error) {
 			if len(a) < 1 {
 				return nil, errBail
 			}
 			return f(a[0], variadic(a[1:])...), nil
 		}
-	case func(any, any, bool) any:
+	case func(any, any, bool) any: // sprig's ternary
 		return func(a []any) (any, error) {
 			if len(a) != 3 {
 				return nil, errBail
@@ -1202,37 +1057,70 @@ func adaptFast(f any) fastFunc {
 			}
 			return f(a[0], a[1], b), nil
 		}
-	case func(any) []string:
-		return func(a []any) (any, error) {
-			if len(a) != 1 {
-				return nil, errBail
-			}
-			return f(a[0]), nil
-		}
-	case func(string, string, string) string:
-		return func(a []any) (any, error) {
-			ss, ok := strs(a, 3)
-			if !ok || len(ss) != 3 {
-				return nil, errBail
-			}
-			return f(ss[0], ss[1], ss[2]), nil
-		}
-	case func(int, string) string:
-		return func(a []any) (any, error) {
-			if len(a) != 2 {
-				return nil, errBail
-			}
-			n, ok := a[0].(int)
-			str, ok2 := a[1].(string)
-			if !ok || !ok2 {
-				return nil, errBail
-			}
-			return f(n, str), nil
-		}
-	case func(...any) (map[string]any, error):
-		return func(a []any) (any, error) { return result(f(variadic(a)...)) }
 	}
 	return nil
+}
+
+// str1Func adapts a function of one string.
+func str1Func[R any](f func(string) R) fastFunc {
+	return func(a []any) (any, error) {
+		s, ok := str1(a)
+		if !ok {
+			return nil, errBail
+		}
+		return f(s), nil
+	}
+}
+
+// str1FuncErr adapts a function of one string that may fail.
+func str1FuncErr[R any](f func(string) (R, error)) fastFunc {
+	return func(a []any) (any, error) {
+		s, ok := str1(a)
+		if !ok {
+			return nil, errBail
+		}
+		return result(f(s))
+	}
+}
+
+// strsFunc adapts a function of min to max strings (max -1: no limit).
+func strsFunc[R any](min, max int, f func([]string) (R, error)) fastFunc {
+	return func(a []any) (any, error) {
+		ss, ok := strs(a, min, max)
+		if !ok {
+			return nil, errBail
+		}
+		return result(f(ss))
+	}
+}
+
+// typed1Func adapts a function of one argument of type T.
+func typed1Func[T, R any](f func(T) R) fastFunc {
+	return func(a []any) (any, error) {
+		if len(a) != 1 {
+			return nil, errBail
+		}
+		v, ok := a[0].(T)
+		if !ok {
+			return nil, errBail
+		}
+		return f(v), nil
+	}
+}
+
+// typed2Func adapts a function of two arguments of types T1 and T2.
+func typed2Func[T1, T2, R any](f func(T1, T2) R) fastFunc {
+	return func(a []any) (any, error) {
+		if len(a) != 2 {
+			return nil, errBail
+		}
+		x, ok1 := a[0].(T1)
+		y, ok2 := a[1].(T2)
+		if !ok1 || !ok2 {
+			return nil, errBail
+		}
+		return f(x, y), nil
+	}
 }
 
 // noStrings is an empty variadic ...string: empty but not nil, as
@@ -1268,9 +1156,10 @@ func str1(a []any) (string, bool) {
 	return s, ok
 }
 
-// strs returns a as strings; there must be at least min.
-func strs(a []any, min int) ([]string, bool) {
-	if len(a) < min {
+// strs returns a as strings; there must be at least min and, unless max
+// is -1, at most max.
+func strs(a []any, min, max int) ([]string, bool) {
+	if len(a) < min || max >= 0 && len(a) > max {
 		return nil, false
 	}
 	out := make([]string, len(a))
@@ -1282,13 +1171,4 @@ func strs(a []any, min int) ([]string, bool) {
 		out[i] = s
 	}
 	return out, true
-}
-
-func int2(a []any) (int, int, bool) {
-	if len(a) != 2 {
-		return 0, 0, false
-	}
-	x, ok1 := a[0].(int)
-	y, ok2 := a[1].(int)
-	return x, y, ok1 && ok2
 }
