@@ -717,6 +717,9 @@ func (s *fastState) cmd(dot any, c *fastCmd, final any, hasFinal bool) (any, err
 			return rv.Len(), nil
 		}
 	case cmdIndex:
+		if len(args) == 0 {
+			return nil, errBail
+		}
 		return fastIndex(args[0], args[1:])
 	}
 	return nil, errBail

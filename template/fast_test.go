@@ -288,3 +288,34 @@ func TestTextTemplateOption(t *testing.T) {
 		}
 	}
 }
+
+// TestFallbackAfterFuncsChanged checks that a render falling back to
+// text/template (which parses the text again) does not consult the
+// caller's Options.Funcs map again: it may have changed since Parse.
+func TestFallbackAfterFuncsChanged(t *testing.T) {
+	m := map[string]any{"f": func(s string) string { return s }}
+	tm, err := Parse("t", `{{f "x"}}{{.}}`, Options{Funcs: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "f")
+	out, _, err := tm.Execute(nil)
+	if err != nil || string(out) != "x<no value>" {
+		t.Fatalf("got %q, %v; want %q", out, err, "x<no value>")
+	}
+}
+
+// TestFastIndexNoArgs checks that index without arguments falls back as
+// an unknown shape (text/template's error), not as a panic, so later
+// renders go to text/template directly.
+func TestFastIndexNoArgs(t *testing.T) {
+	err, _ := renderBoth(t, `{{index}}`, Options{}, emptyStore)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	tm, _ := Parse("t", `{{index}}`, Options{})
+	tm.Execute(nil)
+	if !tm.slow.Load() {
+		t.Error("not marked slow")
+	}
+}

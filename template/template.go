@@ -22,7 +22,8 @@ import (
 type Options struct {
 	// Funcs are extra functions, added after every built-in one, so a
 	// caller may override any name (including the store functions). May be
-	// nil.
+	// nil. A render that the fast executor gives up on runs again in
+	// text/template: a function may then be called twice for one render.
 	Funcs map[string]any
 	// LeftDelim and RightDelim are the action delimiters; "" means the
 	// default "{{" and "}}".
@@ -37,10 +38,10 @@ type Options struct {
 // text/template) and is safe for concurrent use by any number of
 // goroutines calling Execute.
 type Template struct {
-	name  string
-	text  string
-	opts  Options
-	bound []string // store functions not overridden by Options.Funcs
+	name        string
+	text        string
+	left, right string   // the delimiters
+	bound       []string // store functions not overridden by Options.Funcs
 	// free holds the bindings not in use. It is a plain list rather
 	// than a sync.Pool: a pool is reachable from the runtime until two
 	// garbage collections after its last use, which kept every template
@@ -122,7 +123,7 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 	rec := &recorder{}
 	store := storeFuncs(rec)
 	funcs := template.FuncMap{}
-	t := &Template{name: name, text: text, opts: opts, virtual: virtual}
+	t := &Template{name: name, text: text, left: opts.LeftDelim, right: opts.RightDelim, virtual: virtual}
 	for _, fn := range used {
 		if f, ok := opts.Funcs[fn]; ok {
 			funcs[fn] = f
@@ -163,7 +164,9 @@ func (t *Template) textTemplate(b *binding) (*template.Template, error) {
 	}
 	t.mu.Lock()
 	if t.trees == nil {
-		trees, _, _, err := parseTrees(t.name, t.text, t.opts)
+		// The function names were checked at Parse (against an
+		// Options.Funcs the caller may have changed since).
+		trees, err := parseText(t.name, t.text, t.left, t.right)
 		if err != nil {
 			t.mu.Unlock()
 			return nil, err
@@ -173,7 +176,7 @@ func (t *Template) textTemplate(b *binding) (*template.Template, error) {
 	trees := t.trees
 	t.mu.Unlock()
 	// The trees are shared, read-only, as text/template's Clone shares them.
-	tm := template.New(t.name).Delims(t.opts.LeftDelim, t.opts.RightDelim).Funcs(b.funcs)
+	tm := template.New(t.name).Delims(t.left, t.right).Funcs(b.funcs)
 	for _, tn := range slices.Sorted(maps.Keys(trees)) {
 		if _, err := tm.AddParseTree(tn, trees[tn]); err != nil {
 			return nil, err
@@ -195,10 +198,8 @@ var builtins = map[string]bool{
 // sorted names of the non-builtin functions it calls and the
 // service-discovery prefixes it reads.
 func parseTrees(name, text string, opts Options) (map[string]*parse.Tree, []string, []string, error) {
-	tr := parse.New(name)
-	tr.Mode = parse.SkipFuncCheck
-	trees := map[string]*parse.Tree{}
-	if _, err := tr.Parse(text, opts.LeftDelim, opts.RightDelim, trees); err != nil {
+	trees, err := parseText(name, text, opts.LeftDelim, opts.RightDelim)
+	if err != nil {
 		return nil, nil, nil, err
 	}
 	seen := map[string]bool{}
@@ -231,6 +232,18 @@ func parseTrees(name, text string, opts Options) (map[string]*parse.Tree, []stri
 		}
 	}
 	return trees, slices.Sorted(maps.Keys(seen)), slices.Sorted(maps.Keys(virtual)), nil
+}
+
+// parseText parses text into its trees (the template and its
+// {{define}}s) without checking function names.
+func parseText(name, text, left, right string) (map[string]*parse.Tree, error) {
+	tr := parse.New(name)
+	tr.Mode = parse.SkipFuncCheck
+	trees := map[string]*parse.Tree{}
+	if _, err := tr.Parse(text, left, right, trees); err != nil {
+		return nil, err
+	}
+	return trees, nil
 }
 
 // location is "name:line" of n, as text/template reports errors.
