@@ -1004,12 +1004,9 @@ func adaptFast(f any) fastFunc {
 			return f(ss[0], ss[1], ss[2], n), nil
 		}
 	case func() ([]Service, error):
-		return func(a []any) (any, error) {
-			if len(a) != 0 {
-				return nil, errBail
-			}
-			return result(f())
-		}
+		return noArgFuncErr(f)
+	case func() (string, error): // hostname
+		return noArgFuncErr(f)
 	// Lists and numbers.
 	case func([]string, string) string: // join
 		return typed2Func(f)
@@ -1062,6 +1059,16 @@ func adaptFast(f any) fastFunc {
 		}
 	}
 	return nil
+}
+
+// noArgFuncErr adapts a function without arguments that may fail.
+func noArgFuncErr[R any](f func() (R, error)) fastFunc {
+	return func(a []any) (any, error) {
+		if len(a) != 0 {
+			return nil, errBail
+		}
+		return result(f())
+	}
 }
 
 // str1Func adapts a function of one string.

@@ -153,6 +153,7 @@ func TestFastExecutor(t *testing.T) {
 		{"kvpair print", `{{get "/app/name"}} {{gets "/app/env/*"}}`, true},
 		{"empty variadic string", `{{restNil "a"}} {{restNil "a" "b"}}`, true},
 		{"parseBool", `{{parseBool "true"}} {{if parseBool "false"}}t{{else}}f{{end}}`, true},
+		{"hostname", `{{hostname}} {{hostname | len}}`, true},
 		{"service none", `{{range service "web"}}{{.Address}}{{else}}no web{{end}}`, true},
 	}
 	for _, tt := range tests {
