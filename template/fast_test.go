@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"text/template/parse"
 )
 
 // renderBoth renders text against s twice, in the fast executor (falling
@@ -265,11 +266,55 @@ func FuzzFastMatchesTextTemplate(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
-		if len(text) > 1024 || bigNumber.MatchString(text) {
+		if len(text) > 1024 || bigNumber.MatchString(text) || recursive(text) {
+			// A recursive {{template}} runs 100,000 calls deep in
+			// text/template before it fails (~0.3 s a case).
 			t.Skip("could take unbounded time or memory")
 		}
 		renderBoth(t, text, Options{Funcs: diffStubs}, fuzzStore)
 	})
+}
+
+// recursive reports whether text parses into templates that call
+// themselves through {{template}} (directly or not).
+func recursive(text string) bool {
+	trees, err := parseText("fuzz.tmpl", text, "", "")
+	if err != nil {
+		return false
+	}
+	calls := map[string][]string{}
+	for name, tr := range trees {
+		walkNodes(tr.Root, func(n parse.Node) {
+			if tn, ok := n.(*parse.TemplateNode); ok {
+				calls[name] = append(calls[name], tn.Name)
+			}
+		})
+	}
+	// Depth-first search for a cycle: 1 on the path, 2 done.
+	state := map[string]int{}
+	var cycle func(string) bool
+	cycle = func(name string) bool {
+		switch state[name] {
+		case 1:
+			return true
+		case 2:
+			return false
+		}
+		state[name] = 1
+		for _, c := range calls[name] {
+			if cycle(c) {
+				return true
+			}
+		}
+		state[name] = 2
+		return false
+	}
+	for name := range trees {
+		if cycle(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // TestTextTemplateOption checks that Options.TextTemplate keeps a template
@@ -318,5 +363,20 @@ func TestFastIndexNoArgs(t *testing.T) {
 	tm.Execute(nil)
 	if !tm.slow.Load() {
 		t.Error("not marked slow")
+	}
+}
+
+func TestRecursiveGuard(t *testing.T) {
+	for text, want := range map[string]bool{
+		`{{define "r"}}{{template "r" .}}{{end}}{{template "r"}}`:                     true,
+		`{{define "a"}}{{template "b"}}{{end}}{{define "b"}}{{template "a"}}{{end}}x`: true,
+		`{{block "b" .}}{{template "b"}}{{end}}`:                                      true,
+		`{{define "x"}}in{{end}}{{template "x"}}{{template "x"}}`:                     false,
+		`{{if 1}}{{end}}`: false,
+		`{{template`:      false,
+	} {
+		if got := recursive(text); got != want {
+			t.Errorf("recursive(%q) = %v, want %v", text, got, want)
+		}
 	}
 }
