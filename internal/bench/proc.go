@@ -272,10 +272,16 @@ func (w *dirWatch) Close() error { return w.f.Close() }
 // inotify event naming it checks again. It returns when the content matches
 // or the deadline passes.
 func (w *dirWatch) waitContent(path string, want []byte, deadline time.Time) error {
+	return w.waitMatch(path, func(got []byte) bool { return bytes.Equal(got, want) }, fmt.Sprintf("%q", want), deadline)
+}
+
+// waitMatch is waitContent for any content that match accepts; what
+// describes it in the error.
+func (w *dirWatch) waitMatch(path string, match func([]byte) bool, what string, deadline time.Time) error {
 	name := filepath.Base(path)
 	check := func() bool {
 		got, err := os.ReadFile(path)
-		return err == nil && bytes.Equal(got, want)
+		return err == nil && match(got)
 	}
 	if check() {
 		return nil
@@ -288,7 +294,10 @@ func (w *dirWatch) waitContent(path string, want []byte, deadline time.Time) err
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				got, _ := os.ReadFile(path)
-				return fmt.Errorf("%s: still %q, want %q", path, got, want)
+				if len(got) > 200 {
+					got = append(got[:200:200], "..."...)
+				}
+				return fmt.Errorf("%s: still %q, want %s", path, got, what)
 			}
 			return err
 		}
