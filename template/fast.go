@@ -61,7 +61,7 @@ const (
 // long-running daemon keeps every template compiled.
 type fastNode struct {
 	op   fastOp
-	text []byte      // the parse tree's
+	text string      // a substring of the template's text, or a copy
 	pipe *fastPipe   // nil for a {{template}} without one
 	br   *fastBranch // if, with, range and template
 }
@@ -235,7 +235,7 @@ func (c *fastCompiler) list(l *parse.ListNode) ([]fastNode, bool) {
 		var ok bool
 		switch n := n.(type) {
 		case *parse.TextNode:
-			fn, ok = fastNode{op: fText, text: n.Text}, true
+			fn, ok = fastNode{op: fText, text: string(n.Text)}, true
 		case *parse.CommentNode:
 			continue
 		case *parse.ActionNode:
@@ -420,7 +420,7 @@ func (s *fastState) walk(dot any, nodes []fastNode) (ctl, error) {
 		n := &nodes[i]
 		switch n.op {
 		case fText:
-			s.buf.Write(n.text)
+			s.buf.WriteString(n.text)
 		case fAction:
 			v, err := s.pipe(dot, n.pipe)
 			if err != nil {

@@ -79,6 +79,85 @@ func TestFastGolden(t *testing.T) {
 	}
 }
 
+// fastCases are TestFastExecutor's templates, and whether the fast
+// executor renders each without falling back.
+var fastCases = []struct {
+	name, text string
+	fast       bool
+}{
+	{"text", "plain text\n", true},
+	{"getv", `{{getv "/app/name"}}:{{getv "/app/port"}}`, true},
+	{"getv default", `{{getv "/missing" "dflt"}} {{getv "/app/name" "dflt"}}`, true},
+	{"getv missing", `a{{getv "/missing"}}b`, false},
+	{"haproxy", `{{range lsdir "/up"}}server {{.}} {{getv (printf "/up/%s/addr" .)}} weight {{getv (printf "/up/%s/weight" .) "1"}}
+{{end}}`, true},
+	{"gets kv", `{{range gets "/app/env/*"}}{{base .Key}}={{.Value}};{{end}}`, true},
+	{"get", `{{with get "/app/name"}}{{.Key}}={{.Value}}{{end}}`, true},
+	{"getvs ls", `{{getvs "/app/env/*"}} {{ls "/app"}} {{lsdir "/"}}`, true},
+	{"exists if else", `{{if exists "/app/name"}}y{{else}}n{{end}}{{if exists "/nope"}}y{{else if true}}e{{end}}`, true},
+	{"empty is false", `{{if getv "/app/empty"}}full{{else}}empty{{end}}`, true},
+	{"with else", `{{with getv "/app/empty"}}[{{.}}]{{else}}none{{end}}{{with getv "/app/name"}}[{{.}}]{{end}}`, true},
+	{"variables", `{{$n := getv "/app/name"}}{{$p := getv "/app/port"}}{{$n}}:{{$p}}{{$n = "x"}}{{$n}}{{$}}`, false},
+	{"assign", `{{$n := "a"}}{{range ls "/app/env"}}{{$n = .}}{{end}}{{$n}}`, true},
+	{"range vars", `{{range $i, $k := ls "/app/env"}}{{$i}}{{$k}} {{end}}{{range $k := ls "/app/env"}}{{$k}}{{end}}`, true},
+	{"range else", `{{range ls "/nothing"}}x{{else}}empty{{end}}`, true},
+	{"range int", `{{range 3}}{{.}}{{end}}{{range $i := 2}}{{$i}}{{end}}`, true},
+	{"range int two vars", `{{range $i, $e := 3}}{{.}}{{end}}`, false},
+	{"continue in a range's else", `{{range ls "/up"}}{{range ls "/nothing"}}{{else}}{{continue}}{{end}}X{{end}}|{{range ls "/up"}}{{range ls "/nothing"}}{{else}}{{break}}{{end}}Y{{end}}`, true},
+	{"empty variadic any", `{{toJson list}} {{printf "%#v" list}} {{list | toJson}} {{toJson (list)}} {{printf "%#v" (list 1)}}`, true},
+	{"break continue", `{{range ls "/up"}}{{if eq . "s2"}}{{break}}{{end}}{{.}}{{end}}|{{range ls "/up"}}{{if eq . "s1"}}{{continue}}{{end}}{{.}}{{end}}`, true},
+	{"scopes", `{{$x := 1}}{{range ls "/up"}}{{$x := .}}{{$x}}{{end}}{{$x}}{{if true}}{{$x := 2}}{{$x}}{{end}}{{$x}}`, true},
+	{"json map", `{{$j := json (getv "/json")}}{{$j.b.c}} {{range $k, $v := $j}}{{$k}};{{end}} {{$j.f}} {{len $j.a}}`, true},
+	{"json nil field", `{{$j := json (getv "/json")}}{{$j.n}}`, false},
+	{"json missing field", `{{$j := json (getv "/json")}}{{$j.zz}}`, false},
+	{"json array", `{{range jsonArray (getv "/array")}}{{.}},{{end}}`, true},
+	{"printf print", `{{printf "%s-%d-%v" "a" 3 true}} {{print "a" 1 2 "b"}} {{printf "%q" (ls "/app")}}`, true},
+	{"pipes", `{{getv "/app/name" | toUpper}} {{"/app/name" | getv | printf "<%s>"}}`, true},
+	{"arith", `{{add 1 2}} {{sub 5 3}} {{mul (atoi (getv "/app/port")) 2}} {{div 7 2}} {{mod 7 2}}`, true},
+	{"div zero", `{{div 1 0}}`, false},
+	{"atoi error", `{{atoi "x"}}`, false},
+	{"strings", `{{split "a,b" ","}} {{join (ls "/app") "+"}} {{contains "abc" "b"}} {{replace "aaa" "a" "b" 2}} {{trimSuffix "a.conf" ".conf"}} {{dir "/a/b"}}`, true},
+	{"and or not", `{{and 1 "x" true}} {{or 0 "" "y"}} {{not ""}} {{and 0 "never"}} {{or "first" "never"}} {{true | and 1}}`, true},
+	{"eq ne len", `{{eq "a" "b" "a"}} {{ne 1 2}} {{eq true true}} {{len "héllo"}} {{len (ls "/app")}}`, true},
+	{"eq mixed", `{{eq "a" 1}}`, false},
+	{"numbers", `{{1.5}} {{0x10}} {{'a'}} {{1e3}}`, false},
+	{"wrong type", `{{getv 1}}`, false},
+	{"wrong arity", `{{getv}}`, false},
+	{"dot at top", `{{.}}`, false},
+	{"if dot at top", `{{if .}}y{{else}}n{{end}}`, true},
+	{"field at top", `{{.Foo}}`, false},
+	{"sprig", `{{upper "a"}} {{trim " b "}} {{default "d" ""}} {{quote "q"}} {{list 1 2}} {{coalesce "" "c"}} {{ternary "y" "n" true}} {{trunc 2 "abc"}} {{regexReplaceAll "[0-9]" "a1" "#"}} {{dict "k" 1}} {{sortAlpha (list "b" "a")}}`, true},
+	{"sprig unknown signature", `{{until 3}}`, false},
+	{"define template", `{{define "x"}}in{{.}}{{$}}{{end}}{{template "x"}}|{{template "x" "dot"}}`, false},
+	{"template dot", `{{define "x"}}<{{.}}{{$}}>{{end}}{{range ls "/app"}}{{template "x" .}}{{end}}`, true},
+	{"template vars", `{{define "x"}}{{$v := 1}}{{$v}}{{end}}{{$v := 2}}{{template "x" "a"}}{{$v}}`, true},
+	{"block", `{{block "b" "d"}}[{{.}}]{{end}}`, true},
+	{"recursive template", `{{define "r"}}{{if .}}{{len .}}{{template "r" (slice . 1)}}{{end}}{{end}}{{template "r" "abc"}}`, false},
+	{"template recursion limit", `{{define "r"}}{{template "r" .}}{{end}}{{template "r" 1}}`, false},
+	{"index", `{{$j := json (getv "/json")}}{{index $j "b" "c"}} {{index $j.a 1}} {{index (ls "/app") 0}} {{if index $j "zz"}}y{{else}}n{{end}} {{index (map "a" "b") "a"}}`, true},
+	{"index missing", `{{$j := json (getv "/json")}}{{index $j "zz"}}`, false},
+	{"index out of range", `{{index (ls "/app") 9}}`, false},
+	{"chain", `{{(get "/app/name").Key}}`, false},
+	{"comments trim", "{{- /* c */ -}}\n  {{ getv \"/app/name\" -}}  \n", true},
+	{"reverse sort", `{{reverse (ls "/app")}} {{sortByLength (ls "/")}} {{sortKVByLength (gets "/app/env/*")}}`, true},
+	{"map", `{{$m := map "a" 1 "b" "x"}}{{$m.a}}{{$m.b}}{{range $k, $v := $m}}{{$k}}{{end}}`, true},
+	{"bool int print", `{{exists "/a"}} {{len (ls "/")}} {{seq 1 3}}`, true},
+	{"kvpair print", `{{get "/app/name"}} {{gets "/app/env/*"}}`, true},
+	{"empty variadic string", `{{restNil "a"}} {{restNil "a" "b"}}`, true},
+	{"parseBool", `{{parseBool "true"}} {{if parseBool "false"}}t{{else}}f{{end}}`, true},
+	{"hostname", `{{hostname}} {{hostname | len}}`, true},
+	{"service none", `{{range service "web"}}{{.Address}}{{else}}no web{{end}}`, true},
+}
+
+// fastExecutorTexts are the texts of fastCases.
+var fastExecutorTexts = func() []string {
+	var out []string
+	for _, c := range fastCases {
+		out = append(out, c.text)
+	}
+	return out
+}()
+
 // TestFastExecutor pins, construct by construct, that the fast executor
 // renders what text/template renders, and which constructs it leaves to
 // text/template.
@@ -90,74 +169,7 @@ func TestFastExecutor(t *testing.T) {
 		"/json":  `{"b":{"c":"deep"},"a":[1,"x",true],"n":null,"f":1.5}`,
 		"/array": `["x","y",{"k":"v"}]`,
 	})
-	tests := []struct {
-		name, text string
-		fast       bool // rendered without falling back
-	}{
-		{"text", "plain text\n", true},
-		{"getv", `{{getv "/app/name"}}:{{getv "/app/port"}}`, true},
-		{"getv default", `{{getv "/missing" "dflt"}} {{getv "/app/name" "dflt"}}`, true},
-		{"getv missing", `a{{getv "/missing"}}b`, false},
-		{"haproxy", `{{range lsdir "/up"}}server {{.}} {{getv (printf "/up/%s/addr" .)}} weight {{getv (printf "/up/%s/weight" .) "1"}}
-{{end}}`, true},
-		{"gets kv", `{{range gets "/app/env/*"}}{{base .Key}}={{.Value}};{{end}}`, true},
-		{"get", `{{with get "/app/name"}}{{.Key}}={{.Value}}{{end}}`, true},
-		{"getvs ls", `{{getvs "/app/env/*"}} {{ls "/app"}} {{lsdir "/"}}`, true},
-		{"exists if else", `{{if exists "/app/name"}}y{{else}}n{{end}}{{if exists "/nope"}}y{{else if true}}e{{end}}`, true},
-		{"empty is false", `{{if getv "/app/empty"}}full{{else}}empty{{end}}`, true},
-		{"with else", `{{with getv "/app/empty"}}[{{.}}]{{else}}none{{end}}{{with getv "/app/name"}}[{{.}}]{{end}}`, true},
-		{"variables", `{{$n := getv "/app/name"}}{{$p := getv "/app/port"}}{{$n}}:{{$p}}{{$n = "x"}}{{$n}}{{$}}`, false},
-		{"assign", `{{$n := "a"}}{{range ls "/app/env"}}{{$n = .}}{{end}}{{$n}}`, true},
-		{"range vars", `{{range $i, $k := ls "/app/env"}}{{$i}}{{$k}} {{end}}{{range $k := ls "/app/env"}}{{$k}}{{end}}`, true},
-		{"range else", `{{range ls "/nothing"}}x{{else}}empty{{end}}`, true},
-		{"range int", `{{range 3}}{{.}}{{end}}{{range $i := 2}}{{$i}}{{end}}`, true},
-		{"range int two vars", `{{range $i, $e := 3}}{{.}}{{end}}`, false},
-		{"continue in a range's else", `{{range ls "/up"}}{{range ls "/nothing"}}{{else}}{{continue}}{{end}}X{{end}}|{{range ls "/up"}}{{range ls "/nothing"}}{{else}}{{break}}{{end}}Y{{end}}`, true},
-		{"empty variadic any", `{{toJson list}} {{printf "%#v" list}} {{list | toJson}} {{toJson (list)}} {{printf "%#v" (list 1)}}`, true},
-		{"break continue", `{{range ls "/up"}}{{if eq . "s2"}}{{break}}{{end}}{{.}}{{end}}|{{range ls "/up"}}{{if eq . "s1"}}{{continue}}{{end}}{{.}}{{end}}`, true},
-		{"scopes", `{{$x := 1}}{{range ls "/up"}}{{$x := .}}{{$x}}{{end}}{{$x}}{{if true}}{{$x := 2}}{{$x}}{{end}}{{$x}}`, true},
-		{"json map", `{{$j := json (getv "/json")}}{{$j.b.c}} {{range $k, $v := $j}}{{$k}};{{end}} {{$j.f}} {{len $j.a}}`, true},
-		{"json nil field", `{{$j := json (getv "/json")}}{{$j.n}}`, false},
-		{"json missing field", `{{$j := json (getv "/json")}}{{$j.zz}}`, false},
-		{"json array", `{{range jsonArray (getv "/array")}}{{.}},{{end}}`, true},
-		{"printf print", `{{printf "%s-%d-%v" "a" 3 true}} {{print "a" 1 2 "b"}} {{printf "%q" (ls "/app")}}`, true},
-		{"pipes", `{{getv "/app/name" | toUpper}} {{"/app/name" | getv | printf "<%s>"}}`, true},
-		{"arith", `{{add 1 2}} {{sub 5 3}} {{mul (atoi (getv "/app/port")) 2}} {{div 7 2}} {{mod 7 2}}`, true},
-		{"div zero", `{{div 1 0}}`, false},
-		{"atoi error", `{{atoi "x"}}`, false},
-		{"strings", `{{split "a,b" ","}} {{join (ls "/app") "+"}} {{contains "abc" "b"}} {{replace "aaa" "a" "b" 2}} {{trimSuffix "a.conf" ".conf"}} {{dir "/a/b"}}`, true},
-		{"and or not", `{{and 1 "x" true}} {{or 0 "" "y"}} {{not ""}} {{and 0 "never"}} {{or "first" "never"}} {{true | and 1}}`, true},
-		{"eq ne len", `{{eq "a" "b" "a"}} {{ne 1 2}} {{eq true true}} {{len "héllo"}} {{len (ls "/app")}}`, true},
-		{"eq mixed", `{{eq "a" 1}}`, false},
-		{"numbers", `{{1.5}} {{0x10}} {{'a'}} {{1e3}}`, false},
-		{"wrong type", `{{getv 1}}`, false},
-		{"wrong arity", `{{getv}}`, false},
-		{"dot at top", `{{.}}`, false},
-		{"if dot at top", `{{if .}}y{{else}}n{{end}}`, true},
-		{"field at top", `{{.Foo}}`, false},
-		{"sprig", `{{upper "a"}} {{trim " b "}} {{default "d" ""}} {{quote "q"}} {{list 1 2}} {{coalesce "" "c"}} {{ternary "y" "n" true}} {{trunc 2 "abc"}} {{regexReplaceAll "[0-9]" "a1" "#"}} {{dict "k" 1}} {{sortAlpha (list "b" "a")}}`, true},
-		{"sprig unknown signature", `{{until 3}}`, false},
-		{"define template", `{{define "x"}}in{{.}}{{$}}{{end}}{{template "x"}}|{{template "x" "dot"}}`, false},
-		{"template dot", `{{define "x"}}<{{.}}{{$}}>{{end}}{{range ls "/app"}}{{template "x" .}}{{end}}`, true},
-		{"template vars", `{{define "x"}}{{$v := 1}}{{$v}}{{end}}{{$v := 2}}{{template "x" "a"}}{{$v}}`, true},
-		{"block", `{{block "b" "d"}}[{{.}}]{{end}}`, true},
-		{"recursive template", `{{define "r"}}{{if .}}{{len .}}{{template "r" (slice . 1)}}{{end}}{{end}}{{template "r" "abc"}}`, false},
-		{"template recursion limit", `{{define "r"}}{{template "r" .}}{{end}}{{template "r" 1}}`, false},
-		{"index", `{{$j := json (getv "/json")}}{{index $j "b" "c"}} {{index $j.a 1}} {{index (ls "/app") 0}} {{if index $j "zz"}}y{{else}}n{{end}} {{index (map "a" "b") "a"}}`, true},
-		{"index missing", `{{$j := json (getv "/json")}}{{index $j "zz"}}`, false},
-		{"index out of range", `{{index (ls "/app") 9}}`, false},
-		{"chain", `{{(get "/app/name").Key}}`, false},
-		{"comments trim", "{{- /* c */ -}}\n  {{ getv \"/app/name\" -}}  \n", true},
-		{"reverse sort", `{{reverse (ls "/app")}} {{sortByLength (ls "/")}} {{sortKVByLength (gets "/app/env/*")}}`, true},
-		{"map", `{{$m := map "a" 1 "b" "x"}}{{$m.a}}{{$m.b}}{{range $k, $v := $m}}{{$k}}{{end}}`, true},
-		{"bool int print", `{{exists "/a"}} {{len (ls "/")}} {{seq 1 3}}`, true},
-		{"kvpair print", `{{get "/app/name"}} {{gets "/app/env/*"}}`, true},
-		{"empty variadic string", `{{restNil "a"}} {{restNil "a" "b"}}`, true},
-		{"parseBool", `{{parseBool "true"}} {{if parseBool "false"}}t{{else}}f{{end}}`, true},
-		{"hostname", `{{hostname}} {{hostname | len}}`, true},
-		{"service none", `{{range service "web"}}{{.Address}}{{else}}no web{{end}}`, true},
-	}
-	for _, tt := range tests {
+	for _, tt := range fastCases {
 		t.Run(tt.name, func(t *testing.T) {
 			_, fast := renderBoth(t, tt.text, Options{Funcs: map[string]any{
 				// What a variadic gets with no arguments: empty, not nil.

@@ -43,7 +43,7 @@ var fuzzStore = NewStore(map[string]string{
 var bigNumber = regexp.MustCompile(`[0-9]{3,}|0[xXbBoO]|[0-9][eEpP_]|'`)
 
 // goldenSeeds adds every testdata template to f's corpus.
-func goldenSeeds(f *testing.F) []string {
+func goldenSeeds(f testing.TB) []string {
 	files, err := filepath.Glob("testdata/*.txtar")
 	if err != nil {
 		f.Fatal(err)

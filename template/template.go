@@ -114,8 +114,19 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 		// Funcs validates names and values (and panics on bad ones).
 		template.New("").Funcs(template.FuncMap{n: f})
 	}
-	trees, used, virtual, err := parseTrees(name, text, opts)
-	if err != nil {
+	// Most templates are read by parseFast, straight into the fast
+	// executor's program; the others are parsed by text/template.
+	var (
+		trees         map[string]*parse.Tree
+		used, virtual []string
+		prog          *fastProg
+	)
+	if !opts.TextTemplate && (opts.LeftDelim == "" || opts.LeftDelim == "{{") && (opts.RightDelim == "" || opts.RightDelim == "}}") {
+		prog = parseFast(text, func(fn string) bool { return knownFunc(fn, opts) })
+	}
+	if prog != nil {
+		used = slices.Sorted(slices.Values(prog.funcs))
+	} else if trees, used, virtual, err = parseTrees(name, text, opts); err != nil {
 		return nil, err
 	}
 	// The first binding's store functions are bound to rec; concurrent
@@ -138,15 +149,22 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 	}
 	t.funcs = funcs
 	first := &binding{rec: rec, funcs: funcs}
-	if !opts.TextTemplate {
-		t.fast = compileFast(trees, name)
+	if prog == nil && !opts.TextTemplate {
+		prog = compileFast(trees, name)
 	}
-	if t.fast != nil {
-		if first.fast = t.fast.bind(funcs); first.fast == nil {
-			t.fast = nil
+	if prog != nil {
+		if first.fast = prog.bind(funcs); first.fast != nil {
+			t.fast = prog
 		}
 	}
 	if t.fast == nil {
+		if trees == nil {
+			// parseFast read it, but a function has a signature the
+			// fast executor does not call.
+			if trees, err = parseText(name, text, opts.LeftDelim, opts.RightDelim); err != nil {
+				return nil, err
+			}
+		}
 		t.trees = trees
 		if _, err := t.textTemplate(first); err != nil {
 			return nil, err
@@ -219,11 +237,9 @@ func parseTrees(name, text string, opts Options) (map[string]*parse.Tree, []stri
 			if !ok || builtins[id.Ident] || seen[id.Ident] {
 				return
 			}
-			if _, ok := opts.Funcs[id.Ident]; !ok {
-				if _, ok := baseFuncs[id.Ident]; !ok && !slices.Contains(storeFuncNames, id.Ident) {
-					err = fmt.Errorf("template: %s: function %q not defined", location(t, id), id.Ident)
-					return
-				}
+			if !knownFunc(id.Ident, opts) {
+				err = fmt.Errorf("template: %s: function %q not defined", location(t, id), id.Ident)
+				return
 			}
 			seen[id.Ident] = true
 		})
@@ -232,6 +248,18 @@ func parseTrees(name, text string, opts Options) (map[string]*parse.Tree, []stri
 		}
 	}
 	return trees, slices.Sorted(maps.Keys(seen)), slices.Sorted(maps.Keys(virtual)), nil
+}
+
+// knownFunc reports whether name is a function a template parsed with
+// opts may call (builtins aside).
+func knownFunc(name string, opts Options) bool {
+	if _, ok := opts.Funcs[name]; ok {
+		return true
+	}
+	if _, ok := baseFuncs[name]; ok {
+		return true
+	}
+	return slices.Contains(storeFuncNames, name)
 }
 
 // parseText parses text into its trees (the template and its
