@@ -33,6 +33,11 @@ func parseFast(text string, known func(string) bool) *fastProg {
 	return &fastProg{root: nodes, funcs: p.c.names}
 }
 
+// maxFastNesting bounds the parentheses and control structures parseFast
+// reads nested: deeper texts go to text/template, which has limits of
+// its own (and parseFast must not run out of stack first).
+const maxFastNesting = 100
+
 // The kinds of action that end a list.
 const (
 	endEOF = iota
@@ -80,6 +85,7 @@ type fastParser2 struct {
 	vars       []string // the variables in scope, as text/template's parser keeps them
 	rangeDepth int
 	parenDepth int
+	depth      int     // of control structures
 	peeked     []token // tokens read ahead, next first
 	fail       bool
 	// Stacks the lists, commands and arguments being read are built on,
@@ -223,6 +229,9 @@ func (p *fastParser2) lex() token {
 		p.pos++
 		return token{kind: tokComma}
 	case c == '(':
+		if p.parenDepth >= maxFastNesting {
+			break // text/template stops at 10,000 (1,000 on wasm)
+		}
 		p.pos++
 		p.parenDepth++
 		return token{kind: tokLeftParen}
@@ -418,8 +427,13 @@ func (p *fastParser2) action() (n fastNode, end int, ok bool) {
 // control reads an if, with or range after its keyword, to its {{end}}.
 func (p *fastParser2) control(op fastOp, context string) fastNode {
 	mark := len(p.vars)
-	defer func() { p.vars = p.vars[:mark] }()
+	p.depth++
+	defer func() { p.vars = p.vars[:mark]; p.depth-- }()
 	n := fastNode{op: op, br: &fastBranch{}}
+	if p.depth > maxFastNesting {
+		p.fail = true
+		return n
+	}
 	n.pipe = p.pipeline(context, tokRightDelim)
 	if p.fail {
 		return n

@@ -3,6 +3,7 @@ package template
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -108,6 +109,30 @@ func TestParseFastMatches(t *testing.T) {
 	}
 	if accepted < len(texts)/3 {
 		t.Errorf("parseFast accepted %d of %d texts, want at least a third", accepted, len(texts))
+	}
+}
+
+// TestParseFastDeep checks that parseFast declines nesting deeper than
+// it reads, below text/template's limits and before its own stack runs
+// out.
+func TestParseFastDeep(t *testing.T) {
+	known := func(string) bool { return true }
+	for _, n := range []int{maxFastNesting + 1, 10001, 1_000_000} {
+		parens := "{{" + strings.Repeat("(", n) + "." + strings.Repeat(")", n) + "}}"
+		ifs := strings.Repeat("{{if .}}", n) + strings.Repeat("{{end}}", n)
+		for _, text := range []string{parens, ifs} {
+			if parseFast(text, known) != nil {
+				t.Errorf("nesting %d: parseFast accepted %.40q...", n, text)
+			}
+		}
+	}
+	for _, text := range []string{
+		"{{" + strings.Repeat("(", maxFastNesting) + "." + strings.Repeat(")", maxFastNesting) + "}}",
+		strings.Repeat("{{if .}}", maxFastNesting) + strings.Repeat("{{end}}", maxFastNesting),
+	} {
+		if !checkParseFast(t, text, Options{}) {
+			t.Errorf("nesting %d: parseFast declined", maxFastNesting)
+		}
 	}
 }
 
