@@ -1,6 +1,7 @@
 package template
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -25,7 +26,7 @@ import (
 func parseFast(text string, known func(string) bool) *fastProg {
 	// At most a text and an action node per action, and one more text.
 	actions := strings.Count(text, "{{")
-	p := &fastParser2{src: text, known: known, vars: []string{"$"}, nodeStack: make([]fastNode, 0, 2*actions+1)}
+	p := &fastParser{src: text, known: known, vars: []string{"$"}, nodeStack: make([]fastNode, 0, 2*actions+1)}
 	nodes, end := p.list()
 	if p.fail || end != endEOF {
 		return nil
@@ -72,12 +73,18 @@ type token struct {
 	kind tokKind
 	val  string
 	n    int // tokNumber
-	trim bool
 }
 
-// fastParser2 reads text for parseFast. fail is set at the first thing it
+// keywords are the words text/template's lexer does not make
+// identifiers (true and false aside).
+var keywords = map[string]bool{
+	"if": true, "else": true, "end": true, "range": true, "with": true, "break": true, "continue": true,
+	"define": true, "block": true, "template": true, "nil": true,
+}
+
+// fastParser reads text for parseFast. fail is set at the first thing it
 // declines; the parse then unwinds.
-type fastParser2 struct {
+type fastParser struct {
 	src        string
 	pos        int
 	c          fastCompiler
@@ -103,7 +110,7 @@ func isWordByte(c byte) bool {
 
 // list reads nodes up to the end of the text or an action that ends a
 // list ({{end}}, {{else}}...), and says which.
-func (p *fastParser2) list() (nodes []fastNode, end int) {
+func (p *fastParser) list() (nodes []fastNode, end int) {
 	base := len(p.nodeStack)
 	defer func() {
 		nodes = append(make([]fastNode, 0, len(p.nodeStack)-base), p.nodeStack[base:]...)
@@ -145,7 +152,7 @@ func (p *fastParser2) list() (nodes []fastNode, end int) {
 }
 
 // comment skips a comment, which must end right at the closing delimiter.
-func (p *fastParser2) comment() {
+func (p *fastParser) comment() {
 	j := strings.Index(p.src[p.pos+2:], "*/")
 	if j < 0 {
 		p.fail = true
@@ -158,30 +165,29 @@ func (p *fastParser2) comment() {
 }
 
 // rightDelim consumes "}}" or " -}}" (and the space after it) at pos.
-func (p *fastParser2) rightDelim() bool {
-	s := p.src[p.pos:]
+func (p *fastParser) rightDelim() bool {
 	switch {
-	case len(s) >= 4 && isSpaceByte(s[0]) && s[1] == '-' && s[2] == '}' && s[3] == '}':
+	case !p.atRightDelim(p.pos):
+		return false
+	case p.src[p.pos] == '}':
+		p.pos += 2
+	default:
 		p.pos += 4
 		for p.pos < len(p.src) && isSpaceByte(p.src[p.pos]) {
 			p.pos++
 		}
-		return true
-	case strings.HasPrefix(s, "}}"):
-		p.pos += 2
-		return true
 	}
-	return false
+	return true
 }
 
 // atRightDelim reports whether "}}" or " -}}" starts at i.
-func (p *fastParser2) atRightDelim(i int) bool {
+func (p *fastParser) atRightDelim(i int) bool {
 	s := p.src[i:]
 	return strings.HasPrefix(s, "}}") || len(s) >= 4 && isSpaceByte(s[0]) && s[1] == '-' && s[2] == '}' && s[3] == '}'
 }
 
 // atTerminator is text/template's lexer's: what may follow a word.
-func (p *fastParser2) atTerminator(i int) bool {
+func (p *fastParser) atTerminator(i int) bool {
 	if i >= len(p.src) {
 		return true
 	}
@@ -193,15 +199,14 @@ func (p *fastParser2) atTerminator(i int) bool {
 }
 
 // lex reads the next token of an action.
-func (p *fastParser2) lex() token {
+func (p *fastParser) lex() token {
 	if p.atRightDelim(p.pos) {
 		if p.parenDepth > 0 {
 			p.fail = true
 			return token{}
 		}
-		t := token{kind: tokRightDelim, trim: p.src[p.pos] != '}'}
 		p.rightDelim()
-		return t
+		return token{kind: tokRightDelim}
 	}
 	if p.pos >= len(p.src) {
 		p.fail = true
@@ -280,7 +285,7 @@ func (p *fastParser2) lex() token {
 			break
 		}
 		p.pos = j
-		return token{kind: tokNumber, val: digits, n: n}
+		return token{kind: tokNumber, n: n}
 	case isWordByte(c):
 		t := p.lexWord(tokIdent, p.pos)
 		if t.kind == tokIdent && (t.val == "true" || t.val == "false") {
@@ -295,7 +300,7 @@ func (p *fastParser2) lex() token {
 // lexWord reads a name starting at from: an identifier (from == pos), or
 // the name of a field or variable after its '.' or '$'. The name must end
 // at a terminator; a variable may be "$" alone.
-func (p *fastParser2) lexWord(kind tokKind, from int) token {
+func (p *fastParser) lexWord(kind tokKind, from int) token {
 	j := from
 	for j < len(p.src) && isWordByte(p.src[j]) {
 		j++
@@ -309,7 +314,7 @@ func (p *fastParser2) lexWord(kind tokKind, from int) token {
 	return t
 }
 
-func (p *fastParser2) lexQuote() token {
+func (p *fastParser) lexQuote() token {
 	j := p.pos + 1
 	for {
 		if j >= len(p.src) || p.src[j] == '\n' {
@@ -337,7 +342,7 @@ func (p *fastParser2) lexQuote() token {
 	}
 }
 
-func (p *fastParser2) next() token {
+func (p *fastParser) next() token {
 	if n := len(p.peeked); n > 0 {
 		t := p.peeked[n-1]
 		p.peeked = p.peeked[:n-1]
@@ -346,15 +351,15 @@ func (p *fastParser2) next() token {
 	return p.lex()
 }
 
-func (p *fastParser2) backup(t token) { p.peeked = append(p.peeked, t) }
+func (p *fastParser) backup(t token) { p.peeked = append(p.peeked, t) }
 
-func (p *fastParser2) peek() token {
+func (p *fastParser) peek() token {
 	t := p.next()
 	p.backup(t)
 	return t
 }
 
-func (p *fastParser2) nextNonSpace() token {
+func (p *fastParser) nextNonSpace() token {
 	for {
 		t := p.next()
 		if t.kind != tokSpace || p.fail {
@@ -363,14 +368,14 @@ func (p *fastParser2) nextNonSpace() token {
 	}
 }
 
-func (p *fastParser2) peekNonSpace() token {
+func (p *fastParser) peekNonSpace() token {
 	t := p.nextNonSpace()
 	p.backup(t)
 	return t
 }
 
 // expectEnd consumes the closing delimiter of a keyword action.
-func (p *fastParser2) expectEnd() {
+func (p *fastParser) expectEnd() {
 	if p.nextNonSpace().kind != tokRightDelim {
 		p.fail = true
 	}
@@ -378,7 +383,7 @@ func (p *fastParser2) expectEnd() {
 
 // action reads an action after its "{{": a node (ok), or the kind of
 // list end it is (end != -1).
-func (p *fastParser2) action() (n fastNode, end int, ok bool) {
+func (p *fastParser) action() (n fastNode, end int, ok bool) {
 	t := p.nextNonSpace()
 	if p.fail {
 		return fastNode{}, endEOF, false
@@ -386,11 +391,11 @@ func (p *fastParser2) action() (n fastNode, end int, ok bool) {
 	if t.kind == tokIdent {
 		switch t.val {
 		case "if":
-			return p.control(fIf, "if"), -1, !p.fail
+			return p.control(fIf), -1, !p.fail
 		case "with":
-			return p.control(fWith, "with"), -1, !p.fail
+			return p.control(fWith), -1, !p.fail
 		case "range":
-			return p.control(fRange, "range"), -1, !p.fail
+			return p.control(fRange), -1, !p.fail
 		case "end":
 			p.expectEnd()
 			return fastNode{}, endEnd, false
@@ -420,12 +425,12 @@ func (p *fastParser2) action() (n fastNode, end int, ok bool) {
 		}
 	}
 	p.backup(t)
-	pipe := p.pipeline("command", tokRightDelim)
+	pipe := p.pipeline(false, tokRightDelim)
 	return fastNode{op: fAction, pipe: pipe}, -1, !p.fail
 }
 
 // control reads an if, with or range after its keyword, to its {{end}}.
-func (p *fastParser2) control(op fastOp, context string) fastNode {
+func (p *fastParser) control(op fastOp) fastNode {
 	mark := len(p.vars)
 	p.depth++
 	defer func() { p.vars = p.vars[:mark]; p.depth-- }()
@@ -434,7 +439,7 @@ func (p *fastParser2) control(op fastOp, context string) fastNode {
 		p.fail = true
 		return n
 	}
-	n.pipe = p.pipeline(context, tokRightDelim)
+	n.pipe = p.pipeline(op == fRange, tokRightDelim)
 	if p.fail {
 		return n
 	}
@@ -454,9 +459,9 @@ func (p *fastParser2) control(op fastOp, context string) fastNode {
 	case p.fail:
 	case end == endEnd:
 	case end == endElseIf && op == fIf:
-		n.br.elseList = []fastNode{p.control(fIf, "if")}
+		n.br.elseList = []fastNode{p.control(fIf)}
 	case end == endElseWith && op == fWith:
-		n.br.elseList = []fastNode{p.control(fWith, "with")}
+		n.br.elseList = []fastNode{p.control(fWith)}
 	case end == endElse:
 		n.br.elseList, end = p.list()
 		if end != endEnd {
@@ -468,8 +473,9 @@ func (p *fastParser2) control(op fastOp, context string) fastNode {
 	return n
 }
 
-// pipeline reads a pipeline up to the token end (consumed).
-func (p *fastParser2) pipeline(context string, end tokKind) *fastPipe {
+// pipeline reads a pipeline up to the token end (consumed); a range's
+// may declare two variables.
+func (p *fastParser) pipeline(isRange bool, end tokKind) *fastPipe {
 	fp := p.c.newPipe()
 decls:
 	if v := p.peekNonSpace(); v.kind == tokVar {
@@ -486,7 +492,7 @@ decls:
 			p.nextNonSpace()
 			fp.decl = append(fp.decl, v.val)
 			p.vars = append(p.vars, v.val)
-			if context == "range" && len(fp.decl) < 2 && p.peekNonSpace().kind == tokVar {
+			if isRange && len(fp.decl) < 2 && p.peekNonSpace().kind == tokVar {
 				goto decls
 			}
 			p.fail = true
@@ -530,13 +536,12 @@ decls:
 
 // command reads one command of a pipeline and compiles it as
 // compileFast's cmd does; final says it is not the pipeline's first.
-func (p *fastParser2) command(final bool) (fastCmd, bool) {
+func (p *fastParser) command(final bool) (fastCmd, bool) {
 	base := len(p.argStack)
 	defer func() { p.argStack = p.argStack[:base] }()
 	var fc fastCmd
 	first := true
 	for !p.fail {
-		p.peekNonSpace()
 		if t := p.peekNonSpace(); t.kind == tokIdent && first {
 			// The command's function.
 			p.nextNonSpace()
@@ -577,9 +582,8 @@ func (p *fastParser2) command(final bool) (fastCmd, bool) {
 }
 
 // function sets fc to call name: a fast builtin or a known function.
-func (p *fastParser2) function(name string, fc *fastCmd) bool {
-	switch name {
-	case "if", "else", "end", "range", "with", "break", "continue", "define", "block", "template", "nil":
+func (p *fastParser) function(name string, fc *fastCmd) bool {
+	if keywords[name] {
 		p.fail = true
 		return false
 	}
@@ -588,7 +592,7 @@ func (p *fastParser2) function(name string, fc *fastCmd) bool {
 		fc.op = op
 		return ok && p.noChain()
 	}
-	if name == "service" || name == "services" || !p.known(name) {
+	if !p.userFunc(name) {
 		return false
 	}
 	fc.op = cmdFunc
@@ -598,7 +602,7 @@ func (p *fastParser2) function(name string, fc *fastCmd) bool {
 
 // noChain reports that no field follows a term (a chain, left to
 // text/template).
-func (p *fastParser2) noChain() bool {
+func (p *fastParser) noChain() bool {
 	if p.peek().kind == tokField {
 		p.fail = true
 		return false
@@ -608,7 +612,7 @@ func (p *fastParser2) noChain() bool {
 
 // operand reads one operand; ok is false when the next token is not one
 // (nothing is consumed then) or on failure.
-func (p *fastParser2) operand() (fastArg, bool) {
+func (p *fastParser) operand() (fastArg, bool) {
 	t := p.nextNonSpace()
 	var a fastArg
 	switch t.kind {
@@ -627,7 +631,7 @@ func (p *fastParser2) operand() (fastArg, bool) {
 		}
 		return fastArg{kind: argField, fields: ident}, !p.fail
 	case tokVar:
-		if !p.inScope(t.val) {
+		if !slices.Contains(p.vars, t.val) {
 			p.fail = true
 			return a, false
 		}
@@ -637,15 +641,10 @@ func (p *fastParser2) operand() (fastArg, bool) {
 		}
 		return fastArg{kind: argVar, val: t.val, fields: ident[1:]}, !p.fail
 	case tokLeftParen:
-		pipe := p.pipeline("parenthesized pipeline", tokRightParen)
+		pipe := p.pipeline(false, tokRightParen)
 		a = fastArg{kind: argPipe, val: pipe}
 	case tokIdent:
-		switch t.val {
-		case "if", "else", "end", "range", "with", "break", "continue", "define", "block", "template", "nil":
-			p.fail = true
-			return a, false
-		}
-		if builtins[t.val] || t.val == "service" || t.val == "services" || !p.known(t.val) {
+		if keywords[t.val] || builtins[t.val] || !p.userFunc(t.val) {
 			p.fail = true
 			return a, false
 		}
@@ -657,11 +656,9 @@ func (p *fastParser2) operand() (fastArg, bool) {
 	return a, p.noChain()
 }
 
-func (p *fastParser2) inScope(name string) bool {
-	for _, v := range p.vars {
-		if v == name {
-			return true
-		}
-	}
-	return false
+// userFunc reports whether name is a function parseFast compiles calls
+// of: one known, but not service or services, whose prefixes come from
+// text/template's tree.
+func (p *fastParser) userFunc(name string) bool {
+	return name != "service" && name != "services" && p.known(name)
 }

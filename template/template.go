@@ -427,18 +427,20 @@ func (t *Template) execute(s *Store, fast bool) ([]byte, Reads, error) {
 	b.rec.reset(s)
 	var buf bytes.Buffer
 	buf.Grow(int(t.size.Load()) + 512)
-	err = errBail
+	rendered := false
 	if fast && b.fast != nil && !t.slow.Load() {
-		if err = t.fast.exec(&buf, b.fast); err != nil {
-			if errors.Is(err, errBail) {
-				t.slow.Store(true)
-			}
+		err = t.fast.exec(&buf, b.fast)
+		rendered = err == nil
+		if errors.Is(err, errBail) {
+			t.slow.Store(true)
+		}
+		if !rendered {
 			// Run again in text/template: its output, or its error.
 			buf.Reset()
 			b.rec.reset(s)
 		}
 	}
-	if err != nil {
+	if !rendered {
 		var tm *template.Template
 		if tm, err = t.textTemplate(b); err == nil {
 			err = tm.Execute(&buf, nil)
