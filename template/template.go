@@ -158,13 +158,9 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 		}
 	}
 	if t.fast == nil {
-		if trees == nil {
-			// parseFast read it, but a function has a signature the
-			// fast executor does not call.
-			if trees, err = parseText(name, text, opts.LeftDelim, opts.RightDelim); err != nil {
-				return nil, err
-			}
-		}
+		// Without trees (parseFast read it, but a function has a
+		// signature the fast executor does not call) textTemplate
+		// parses the text.
 		t.trees = trees
 		if _, err := t.textTemplate(first); err != nil {
 			return nil, err
