@@ -6,7 +6,7 @@ BIN      := bin/confit
 # TAGS=confit_no_etcd,confit_no_consul leaves those backends out (README: Smaller builds).
 TAGS     ?=
 
-.PHONY: build demo test test-deps bench lint fuzz clean
+.PHONY: build demo test test-deps bench lint deadcode fuzz clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/confit
@@ -30,13 +30,20 @@ test: test-deps
 bench: build test-deps
 	$(GO) run ./internal/bench
 
+## lint: gofmt, go vet and staticcheck (pinned in go.mod's tool directives).
 lint:
 	@test -z "$$(gofmt -l .)" || (gofmt -l . && echo 'gofmt: files above need formatting' && exit 1)
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 
-## fuzz: run each fuzz target for a short while.
+## deadcode: functions no program or test reaches (x/tools deadcode, pinned in go.mod).
+deadcode:
+	$(GO) tool deadcode -test ./...
+
+## fuzz: run each fuzz target for a short while (FUZZTIME=1m for longer).
+FUZZTIME ?= 20s
 fuzz:
-	./scripts/fuzz.sh 20s
+	./scripts/fuzz.sh $(FUZZTIME)
 
 clean:
 	rm -rf bin examples/quickstart/out
