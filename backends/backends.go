@@ -115,63 +115,39 @@ type Backend interface {
 	Close() error
 }
 
-// Config carries the settings a backend may need. Each backend reads the
-// fields that apply to it and ignores the rest; Validate-style checks happen
-// in its constructor.
+// Config holds the settings that network backends share (etcd, Consul):
+// nodes, TLS and authentication. A backend's options struct embeds it, so
+// each setting is declared once, here (see Register for the tags).
 type Config struct {
+	// Backend is the name the backend was asked for by ("etcd", "etcdv3"):
+	// SRV discovery builds the record name from it. Not a setting.
 	Backend string
-	Nodes   []string
-	Scheme  string
 
-	ClientCert     string
-	ClientKey      string
-	ClientCAKeys   string
-	ClientInsecure bool
+	Nodes  []string `setting:"node" alias:"nodes" usage:"backend address (repeatable)"`
+	Scheme string   `setting:"scheme" default:"http" usage:"URL scheme for nodes given without one (http or https)"`
 
-	BasicAuth bool
-	Username  string
-	Password  string
-	AuthToken string
-	AuthType  string
+	ClientCert     string `setting:"client-cert" env:"CONFD_CLIENT_CERT" usage:"client certificate file (also $CONFD_CLIENT_CERT)"`
+	ClientKey      string `setting:"client-key" env:"CONFD_CLIENT_KEY" usage:"client key file (also $CONFD_CLIENT_KEY)"`
+	ClientCAKeys   string `setting:"client-ca-keys" alias:"client_cakeys" env:"CONFD_CLIENT_CAKEYS" usage:"client CA key file (also $CONFD_CLIENT_CAKEYS)"`
+	ClientInsecure bool   `setting:"client-insecure" usage:"skip TLS certificate verification (etcd, consul)"`
 
-	SRVDomain string
-	SRVRecord string
+	BasicAuth bool   `setting:"basic-auth" usage:"use HTTP basic auth with -username and -password (etcd, consul)"`
+	Username  string `setting:"username" usage:"username for basic auth (etcd, consul)"`
+	Password  string `setting:"password" secret:"true" usage:"password for basic auth (etcd, consul)"`
+	AuthToken string `setting:"auth-token" secret:"true" usage:"Consul ACL token (default $CONSUL_HTTP_TOKEN); etcd auth token"`
 
-	// File backend.
-	Files  []string
-	Filter string
+	SRVDomain string `setting:"srv-domain" usage:"domain to discover backend nodes by SRV records"`
+	SRVRecord string `setting:"srv-record" usage:"SRV record to discover backend nodes"`
 
-	// Redis.
-	Separator string
-
-	// Consul.
-	Datacenter  string
-	ConsulStale bool
-
-	// Logger receives the backend's logs; nil discards them.
+	// Logger receives the backend's logs; nil discards them. Not a setting.
 	Logger *slog.Logger
 }
 
-// Factory builds a Backend from its configuration. It must not leave
-// goroutines or connections behind when it returns an error.
-type Factory func(ctx context.Context, cfg Config) (Backend, error)
-
 var (
 	registryMu sync.RWMutex
-	registry   = map[string]Factory{}
+	registry   = map[string]*registration{}
 	omitted    = map[string]string{} // backends left out of this build: why
 )
-
-// Register makes a backend available by name. It panics if name is already
-// registered; call it from the backend package's init.
-func Register(name string, f Factory) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	if _, dup := registry[name]; dup {
-		panic("backends: Register called twice for " + name)
-	}
-	registry[name] = f
-}
 
 // RegisterOmitted records that the backend name exists but was left out of
 // this build, and why (e.g. "built with -tags confit_no_etcd"), so that
@@ -209,17 +185,6 @@ func Names() []string {
 	}
 	sort.Strings(names)
 	return names
-}
-
-// New builds the backend registered as cfg.Backend.
-func New(ctx context.Context, cfg Config) (Backend, error) {
-	if err := Check(cfg.Backend); err != nil {
-		return nil, err
-	}
-	registryMu.RLock()
-	f := registry[cfg.Backend]
-	registryMu.RUnlock()
-	return f(ctx, cfg)
 }
 
 // CleanKey returns key as an absolute, cleaned slash path: "app//db/" becomes

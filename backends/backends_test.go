@@ -3,6 +3,7 @@ package backends
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"path"
 	"slices"
 	"strings"
@@ -96,7 +97,7 @@ func TestDiff(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
-	Register("check-test", func(context.Context, Config) (Backend, error) { return nil, nil })
+	Register("check-test", func(context.Context, *struct{}, *slog.Logger) (Backend, error) { return nil, nil })
 	RegisterOmitted("check-omitted", "built with -tags check")
 	tests := []struct {
 		name string
@@ -115,7 +116,7 @@ func TestCheck(t *testing.T) {
 			t.Errorf("Check(%q) = %v, want an ErrUnknownBackend containing %q", tt.name, err, tt.want)
 		}
 	}
-	if _, err := New(context.Background(), Config{Backend: "check-omitted"}); !errors.Is(err, ErrUnknownBackend) {
+	if _, err := New(context.Background(), Spec{Backend: "check-omitted"}, nil); !errors.Is(err, ErrUnknownBackend) {
 		t.Errorf("New of an omitted backend: %v, want ErrUnknownBackend", err)
 	}
 }

@@ -27,7 +27,7 @@ func consulAdmin(t *testing.T, s *testserver.ConsulServer) *api.Client {
 func newConsulBackend(t *testing.T, cfg backends.Config) backends.Backend {
 	t.Helper()
 	cfg.Backend = "consul"
-	b, err := backends.New(t.Context(), cfg)
+	b, err := backends.New(t.Context(), backends.SpecOf(cfg.Backend, cfg), nil)
 	if err != nil {
 		t.Fatalf("backends.New: %v", err)
 	}

@@ -39,7 +39,7 @@ func etcdAdmin(t *testing.T, s *testserver.EtcdServer, user, password string) *c
 func newEtcdBackend(t *testing.T, cfg backends.Config) backends.Backend {
 	t.Helper()
 	cfg.Backend = "etcd"
-	b, err := backends.New(t.Context(), cfg)
+	b, err := backends.New(t.Context(), backends.SpecOf(cfg.Backend, cfg), nil)
 	if err != nil {
 		t.Fatalf("backends.New: %v", err)
 	}
@@ -147,7 +147,7 @@ func TestEtcdMutualTLS(t *testing.T) {
 			cfg.Backend = "etcd"
 			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 			defer cancel()
-			b, err := backends.New(ctx, cfg)
+			b, err := backends.New(ctx, backends.SpecOf(cfg.Backend, cfg), nil)
 			if err != nil {
 				return // refused at construction: fine
 			}
@@ -232,7 +232,7 @@ func TestEtcdAuth(t *testing.T) {
 		{Nodes: []string{s.Endpoint()}},
 	} {
 		cfg.Backend = "etcd"
-		bad, err := backends.New(t.Context(), cfg)
+		bad, err := backends.New(t.Context(), backends.SpecOf(cfg.Backend, cfg), nil)
 		if err != nil {
 			continue
 		}

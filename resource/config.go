@@ -58,7 +58,9 @@ type Wait struct {
 type Config struct {
 	Template TemplateConfig `toml:"template"`
 	// Backend is nil when the file has no [backend] table.
-	Backend *BackendConfig `toml:"backend"`
+	Backend BackendConfig `toml:"backend"`
+
+	spec *backends.Spec // Backend, checked by DecodeConfig
 }
 
 // TemplateConfig is the [template] table.
@@ -80,24 +82,76 @@ type TemplateConfig struct {
 	Rollback         *bool    `toml:"rollback"`
 }
 
-// BackendConfig is the optional [backend] table; see backends.Config.
-type BackendConfig struct {
-	Backend        string     `toml:"backend"`
-	Nodes          stringList `toml:"nodes"`
-	Scheme         string     `toml:"scheme"`
-	ClientCert     string     `toml:"client_cert"`
-	ClientKey      string     `toml:"client_key"`
-	ClientCAKeys   string     `toml:"client_cakeys"`
-	ClientInsecure bool       `toml:"client_insecure"`
-	BasicAuth      bool       `toml:"basic_auth"`
-	Username       string     `toml:"username"`
-	Password       string     `toml:"password"`
-	AuthToken      string     `toml:"auth_token"`
-	AuthType       string     `toml:"auth_type"`
-	File           stringList `toml:"file"`
-	Filter         string     `toml:"filter"`
-	Separator      string     `toml:"separator"`
-	Datacenter     string     `toml:"datacenter"`
+// BackendConfig is the optional [backend] table as decoded: backend = NAME
+// and that backend's settings, each spelt as its flag with '_' for '-'
+// (nodes = [...], client_cert = "...", consul_stale = true). Which settings
+// a backend has is its own declaration (backends.Register); Spec checks the
+// table against it.
+type BackendConfig map[string]any
+
+// Spec converts the table to the backend spec it names, checking each key
+// against the settings that backend declares (every backend's, when the
+// table names none) and each value's type. On error, key names the
+// offending key ("backend.nodez").
+func (b BackendConfig) Spec() (spec *backends.Spec, key string, err error) {
+	if b == nil {
+		return nil, "", nil
+	}
+	name, named := b["backend"].(string)
+	if _, given := b["backend"]; given && (!named || name == "") {
+		return nil, "backend.backend", errors.New("want the name of a backend")
+	}
+	decl := backends.AllSettings()
+	if named {
+		if err := backends.Check(name); err != nil {
+			return nil, "backend.backend", err
+		}
+		decl = backends.SettingsOf(name)
+	}
+	spec = &backends.Spec{Backend: name, Settings: backends.Settings{}}
+	keys := make([]string, 0, len(b))
+	for k := range b {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if k == "backend" {
+			continue
+		}
+		i := slices.IndexFunc(decl, func(s backends.Setting) bool { return s.Matches(k) })
+		if i < 0 {
+			return nil, "backend." + k, unknownSetting(k, name, decl)
+		}
+		vals, err := decl[i].FromTOML(b[k])
+		if err != nil {
+			return nil, "backend." + k, err
+		}
+		spec.Settings[decl[i].Name] = vals
+	}
+	if !named {
+		return nil, "backend", errors.New(`missing backend = "NAME" (known: ` + strings.Join(backends.Names(), ", ") + ")")
+	}
+	if _, err := backends.Decode(*spec); err != nil {
+		return nil, "backend", err
+	}
+	return spec, "", nil
+}
+
+// errUnknownKey marks unknownSetting's errors, which name the key
+// themselves.
+var errUnknownKey = errors.New("unknown key")
+
+// unknownSetting is the error for a [backend] key no setting matches.
+func unknownSetting(key, backend string, decl []backends.Setting) error {
+	known := make([]string, len(decl))
+	for j, s := range decl {
+		known[j] = s.TableKey()
+	}
+	msg := fmt.Sprintf("%q", "backend."+key)
+	if backend != "" {
+		msg += fmt.Sprintf(" (backend %q has: %s)", backend, strings.Join(known, ", "))
+	}
+	return fmt.Errorf("%w %s", errUnknownKey, msg)
 }
 
 // knownKeys are the keys a resource file may contain, exactly spelt.
@@ -107,61 +161,6 @@ func init() {
 	for _, k := range []string{"src", "dest", "keys", "prefix", "uid", "gid", "owner", "group", "mode",
 		"check_cmd", "reload_cmd", "check_cmd_timeout", "reload_cmd_timeout", "wait", "rollback"} {
 		knownKeys["template."+k] = true
-	}
-	for _, k := range []string{"backend", "nodes", "scheme", "client_cert", "client_key", "client_cakeys",
-		"client_insecure", "basic_auth", "username", "password", "auth_token", "auth_type", "file",
-		"filter", "separator", "datacenter"} {
-		knownKeys["backend."+k] = true
-	}
-}
-
-// stringList decodes from a TOML array of strings or from a single string,
-// as confd's "file" and "nodes" were written both ways.
-type stringList []string
-
-// UnmarshalTOML implements toml.Unmarshaler.
-func (l *stringList) UnmarshalTOML(v any) error {
-	switch v := v.(type) {
-	case string:
-		*l = []string{v}
-		return nil
-	case []any:
-		out := make([]string, 0, len(v))
-		for _, e := range v {
-			s, ok := e.(string)
-			if !ok {
-				return fmt.Errorf("want a string or an array of strings, found an element of type %T", e)
-			}
-			out = append(out, s)
-		}
-		*l = out
-		return nil
-	}
-	return fmt.Errorf("want a string or an array of strings, found %T", v)
-}
-
-// backendConfig converts the [backend] table to a backends.Config.
-func (b *BackendConfig) backendConfig() *backends.Config {
-	if b == nil {
-		return nil
-	}
-	return &backends.Config{
-		Backend:        b.Backend,
-		Nodes:          slices.Clone(b.Nodes),
-		Scheme:         b.Scheme,
-		ClientCert:     b.ClientCert,
-		ClientKey:      b.ClientKey,
-		ClientCAKeys:   b.ClientCAKeys,
-		ClientInsecure: b.ClientInsecure,
-		BasicAuth:      b.BasicAuth,
-		Username:       b.Username,
-		Password:       b.Password,
-		AuthToken:      b.AuthToken,
-		AuthType:       b.AuthType,
-		Files:          slices.Clone(b.File),
-		Filter:         b.Filter,
-		Separator:      b.Separator,
-		Datacenter:     b.Datacenter,
 	}
 }
 
@@ -197,6 +196,9 @@ func DecodeConfig(name string, data []byte) (*Config, error) {
 		bad[k.String()] = true
 	}
 	for _, k := range md.Keys() {
+		if strings.HasPrefix(k.String(), "backend.") {
+			continue // checked against the backend's own settings by BackendConfig.Spec
+		}
 		if !knownKeys[k.String()] {
 			bad[k.String()] = true
 		}
@@ -207,6 +209,15 @@ func DecodeConfig(name string, data []byte) (*Config, error) {
 	if !md.IsDefined("template") {
 		return nil, &LoadError{File: name, Err: errors.New("missing [template] table")}
 	}
+	spec, key, err := c.Backend.Spec()
+	if err != nil {
+		le := &LoadError{File: name, Line: keyLine(data, key), Key: key, Err: err}
+		if errors.Is(err, errUnknownKey) {
+			le.Key = "" // the message names it
+		}
+		return nil, le
+	}
+	c.spec = spec
 	return &c, nil
 }
 

@@ -37,8 +37,8 @@ wait = "2s:10s"
 rollback = false
 
 [backend]
-backend = "etcd"
-nodes = ["https://a:2379", "https://b:2379"]
+backend = "consul"
+nodes = ["https://a:8500", "https://b:8500"]
 scheme = "https"
 client_cert = "c.pem"
 client_key = "k.pem"
@@ -48,11 +48,10 @@ basic_auth = true
 username = "u"
 password = "p"
 auth_token = "tok"
-auth_type = "token"
-file = ["a.yaml", "b.yaml"]
-filter = "*.yaml"
-separator = ":"
+srv_domain = "example.com"
+srv_record = "_consul._tcp.example.com"
 datacenter = "dc1"
+consul_stale = true
 `
 	c, err := DecodeConfig("conf.d/app.toml", []byte(data))
 	if err != nil {
@@ -68,14 +67,15 @@ datacenter = "dc1"
 	if !reflect.DeepEqual(c.Template, wantT) {
 		t.Errorf("template:\ngot  %+v\nwant %+v", c.Template, wantT)
 	}
-	wantB := &backends.Config{
-		Backend: "etcd", Nodes: []string{"https://a:2379", "https://b:2379"}, Scheme: "https",
-		ClientCert: "c.pem", ClientKey: "k.pem", ClientCAKeys: "ca.pem", ClientInsecure: true,
-		BasicAuth: true, Username: "u", Password: "p", AuthToken: "tok", AuthType: "token",
-		Files: []string{"a.yaml", "b.yaml"}, Filter: "*.yaml", Separator: ":", Datacenter: "dc1",
-	}
-	if got := c.Backend.backendConfig(); !reflect.DeepEqual(got, wantB) {
-		t.Errorf("backend:\ngot  %+v\nwant %+v", got, wantB)
+	wantB := &backends.Spec{Backend: "consul", Settings: backends.Settings{
+		"node": {"https://a:8500", "https://b:8500"}, "scheme": {"https"},
+		"client-cert": {"c.pem"}, "client-key": {"k.pem"}, "client-ca-keys": {"ca.pem"}, "client-insecure": {"true"},
+		"basic-auth": {"true"}, "username": {"u"}, "password": {"p"}, "auth-token": {"tok"},
+		"srv-domain": {"example.com"}, "srv-record": {"_consul._tcp.example.com"},
+		"datacenter": {"dc1"}, "consul-stale": {"true"},
+	}}
+	if !reflect.DeepEqual(c.spec, wantB) {
+		t.Errorf("backend:\ngot  %+v\nwant %+v", c.spec, wantB)
 	}
 }
 
@@ -107,8 +107,8 @@ func TestDecodeConfigErrors(t *testing.T) {
 		},
 		{
 			name: "unknown backend key",
-			data: "[template]\nsrc = \"a\"\n[backend]\nnode = [\"x\"]\n",
-			want: []string{`unknown key "backend.node"`},
+			data: "[template]\nsrc = \"a\"\n[backend]\nnodez = [\"x\"]\n",
+			want: []string{`unknown key "backend.nodez"`},
 			line: 4,
 		},
 		{
@@ -144,6 +144,40 @@ func TestDecodeConfigErrors(t *testing.T) {
 			key:  "backend.file",
 		},
 		{
+			name: "setting of another backend",
+			data: "[template]\nsrc = \"a\"\n[backend]\nbackend = \"file\"\nfile = \"v.yaml\"\ndatacenter = \"dc1\"\n",
+			want: []string{`unknown key "backend.datacenter" (backend "file" has: file, filter)`},
+			line: 6,
+		},
+		{
+			name: "no backend name",
+			data: "[template]\nsrc = \"a\"\n[backend]\nnodes = [\"x\"]\n",
+			want: []string{`backend: missing backend = "NAME"`},
+			line: 3,
+			key:  "backend",
+		},
+		{
+			name: "unknown backend",
+			data: "[template]\nsrc = \"a\"\n[backend]\nbackend = \"etcd4\"\n",
+			want: []string{`backend.backend: unknown backend "etcd4"`},
+			line: 4,
+			key:  "backend.backend",
+		},
+		{
+			name: "backend's own check",
+			data: "[template]\nsrc = \"a\"\n[backend]\nbackend = \"file\"\n",
+			want: []string{"backend: file: no files given"},
+			line: 3,
+			key:  "backend",
+		},
+		{
+			name: "wrong type of bool",
+			data: "[template]\nsrc = \"a\"\n[backend]\nbackend = \"consul\"\nconsul_stale = \"yes\"\n",
+			want: []string{"backend.consul_stale: want true or false"},
+			line: 5,
+			key:  "backend.consul_stale",
+		},
+		{
 			name: "no template table",
 			data: "# nothing\n",
 			want: []string{"conf.d/app.toml: missing [template] table"},
@@ -175,15 +209,17 @@ func TestDecodeConfigErrors(t *testing.T) {
 }
 
 func TestDecodeConfigStringList(t *testing.T) {
-	c, err := DecodeConfig("x.toml", []byte("[template]\nsrc=\"a\"\n[backend]\nfile = \"one.yaml\"\nnodes = \"n:1\"\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := []string(c.Backend.File), []string{"one.yaml"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("file: got %q, want %q", got, want)
-	}
-	if got, want := []string(c.Backend.Nodes), []string{"n:1"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("nodes: got %q, want %q", got, want)
+	for _, tc := range []struct{ table, setting, want string }{
+		{"backend = \"file\"\nfile = \"one.yaml\"\n", "file", "one.yaml"},
+		{"backend = \"consul\"\nnodes = \"n:1\"\n", "node", "n:1"},
+	} {
+		c, err := DecodeConfig("x.toml", []byte("[template]\nsrc=\"a\"\n[backend]\n"+tc.table))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := c.spec.Settings[tc.setting], []string{tc.want}; !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: got %q, want %q", tc.setting, got, want)
+		}
 	}
 }
 
@@ -349,7 +385,7 @@ func TestLoad(t *testing.T) {
 				if r.AutoRollback || r.Wait != (Wait{time.Second, 4 * time.Second}) {
 					t.Errorf("rollback %v wait %+v", r.AutoRollback, r.Wait)
 				}
-				if r.Backend == nil || r.Backend.Backend != "file" || len(r.Backend.Files) != 1 {
+				if r.Backend == nil || r.Backend.Backend != "file" || len(r.Backend.Settings["file"]) != 1 {
 					t.Errorf("backend: got %+v", r.Backend)
 				}
 			},

@@ -87,7 +87,7 @@ type Resource struct {
 	// path.Join(Prefix, key) for each key of the file.
 	Keys []string
 	// Backend is non-nil when the file has a [backend] table.
-	Backend *backends.Config
+	Backend *backends.Spec
 	// Mode is the destination's mode; ModeSet reports whether the file set
 	// it. When it did not, an existing destination keeps its mode and a new
 	// one gets 0644.
@@ -223,12 +223,20 @@ func newResource(file string, c *Config, opts Options, cache *templateCache) (*R
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	spec := c.spec
+	if spec == nil && c.Backend != nil { // a Config not from DecodeConfig
+		var key string
+		var err error
+		if spec, key, err = c.Backend.Spec(); err != nil {
+			return nil, fail(key, err)
+		}
+	}
 	r := &Resource{
 		Name:     resourceName(opts.ConfDir, abs),
 		File:     abs,
 		Src:      filepath.Join(opts.ConfDir, "templates", t.Src),
 		Dest:     t.Dest,
-		Backend:  c.Backend.backendConfig(),
+		Backend:  spec,
 		UID:      -1,
 		GID:      -1,
 		CheckCmd: t.CheckCmd, ReloadCmd: t.ReloadCmd,

@@ -136,6 +136,12 @@ const EnvEmptyGrace = "CONFIT_CONSUL_EMPTY_GRACE"
 // Options tunes a Client beyond backends.Config. The zero value means the
 // defaults documented on each field.
 type Options struct {
+	// Datacenter to read from (default: the agent's).
+	Datacenter string `setting:"datacenter" usage:"consul: datacenter"`
+	// Stale allows stale reads from any server (AllowStale), which spreads
+	// the load of large fleets at the cost of possibly stale data.
+	Stale bool `setting:"consul-stale" usage:"consul: allow stale reads from any server"`
+
 	// Logger receives warnings (empty-list grace, watch errors). Default
 	// backends.Config.Logger, used as given (the daemon already names the
 	// backend in it); when both are nil the logs are discarded.
@@ -194,9 +200,16 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// settings are the consul backend's options as a user sets them: the
+// shared network settings and the consul ones (see backends.Register).
+type settings struct {
+	backends.Config
+	Options
+}
+
 func init() {
-	backends.Register(Name, func(ctx context.Context, cfg backends.Config) (backends.Backend, error) {
-		var opts Options
+	backends.Register(Name, func(ctx context.Context, s *settings, log *slog.Logger) (backends.Backend, error) {
+		s.Config.Logger = log
 		if v := os.Getenv(EnvEmptyGrace); v != "" {
 			d, err := time.ParseDuration(v)
 			if err != nil {
@@ -205,9 +218,9 @@ func init() {
 			if d == 0 {
 				d = -1
 			}
-			opts.EmptyGrace = d
+			s.EmptyGrace = d
 		}
-		return New(ctx, cfg, opts)
+		return New(ctx, s.Config, s.Options)
 	})
 }
 
@@ -235,10 +248,8 @@ type Client struct {
 
 // New builds a Client from cfg: cfg.Nodes[0] (default [DefaultAddress]),
 // cfg.Scheme, ClientCert/ClientKey/ClientCAKeys, AuthToken (else
-// CONSUL_HTTP_TOKEN), BasicAuth with Username/Password, Datacenter and
-// ConsulStale (AllowStale: any server may answer, which spreads the load of
-// large fleets at the cost of possibly stale data) and Logger (unless
-// opts.Logger is set). It does not contact the agent.
+// CONSUL_HTTP_TOKEN), BasicAuth with Username/Password and Logger (unless
+// opts.Logger is set); opts.Datacenter and opts.Stale. It does not contact the agent.
 func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error) {
 	if opts.Logger == nil {
 		opts.Logger = cfg.Logger
@@ -269,12 +280,12 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 	if cfg.BasicAuth {
 		ac.HttpAuth = &api.HttpBasicAuth{Username: cfg.Username, Password: cfg.Password}
 	}
-	ac.Datacenter = cfg.Datacenter
+	ac.Datacenter = opts.Datacenter
 	ac.WaitTime = opts.WaitTime
 
 	c := &Client{opts: opts, log: opts.Logger, hubs: map[string]*hub{}}
 	c.anonymous = ac.Token == "" && ac.TokenFile == ""
-	c.query = api.QueryOptions{Datacenter: cfg.Datacenter, AllowStale: cfg.ConsulStale}
+	c.query = api.QueryOptions{Datacenter: opts.Datacenter, AllowStale: opts.Stale}
 	var err error
 	if c.read, err = c.newAPI(*ac, opts.MaxReadConns); err != nil {
 		return nil, err

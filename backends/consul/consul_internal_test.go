@@ -92,7 +92,7 @@ func TestSourceFor(t *testing.T) {
 
 func TestRegistered(t *testing.T) {
 	t.Setenv(EnvEmptyGrace, "2s")
-	b, err := backends.New(context.Background(), backends.Config{Backend: Name, Nodes: []string{"127.0.0.1:1"}})
+	b, err := backends.New(context.Background(), backends.Spec{Backend: Name, Settings: backends.Settings{"node": {"127.0.0.1:1"}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestRegistered(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv(EnvEmptyGrace, "soon")
-	if _, err := backends.New(context.Background(), backends.Config{Backend: Name}); err == nil {
+	if _, err := backends.New(context.Background(), backends.Spec{Backend: Name}, nil); err == nil {
 		t.Errorf("bad %s accepted", EnvEmptyGrace)
 	}
 }

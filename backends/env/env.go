@@ -31,6 +31,7 @@ package env
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -39,7 +40,8 @@ import (
 )
 
 func init() {
-	backends.Register("env", func(ctx context.Context, cfg backends.Config) (backends.Backend, error) {
+	// No settings.
+	backends.Register("env", func(context.Context, *struct{}, *slog.Logger) (backends.Backend, error) {
 		return New(), nil
 	})
 }

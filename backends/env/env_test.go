@@ -145,7 +145,7 @@ func TestGetReadsEnvironmentEachTime(t *testing.T) {
 }
 
 func TestWatchUnsupported(t *testing.T) {
-	b, err := backends.New(t.Context(), backends.Config{Backend: "env"})
+	b, err := backends.New(t.Context(), backends.Spec{Backend: "env"}, nil)
 	if err != nil {
 		t.Fatalf("backends.New: %v", err)
 	}

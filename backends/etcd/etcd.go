@@ -25,6 +25,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -55,8 +56,11 @@ func init() {
 	backends.Register("etcdv3", factory)
 }
 
-func factory(ctx context.Context, cfg backends.Config) (backends.Backend, error) {
-	return New(ctx, cfg)
+// factory builds a Client: etcd's settings are the shared network ones,
+// backends.Config, declared there.
+func factory(ctx context.Context, cfg *backends.Config, log *slog.Logger) (backends.Backend, error) {
+	cfg.Logger = log
+	return New(ctx, *cfg)
 }
 
 // Timeouts and limits.

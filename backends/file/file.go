@@ -3,9 +3,9 @@
 //
 // # Inputs
 //
-// Config.Files lists files and directories. A directory is walked
+// Options.Files lists files and directories. A directory is walked
 // recursively and every regular file (or symlink to one) whose base name
-// matches Config.Filter (a filepath.Match glob, default "*") is read.
+// matches Options.Filter (a filepath.Match glob, default "*") is read.
 // Names starting with "." (editor swap files, Kubernetes' ..data
 // directories) are skipped in directory walks; name such a file directly in
 // Files to read it. Files are read in the order given, directories in
@@ -80,12 +80,6 @@ import (
 	"github.com/confit-dev/confit/backends"
 	"github.com/fsnotify/fsnotify"
 )
-
-func init() {
-	backends.Register("file", func(ctx context.Context, cfg backends.Config) (backends.Backend, error) {
-		return New(cfg.Files, cfg.Filter)
-	})
-}
 
 // Backend reads and watches a set of files. It is safe for concurrent use.
 // Create it with New; the zero value is not usable.

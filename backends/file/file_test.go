@@ -49,7 +49,7 @@ func newBackend(t *testing.T, filter string, paths ...string) *Backend {
 func TestRegistered(t *testing.T) {
 	dir := t.TempDir()
 	p := writeFile(t, dir, "a.yaml", "a: 1\n")
-	b, err := backends.New(t.Context(), backends.Config{Backend: "file", Files: []string{p}})
+	b, err := backends.New(t.Context(), backends.Spec{Backend: "file", Settings: backends.Settings{"file": {p}}}, nil)
 	if err != nil {
 		t.Fatalf("backends.New: %v", err)
 	}

@@ -5,13 +5,15 @@ package memory
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 
 	"github.com/confit-dev/confit/backends"
 )
 
 func init() {
-	backends.Register("memory", func(ctx context.Context, cfg backends.Config) (backends.Backend, error) {
+	// No settings.
+	backends.Register("memory", func(context.Context, *struct{}, *slog.Logger) (backends.Backend, error) {
 		return New(), nil
 	})
 }

@@ -12,49 +12,72 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/confit-dev/confit/backends"
 )
 
 // errUsage marks errors in flags, environment or the config file: exit code 2.
 var errUsage = errors.New("usage")
 
-// listFlag is a repeatable string flag (-node a -node b). Values from the
-// environment may also be comma-separated.
-type listFlag []string
+// options holds every flag. Field names follow the flag names. The
+// backends' settings (-node, -client-cert, -file, -datacenter, ...) are not
+// fields: each backend package declares its own (backends.Register), and
+// newFlagSet derives a flag from each declaration into settings.
+type options struct {
+	appID, authType, backend string
+	confdir, configFile      string
+	interval                 int
+	keepStageFile            bool
+	logLevel, logFormat      string
+	noop, onetime            bool
+	path, prefix             string
+	roleID, secretID         string
+	secretKeyring, separator string
+	syncOnly                 bool
+	table, userID            string
+	version, watch           bool
+	wait                     string
+	cmdTimeout               time.Duration
+	metricsAddr              string
+	templateExecutor         string
+	settings                 map[string]*settingFlag // by setting name
+}
 
-func (l *listFlag) String() string { return strings.Join(*l, ",") }
+// settingFlag is the flag of one backend setting. Values are checked
+// against the setting's kind as they are set; set records whether any
+// source (command line, environment, config file) gave one.
+type settingFlag struct {
+	s    backends.Setting
+	vals []string
+	set  bool
+}
 
-func (l *listFlag) Set(v string) error {
-	*l = append(*l, v)
+func (f *settingFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	if f.s.Secret && f.set {
+		return "(secret)"
+	}
+	return strings.Join(f.vals, ",")
+}
+
+// Set implements flag.Value: a list setting appends, others replace.
+func (f *settingFlag) Set(v string) error {
+	if err := f.s.Check(v); err != nil {
+		return err
+	}
+	if f.s.Kind == backends.KindList {
+		f.vals = append(f.vals, v)
+	} else {
+		f.vals = []string{v}
+	}
+	f.set = true
 	return nil
 }
 
-// options holds every flag. Field names follow the flag names.
-type options struct {
-	appID, authToken, authType, backend     string
-	basicAuth                               bool
-	clientCAKeys, clientCert, clientKey     string
-	clientInsecure                          bool
-	confdir, configFile                     string
-	files                                   listFlag
-	filter                                  string
-	interval                                int
-	keepStageFile                           bool
-	logLevel, logFormat                     string
-	nodes                                   listFlag
-	noop, onetime                           bool
-	password, path, prefix                  string
-	roleID, scheme, secretID, secretKeyring string
-	separator, srvDomain, srvRecord         string
-	syncOnly                                bool
-	table, userID, username                 string
-	version, watch                          bool
-	wait                                    string
-	cmdTimeout                              time.Duration
-	datacenter                              string
-	consulStale                             bool
-	metricsAddr                             string
-	templateExecutor                        string
-}
+// IsBoolFlag lets a bool setting be given as -name alone.
+func (f *settingFlag) IsBoolFlag() bool { return f.s.Kind == backends.KindBool }
 
 // newFlagSet declares every flag on a fresh FlagSet bound to o. Usage text is
 // written to w.
@@ -66,38 +89,24 @@ func newFlagSet(o *options, w io.Writer) *flag.FlagSet {
 
 	// confd's flags, same names and defaults.
 	s(&o.appID, "app-id", "", "Vault app-id (accepted for confd compatibility; no Vault backend yet)")
-	s(&o.authToken, "auth-token", "", "Consul ACL token (default $CONSUL_HTTP_TOKEN); etcd auth token")
 	s(&o.authType, "auth-type", "", "Vault auth type (accepted for confd compatibility; no Vault backend yet)")
 	s(&o.backend, "backend", "etcd", "backend to use: "+backendList())
-	b(&o.basicAuth, "basic-auth", false, "use HTTP basic auth with -username and -password (etcd, consul)")
-	s(&o.clientCAKeys, "client-ca-keys", "", "client CA key file (also $CONFD_CLIENT_CAKEYS)")
-	s(&o.clientCert, "client-cert", "", "client certificate file (also $CONFD_CLIENT_CERT)")
-	s(&o.clientKey, "client-key", "", "client key file (also $CONFD_CLIENT_KEY)")
-	b(&o.clientInsecure, "client-insecure", false, "skip TLS certificate verification (etcd, consul)")
 	s(&o.confdir, "confdir", "/etc/confd", "confd conf directory: resources in CONFDIR/conf.d, templates in CONFDIR/templates")
 	s(&o.configFile, "config-file", "/etc/confd/confd.toml", "confd config file (skipped if the default path is missing)")
-	fs.Var(&o.files, "file", "file backend: YAML, JSON or TOML file or directory to read (repeatable)")
-	s(&o.filter, "filter", "*", "file backend: glob for file names when -file is a directory")
 	fs.IntVar(&o.interval, "interval", 600, "seconds between polls; with -watch, seconds between full resyncs (0 disables)")
 	b(&o.keepStageFile, "keep-stage-file", false, "keep staged files that were not moved into place")
 	s(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.Var(&o.nodes, "node", "backend address (repeatable)")
 	b(&o.noop, "noop", false, "render and print a diff, never write a destination nor run a command")
 	b(&o.onetime, "onetime", false, "render every resource once and exit (1 if any failed)")
-	s(&o.password, "password", "", "password for basic auth (etcd, consul)")
 	s(&o.path, "path", "", "Vault auth mount path (accepted for confd compatibility)")
 	s(&o.prefix, "prefix", "", "key prefix; replaces the prefix of every resource")
 	s(&o.roleID, "role-id", "", "Vault app-role role_id (accepted for confd compatibility)")
-	s(&o.scheme, "scheme", "http", "URL scheme for nodes given without one (http or https)")
 	s(&o.secretID, "secret-id", "", "Vault app-role secret_id (accepted for confd compatibility)")
 	s(&o.secretKeyring, "secret-keyring", "", "confd 0.16 PGP keyring (not supported; rejected if set)")
 	s(&o.separator, "separator", "", "redis: separator replacing / in keys (accepted for confd compatibility; no Redis backend yet)")
-	s(&o.srvDomain, "srv-domain", "", "domain to discover backend nodes by SRV records")
-	s(&o.srvRecord, "srv-record", "", "SRV record to discover backend nodes")
 	b(&o.syncOnly, "sync-only", false, "write files but never run check_cmd or reload_cmd")
 	s(&o.table, "table", "", "DynamoDB table (not supported)")
 	s(&o.userID, "user-id", "", "Vault app-id user_id (accepted for confd compatibility)")
-	s(&o.username, "username", "", "username for basic auth (etcd, consul)")
 	b(&o.version, "version", false, "print version and exit")
 	b(&o.watch, "watch", false, "watch the store and re-render what changed")
 
@@ -105,38 +114,38 @@ func newFlagSet(o *options, w io.Writer) *flag.FlagSet {
 	s(&o.logFormat, "log-format", "text", "log format: text (confd's layout) or json")
 	s(&o.wait, "wait", "", "watch: render after MIN of quiet, at most MAX after the first change (MIN[:MAX], e.g. 100ms:2s)")
 	fs.DurationVar(&o.cmdTimeout, "cmd-timeout", 60*time.Second, "default timeout of check_cmd and reload_cmd")
-	s(&o.datacenter, "datacenter", "", "consul: datacenter")
-	b(&o.consulStale, "consul-stale", false, "consul: allow stale reads from any server")
 	s(&o.metricsAddr, "metrics-addr", "", "serve /metrics, /health and /debug/pprof/ on this address (e.g. 127.0.0.1:9115)")
 	s(&o.templateExecutor, "template-executor", "auto", "auto: confit's template executor where it can, text/template for the rest (same output); text: text/template only")
+
+	// The backends' settings, as each backend package declares them.
+	o.settings = map[string]*settingFlag{}
+	for _, st := range backends.AllSettings() {
+		f := &settingFlag{s: st}
+		if st.Default != "" {
+			f.vals = []string{st.Default}
+		}
+		o.settings[st.Name] = f
+		fs.Var(f, st.Name, st.Usage)
+		if st.Default != "" {
+			fs.Lookup(st.Name).DefValue = st.Default
+		}
+	}
 	return fs
 }
 
 // normKey folds a flag or config-file key for comparison: case, '-' and '_'
 // are ignored, so "sync-only", "sync_only" and "SyncOnly" are one key.
-func normKey(k string) string {
-	return strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(k))
-}
+func normKey(k string) string { return backends.FoldKey(k) }
 
-// configAliases maps confd.toml keys that are not flag names to flags.
+// configAliases maps confd.toml keys that are not flag names to flags (the
+// backends' settings declare their own aliases).
 var configAliases = map[string]string{
-	"nodes":        "node",
-	"clientcakeys": "client-ca-keys",
-	"confdir":      "confdir",
-	"configdir":    "confdir",
-	"loglevel":     "log-level",
+	"configdir": "confdir",
 }
 
 // envName is the CONFIT_* variable of a flag: -client-ca-keys is CONFIT_CLIENT_CA_KEYS.
 func envName(flagName string) string {
 	return "CONFIT_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
-
-// confdEnv are confd's own variables, consulted after CONFIT_*.
-var confdEnv = map[string]string{
-	"client-ca-keys": "CONFD_CLIENT_CAKEYS",
-	"client-cert":    "CONFD_CLIENT_CERT",
-	"client-key":     "CONFD_CLIENT_KEY",
 }
 
 // parseOptions resolves flags, environment and config file with the
@@ -164,7 +173,7 @@ func parseOptions(args []string, getenv func(string) string, usageOut io.Writer)
 			cfgPath, explicit = v, true
 		}
 	}
-	fileVals, err := readConfigFile(cfgPath, explicit, fs)
+	fileVals, err := readConfigFile(cfgPath, explicit, fs, o.settings)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +183,7 @@ func parseOptions(args []string, getenv func(string) string, usageOut io.Writer)
 		if setOnCLI[f.Name] || f.Name == "config-file" {
 			return
 		}
-		if v, src := envValue(f.Name, getenv); src != "" {
+		if v, src := o.envValue(f.Name, getenv); src != "" {
 			if err := setValue(fs, f.Name, v, true); err != nil {
 				errs = append(errs, fmt.Errorf("%w: %s: %v", errUsage, src, err))
 			}
@@ -194,14 +203,18 @@ func parseOptions(args []string, getenv func(string) string, usageOut io.Writer)
 	return o, o.validate()
 }
 
-// envValue returns the environment value for a flag and the variable's name.
-func envValue(name string, getenv func(string) string) (string, string) {
+// envValue returns the environment value for a flag and the variable's
+// name: CONFIT_<FLAG>, then the other variables a backend setting declares
+// (confd's CONFD_CLIENT_CERT and the like).
+func (o *options) envValue(name string, getenv func(string) string) (string, string) {
 	if v := getenv(envName(name)); v != "" {
 		return v, envName(name)
 	}
-	if e, ok := confdEnv[name]; ok {
-		if v := getenv(e); v != "" {
-			return v, e
+	if sf, ok := o.settings[name]; ok {
+		for _, e := range sf.s.Env {
+			if v := getenv(e); v != "" {
+				return v, e
+			}
 		}
 	}
 	return "", ""
@@ -209,7 +222,7 @@ func envValue(name string, getenv func(string) string) (string, string) {
 
 // setValue sets a flag; list flags take comma-separated values from the environment.
 func setValue(fs *flag.FlagSet, name, v string, fromEnv bool) error {
-	if _, isList := fs.Lookup(name).Value.(*listFlag); isList && fromEnv {
+	if sf, ok := fs.Lookup(name).Value.(*settingFlag); ok && sf.s.Kind == backends.KindList && fromEnv {
 		for _, part := range strings.Split(v, ",") {
 			if part = strings.TrimSpace(part); part != "" {
 				if err := fs.Set(name, part); err != nil {
@@ -225,7 +238,7 @@ func setValue(fs *flag.FlagSet, name, v string, fromEnv bool) error {
 // readConfigFile decodes a confd.toml into flag name -> values. A missing
 // file is an error only when its path was given explicitly. Unknown keys are
 // errors that name the file and the key.
-func readConfigFile(path string, explicit bool, fs *flag.FlagSet) (map[string][]string, error) {
+func readConfigFile(path string, explicit bool, fs *flag.FlagSet, settings map[string]*settingFlag) (map[string][]string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) && !explicit {
@@ -244,7 +257,12 @@ func readConfigFile(path string, explicit bool, fs *flag.FlagSet) (map[string][]
 	byNorm := map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { byNorm[normKey(f.Name)] = f.Name })
 	for alias, name := range configAliases {
-		byNorm[alias] = name
+		byNorm[normKey(alias)] = name
+	}
+	for name, sf := range settings {
+		for _, a := range sf.s.Aliases {
+			byNorm[normKey(a)] = name
+		}
 	}
 	out := map[string][]string{}
 	keys := make([]string, 0, len(raw))

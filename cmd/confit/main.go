@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -100,6 +101,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, reload 
 	defer startProfiles(getenv, stderr)()
 	defer tuneGC(o.onetime, getenv)()
 
+	spec := o.backendSpec(getenv)
+	if _, err := backends.Decode(spec); err != nil && !errors.Is(err, backends.ErrUnknownBackend) {
+		fmt.Fprintf(stderr, "confit: %v\nRun 'confit -help' for usage.\n", err)
+		return exitUsage
+	}
 	wait, err := resource.ParseWait(o.wait)
 	if err != nil {
 		fmt.Fprintf(stderr, "confit: -wait: %v\n", err)
@@ -119,7 +125,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, reload 
 				TextTemplate: o.templateExecutor == "text",
 			},
 		},
-		Backend:     o.backendConfig(getenv),
+		Backend:     spec,
 		Onetime:     o.onetime,
 		Watch:       o.watch,
 		Interval:    time.Duration(o.interval) * time.Second,
@@ -141,36 +147,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, reload 
 	}
 }
 
-// backendConfig maps flags onto the backend settings.
-func (o *options) backendConfig(getenv func(string) string) backends.Config {
-	name := o.backend
-	nodes := []string(o.nodes)
-	if name == "etcd" && len(nodes) == 0 {
-		if peers := getenv("ETCDCTL_PEERS"); peers != "" {
-			nodes = strings.Split(peers, ",")
+// backendSpec is the process-wide backend as the flags, environment and
+// config file give it: every backend setting some source set. With the
+// etcd backend and no -node, ETCDCTL_PEERS names the nodes, as in confd.
+func (o *options) backendSpec(getenv func(string) string) backends.Spec {
+	spec := backends.Spec{Backend: o.backend, Settings: backends.Settings{}}
+	for name, sf := range o.settings {
+		if sf.set {
+			spec.Settings[name] = slices.Clone(sf.vals)
 		}
 	}
-	return backends.Config{
-		Backend:        name,
-		Nodes:          nodes,
-		Scheme:         o.scheme,
-		ClientCert:     o.clientCert,
-		ClientKey:      o.clientKey,
-		ClientCAKeys:   o.clientCAKeys,
-		ClientInsecure: o.clientInsecure,
-		BasicAuth:      o.basicAuth,
-		Username:       o.username,
-		Password:       o.password,
-		AuthToken:      o.authToken,
-		AuthType:       o.authType,
-		SRVDomain:      o.srvDomain,
-		SRVRecord:      o.srvRecord,
-		Files:          o.files,
-		Filter:         o.filter,
-		Separator:      o.separator,
-		Datacenter:     o.datacenter,
-		ConsulStale:    o.consulStale,
+	if o.backend == "etcd" && spec.Settings["node"] == nil {
+		if peers := getenv("ETCDCTL_PEERS"); peers != "" {
+			spec.Settings["node"] = strings.Split(peers, ",")
+		}
 	}
+	return spec
 }
 
 func backendList() string {

@@ -34,7 +34,7 @@ type Config struct {
 	Resource resource.Options
 	// Backend is the process-wide backend; a resource's own [backend]
 	// table replaces it for that resource.
-	Backend backends.Config
+	Backend backends.Spec
 	// Onetime renders once and returns; Watch follows changes; neither
 	// polls every Interval.
 	Onetime, Watch bool
@@ -298,28 +298,29 @@ func runInterval(ctx context.Context, cfg Config, pool *pool, m *metrics) error 
 
 // pool holds one backend client per distinct configuration.
 type pool struct {
-	def     backends.Config
+	def     backends.Spec
 	mu      sync.Mutex
-	cfgs    map[string]backends.Config
+	specs   map[string]backends.Spec
 	clients map[string]backends.Backend
-	// log, when set, is given to backends whose config has no Logger, with
-	// the attribute backend=<name>.
+	// log, when set, is given to the backends, with the attribute
+	// backend=<name>.
 	log *slog.Logger
 }
 
-func newPool(def backends.Config) *pool {
-	return &pool{def: def, cfgs: map[string]backends.Config{}, clients: map[string]backends.Backend{}}
+func newPool(def backends.Spec) *pool {
+	return &pool{def: def, specs: map[string]backends.Spec{}, clients: map[string]backends.Backend{}}
 }
 
-// key names the configuration a resource uses (its own or the default).
-func (p *pool) key(c *backends.Config) string {
-	cfg := p.def
-	if c != nil {
-		cfg = *c
+// key names the configuration a resource uses (its own or the default). It
+// holds no setting value in clear (see backends.Spec.Key).
+func (p *pool) key(s *backends.Spec) string {
+	spec := p.def
+	if s != nil {
+		spec = *s
 	}
-	k := fmt.Sprintf("%#v", cfg)
+	k := spec.Key()
 	p.mu.Lock()
-	p.cfgs[k] = cfg
+	p.specs[k] = spec
 	p.mu.Unlock()
 	return k
 }
@@ -331,16 +332,17 @@ func (p *pool) get(ctx context.Context, key string) (backends.Backend, error) {
 	if b, ok := p.clients[key]; ok {
 		return b, nil
 	}
-	cfg := p.cfgs[key]
-	if cfg.Logger == nil && p.log != nil {
-		cfg.Logger = p.log.With("backend", cfg.Backend)
+	spec := p.specs[key]
+	var log *slog.Logger
+	if p.log != nil {
+		log = p.log.With("backend", spec.Backend)
 	}
-	b, err := backends.New(ctx, cfg)
+	b, err := backends.New(ctx, spec, log)
 	if err != nil {
 		if errors.Is(err, backends.ErrUnknownBackend) {
 			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 		}
-		return nil, fmt.Errorf("%s: %w", cfg.Backend, err)
+		return nil, fmt.Errorf("%s: %w", spec.Backend, err)
 	}
 	p.clients[key] = b
 	return b, nil
@@ -350,7 +352,7 @@ func (p *pool) get(ctx context.Context, key string) (backends.Backend, error) {
 func (p *pool) name(key string) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.cfgs[key].Backend
+	return p.specs[key].Backend
 }
 
 func (p *pool) closeAll() {

@@ -46,7 +46,7 @@ func TestOneshotBatchFailuresLeaveNoStageFiles(t *testing.T) {
 		must(t, os.WriteFile(filepath.Join(out, name), []byte("old\n"), 0o644))
 		store.Put(fmt.Sprintf("/k/%d", i), fmt.Sprint("v", i))
 	}
-	cfg := Config{Resource: resource.Options{ConfDir: dir}, Backend: backends.Config{Backend: "memory"}, Onetime: true}
+	cfg := Config{Resource: resource.Options{ConfDir: dir}, Backend: backends.Spec{Backend: "memory"}, Onetime: true}
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	cfg.Resource.Logger = cfg.Logger
 	p := newPool(cfg.Backend)

@@ -59,7 +59,7 @@ func start(t *testing.T, dir string, store *memory.Store, wait resource.Wait) *h
 	log := slog.New(slog.NewTextHandler(&syncWriter{b: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := Config{
 		Resource: resource.Options{ConfDir: dir, Logger: log},
-		Backend:  backends.Config{Backend: "memory"},
+		Backend:  backends.Spec{Backend: "memory"},
 		Watch:    true,
 		Wait:     wait,
 		Logger:   log,
@@ -359,7 +359,7 @@ func TestResetAtLowerRevision(t *testing.T) {
 		writeResource(t, dir, "a", `keys = ["/a"]`, `{{getv "/a"}}`)
 		logs := &strings.Builder{}
 		log := slog.New(slog.NewTextHandler(&syncWriter{b: logs}, nil))
-		cfg := Config{Resource: resource.Options{ConfDir: dir, Logger: log}, Backend: backends.Config{Backend: "memory"}, Watch: true, Logger: log}
+		cfg := Config{Resource: resource.Options{ConfDir: dir, Logger: log}, Backend: backends.Spec{Backend: "memory"}, Watch: true, Logger: log}
 		p := newPool(cfg.Backend)
 		p.clients[p.key(nil)] = store
 		e := newEngine(cfg, p, newMetrics())
@@ -407,7 +407,7 @@ func (reportingStore) Metrics() map[string]uint64 { return map[string]uint64{"re
 func TestMetricsEndpoint(t *testing.T) {
 	m := newMetrics()
 	m.renders.Add(3)
-	p := newPool(backends.Config{Backend: "memory"})
+	p := newPool(backends.Spec{Backend: "memory"})
 	p.clients[p.key(nil)] = reportingStore{memory.New()}
 	m.backends = p.named
 	m.setHealth("backend etcd", errors.New("connection refused"))

@@ -167,7 +167,7 @@ func (p *pool) named() map[string]backends.Backend {
 	defer p.mu.Unlock()
 	out := map[string]backends.Backend{}
 	for _, k := range slices.Sorted(maps.Keys(p.clients)) {
-		name := p.cfgs[k].Backend
+		name := p.specs[k].Backend
 		label := name
 		for i := 2; out[label] != nil; i++ {
 			label = fmt.Sprintf("%s#%d", name, i)

@@ -1,0 +1,32 @@
+package file
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/confit-dev/confit/backends"
+)
+
+// Options are the file backend's settings (see backends.Register): the
+// -file and -filter flags, their config-file keys, CONFIT_FILE and
+// CONFIT_FILTER, and the file and filter keys of a [backend] table.
+type Options struct {
+	Files  []string `setting:"file" usage:"file backend: YAML, JSON or TOML file or directory to read (repeatable)"`
+	Filter string   `setting:"filter" default:"*" usage:"file backend: glob for file names when -file is a directory"`
+}
+
+// Validate reports a file backend given no file: a configuration error,
+// found before anything runs.
+func (o *Options) Validate() error {
+	if len(o.Files) == 0 {
+		return errors.New("file: no files given (use -file)")
+	}
+	return nil
+}
+
+func init() {
+	backends.Register("file", func(_ context.Context, o *Options, _ *slog.Logger) (backends.Backend, error) {
+		return New(o.Files, o.Filter)
+	})
+}
