@@ -405,6 +405,11 @@ func (t *Template) acquire() (*binding, error) {
 // template name and position, e.g. `template: app.tmpl:3:4: executing
 // "app.tmpl" at <getv "/database/url">: error calling getv: key does not
 // exist: /database/url`, and wrap the function's error (ErrNotExist).
+// They never show a value of s (errors.go): a function that fails on a
+// value returns a *ValueError naming the key and the value's length, and
+// any value left in another error's message is replaced by "[value of KEY
+// redacted, N bytes]" (values of 4 bytes or more). Print the error
+// returned, not an error it wraps.
 //
 // Execute is safe for concurrent use; each call records its own Reads.
 func (t *Template) Execute(s *Store) ([]byte, Reads, error) {
@@ -443,6 +448,9 @@ func (t *Template) execute(s *Store, fast bool) ([]byte, Reads, error) {
 		}
 	}
 	reads := b.rec.reads()
+	if err != nil {
+		err = redact(err, s, b.rec)
+	}
 	b.rec.store = nil
 	t.mu.Lock()
 	t.free = append(t.free, b)
