@@ -81,17 +81,18 @@ type binding struct {
 }
 
 // ParseFile reads and parses the template file at path. The template is
-// named after the file's base name, as confd names it, so errors read
-// `template: haproxy.cfg.tmpl:12: function "nope" not defined`; parse
-// errors are prefixed with path.
+// named after the file's base name, as confd names it; parse errors name
+// path once (WithPath): `templates/haproxy.cfg.tmpl:12: function "nope"
+// not defined`.
 func ParseFile(path string, opts Options) (*Template, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	t, err := Parse(filepath.Base(path), string(b), opts)
+	name := filepath.Base(path)
+	t, err := Parse(name, string(b), opts)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, WithPath(err, name, path)
 	}
 	return t, nil
 }

@@ -340,7 +340,11 @@ func (p *pool) get(ctx context.Context, key string) (backends.Backend, error) {
 		if errors.Is(err, backends.ErrUnknownBackend) {
 			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 		}
-		return nil, fmt.Errorf("%s: %w", cfg.Backend, err)
+		if !strings.HasPrefix(err.Error(), cfg.Backend+": ") {
+			// Backends name themselves ("file: stat ..."); once is enough.
+			err = fmt.Errorf("%s: %w", cfg.Backend, err)
+		}
+		return nil, err
 	}
 	p.clients[key] = b
 	return b, nil
