@@ -42,6 +42,7 @@ type options struct {
 	logLevel, logFormat                     string
 	nodes                                   listFlag
 	noop, onetime                           bool
+	noopShowSecrets                         bool
 	password, path, prefix                  string
 	roleID, scheme, secretID, secretKeyring string
 	separator, srvDomain, srvRecord         string
@@ -83,6 +84,7 @@ func newFlagSet(o *options, w io.Writer) *flag.FlagSet {
 	s(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.Var(&o.nodes, "node", "backend address (repeatable)")
 	b(&o.noop, "noop", false, "render and print a diff, never write a destination nor run a command")
+	b(&o.noopShowSecrets, "noop-show-secrets", false, "with -noop, print the diff of destinations others may not read (mode without o+r, e.g. 0600) too; without it they get a line counting the changes")
 	b(&o.onetime, "onetime", false, "render every resource once and exit (1 if any failed)")
 	s(&o.password, "password", "", "password for basic auth (etcd, consul)")
 	s(&o.path, "path", "", "Vault auth mount path (accepted for confd compatibility)")

@@ -107,14 +107,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, reload 
 	}
 	cfg := daemon.Config{
 		Resource: resource.Options{
-			ConfDir:       o.confdir,
-			Prefix:        o.prefix,
-			Noop:          o.noop,
-			SyncOnly:      o.syncOnly,
-			KeepStageFile: o.keepStageFile,
-			CmdTimeout:    o.cmdTimeout,
-			Logger:        log,
-			Diff:          stdout,
+			ConfDir:         o.confdir,
+			Prefix:          o.prefix,
+			Noop:            o.noop,
+			NoopShowSecrets: o.noopShowSecrets,
+			SyncOnly:        o.syncOnly,
+			KeepStageFile:   o.keepStageFile,
+			CmdTimeout:      o.cmdTimeout,
+			Logger:          log,
+			Diff:            stdout,
 			TemplateOptions: template.Options{
 				TextTemplate: o.templateExecutor == "text",
 			},
