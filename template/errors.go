@@ -187,8 +187,18 @@ func redact(err error, s *Store, r *recorder) error {
 	}
 	head, tail := msg[:start], msg[start:]
 	for i, v := range s.vals {
-		if len(v) >= minRedact && strings.Contains(tail, v) {
-			tail = strings.ReplaceAll(tail, v, fmt.Sprintf("[value of %s redacted, %d bytes]", s.keys[i], len(v)))
+		if len(v) < minRedact {
+			continue
+		}
+		// As it is, and as %q prints it (url.Parse's error quotes it).
+		forms := []string{v}
+		if q := strconv.Quote(v); q[1:len(q)-1] != v {
+			forms = append(forms, q[1:len(q)-1])
+		}
+		for _, f := range forms {
+			if strings.Contains(tail, f) {
+				tail = strings.ReplaceAll(tail, f, fmt.Sprintf("[value of %s redacted, %d bytes]", s.keys[i], len(v)))
+			}
 		}
 	}
 	if head+tail == err.Error() {

@@ -57,6 +57,21 @@ func TestErrorsHideValues(t *testing.T) {
 	}
 }
 
+// TestRedactQuoted checks that a value is also found as %q prints it.
+func TestRedactQuoted(t *testing.T) {
+	secret := "pa\"ss\tw0rd"
+	store := NewStore(map[string]string{"/k": secret})
+	tm, err := Parse("x.tmpl", `{{urlParse (printf "%s%%zz" (getv "/k"))}}`, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = tm.Execute(store)
+	if err == nil || strings.Contains(err.Error(), `pa\"ss\tw0rd`) || strings.Contains(err.Error(), secret) ||
+		!strings.Contains(err.Error(), "[value of /k redacted, 10 bytes]") {
+		t.Errorf("got %v, want the value redacted", err)
+	}
+}
+
 // TestRedactKeepsContext checks that a value equal to text of the
 // template is not removed from the template context of the message, and
 // that the error still wraps the function's error.
