@@ -107,15 +107,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, reload 
 	}
 	cfg := daemon.Config{
 		Resource: resource.Options{
-			ConfDir:         o.confdir,
-			Prefix:          o.prefix,
-			Noop:            o.noop,
-			NoopShowSecrets: o.noopShowSecrets,
-			SyncOnly:        o.syncOnly,
-			KeepStageFile:   o.keepStageFile,
-			CmdTimeout:      o.cmdTimeout,
-			Logger:          log,
-			Diff:            stdout,
+			ConfDir:       o.confdir,
+			Prefix:        o.prefix,
+			Noop:          o.noop,
+			SyncOnly:      o.syncOnly,
+			KeepStageFile: o.keepStageFile,
+			CmdTimeout:    o.cmdTimeout,
+			Logger:        log,
+			Diff:          stdout,
 			TemplateOptions: template.Options{
 				TextTemplate: o.templateExecutor == "text",
 			},
@@ -129,6 +128,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, reload 
 		Reload:      reload,
 		MetricsAddr: o.metricsAddr,
 	}
+	cfg.Resource.NoopShowSecrets = o.noopShowSecrets
 	err = daemon.Run(ctx, cfg)
 	switch {
 	case err == nil:
