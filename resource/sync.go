@@ -629,15 +629,30 @@ func (r *Resource) writeDiff(cur fileState, out []byte, want target) error {
 	if !cur.exists {
 		from = "/dev/null"
 	}
-	text, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-		A:        splitLines(cur.data),
-		B:        splitLines(out),
-		FromFile: from,
-		ToFile:   r.Dest,
-		Context:  3,
-	})
-	if err != nil {
-		return err
+	a, b := splitLines(cur.data), splitLines(out)
+	var text string
+	if hidden := (cur.exists && cur.mode&0o004 == 0) || want.mode&0o004 == 0; hidden && !r.opts.NoopShowSecrets {
+		// A file others may not read may hold secrets: say how much
+		// changes, not what.
+		mode := want.mode
+		if cur.exists && cur.mode&0o004 == 0 {
+			mode = cur.mode
+		}
+		removed, added := countChanges(a, b)
+		text = fmt.Sprintf("# %s: %s removed, %s added (content not shown: mode %04o, not readable by others; -noop-show-secrets shows it)\n",
+			r.Dest, plural(removed, "line"), plural(added, "line"), unixMode(mode))
+	} else {
+		var err error
+		text, err = difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+			A:        a,
+			B:        b,
+			FromFile: from,
+			ToFile:   r.Dest,
+			Context:  3,
+		})
+		if err != nil {
+			return err
+		}
 	}
 	if cur.exists {
 		if cur.mode != want.mode {
@@ -649,8 +664,32 @@ func (r *Resource) writeDiff(cur fileState, out []byte, want target) error {
 	}
 	diffMu.Lock()
 	defer diffMu.Unlock()
-	_, err = r.opts.Diff.Write([]byte(text))
+	_, err := r.opts.Diff.Write([]byte(text))
 	return err
+}
+
+// countChanges returns how many lines a diff from a to b removes and adds.
+func countChanges(a, b []string) (removed, added int) {
+	for _, op := range difflib.NewMatcher(a, b).GetOpCodes() {
+		switch op.Tag {
+		case 'r':
+			removed += op.I2 - op.I1
+			added += op.J2 - op.J1
+		case 'd':
+			removed += op.I2 - op.I1
+		case 'i':
+			added += op.J2 - op.J1
+		}
+	}
+	return removed, added
+}
+
+// plural is "1 line", "2 lines".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // splitLines splits b after each newline for difflib. A last line without

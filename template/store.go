@@ -315,7 +315,7 @@ func (r *recorder) reads() Reads {
 func (r *recorder) get(key string) (KVPair, error) {
 	i, ok := r.lookup(key)
 	if !ok {
-		return KVPair{}, fmt.Errorf("%w: %s", ErrNotExist, key)
+		return KVPair{}, &NotExistError{Key: key}
 	}
 	return KVPair{Key: r.store.keys[i], Value: r.store.vals[i]}, nil
 }
@@ -326,7 +326,7 @@ func (r *recorder) getv(key string, def ...string) (string, error) {
 		if len(def) > 0 {
 			return def[0], nil
 		}
-		return "", fmt.Errorf("%w: %s", ErrNotExist, key)
+		return "", &NotExistError{Key: key}
 	}
 	return r.store.vals[i], nil
 }

@@ -81,17 +81,18 @@ type binding struct {
 }
 
 // ParseFile reads and parses the template file at path. The template is
-// named after the file's base name, as confd names it, so errors read
-// `template: haproxy.cfg.tmpl:12: function "nope" not defined`; parse
-// errors are prefixed with path.
+// named after the file's base name, as confd names it; parse errors name
+// path once (WithPath): `templates/haproxy.cfg.tmpl:12: function "nope"
+// not defined`.
 func ParseFile(path string, opts Options) (*Template, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	t, err := Parse(filepath.Base(path), string(b), opts)
+	name := filepath.Base(path)
+	t, err := Parse(name, string(b), opts)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, WithPath(err, name, path)
 	}
 	return t, nil
 }
@@ -405,6 +406,11 @@ func (t *Template) acquire() (*binding, error) {
 // template name and position, e.g. `template: app.tmpl:3:4: executing
 // "app.tmpl" at <getv "/database/url">: error calling getv: key does not
 // exist: /database/url`, and wrap the function's error (ErrNotExist).
+// They never show a value of s (errors.go): a function that fails on a
+// value returns a *ValueError naming the key and the value's length, and
+// any value left in another error's message is replaced by "[value of KEY
+// redacted, N bytes]" (values of 4 bytes or more). Print the error
+// returned, not an error it wraps.
 //
 // Execute is safe for concurrent use; each call records its own Reads.
 func (t *Template) Execute(s *Store) ([]byte, Reads, error) {
@@ -443,6 +449,9 @@ func (t *Template) execute(s *Store, fast bool) ([]byte, Reads, error) {
 		}
 	}
 	reads := b.rec.reads()
+	if err != nil {
+		err = redact(err, s, b.rec)
+	}
 	b.rec.store = nil
 	t.mu.Lock()
 	t.free = append(t.free, b)

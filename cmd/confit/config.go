@@ -30,6 +30,7 @@ type options struct {
 	keepStageFile            bool
 	logLevel, logFormat      string
 	noop, onetime            bool
+	noopShowSecrets          bool
 	path, prefix             string
 	roleID, secretID         string
 	secretKeyring, separator string
@@ -97,6 +98,7 @@ func newFlagSet(o *options, w io.Writer) *flag.FlagSet {
 	b(&o.keepStageFile, "keep-stage-file", false, "keep staged files that were not moved into place")
 	s(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	b(&o.noop, "noop", false, "render and print a diff, never write a destination nor run a command")
+	b(&o.noopShowSecrets, "noop-show-secrets", false, "with -noop, print the diff of destinations others may not read (mode without o+r, e.g. 0600) too; without it they get a line counting the changes")
 	b(&o.onetime, "onetime", false, "render every resource once and exit (1 if any failed)")
 	s(&o.path, "path", "", "Vault auth mount path (accepted for confd compatibility)")
 	s(&o.prefix, "prefix", "", "key prefix; replaces the prefix of every resource")

@@ -134,6 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, reload 
 		Reload:      reload,
 		MetricsAddr: o.metricsAddr,
 	}
+	cfg.Resource.NoopShowSecrets = o.noopShowSecrets
 	err = daemon.Run(ctx, cfg)
 	switch {
 	case err == nil:

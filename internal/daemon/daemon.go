@@ -342,7 +342,11 @@ func (p *pool) get(ctx context.Context, key string) (backends.Backend, error) {
 		if errors.Is(err, backends.ErrUnknownBackend) {
 			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 		}
-		return nil, fmt.Errorf("%s: %w", spec.Backend, err)
+		if !strings.HasPrefix(err.Error(), spec.Backend+": ") {
+			// Backends name themselves ("file: stat ..."); once is enough.
+			err = fmt.Errorf("%s: %w", spec.Backend, err)
+		}
+		return nil, err
 	}
 	p.clients[key] = b
 	return b, nil
