@@ -73,18 +73,21 @@ func mainWithSignals() int {
 			}
 		}
 	}()
-	return run(ctx, os.Args[1:], os.Getenv, reload, os.Stdout, os.Stderr)
+	return run(ctx, os.Args[1:], os.Getenv, os.Environ, reload, os.Stdout, os.Stderr)
 }
 
 // run is main without globals: it parses args, runs the daemon and returns
-// the exit code. reload receives a value for each SIGHUP.
-func run(ctx context.Context, args []string, getenv func(string) string, reload <-chan struct{}, stdout, stderr io.Writer) int {
-	o, err := parseOptions(args, getenv, stderr)
+// the exit code. getenv and environ read the environment; reload receives
+// a value for each SIGHUP.
+func run(ctx context.Context, args []string, getenv func(string) string, environ func() []string, reload <-chan struct{}, stdout, stderr io.Writer) int {
+	o, err := parseOptions(args, getenv, environ, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "confit: %v\n", strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+		for line := range strings.Lines(err.Error()) {
+			fmt.Fprintf(stderr, "confit: %s\n", strings.TrimSuffix(strings.TrimPrefix(line, errUsage.Error()+": "), "\n"))
+		}
 		if errors.Is(err, errUsage) {
 			fmt.Fprintln(stderr, "Run 'confit -help' for usage.")
 			return exitUsage
@@ -97,6 +100,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, reload 
 		return exitOK
 	}
 	log := newLogger(stderr, o.logFormat, o.logLevel)
+	for _, w := range o.warnings {
+		log.Warn(w)
+	}
 	defer startProfiles(getenv, stderr)()
 	defer tuneGC(o.onetime, getenv)()
 
