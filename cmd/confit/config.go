@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/confit-dev/confit/resource"
 )
 
 // errUsage marks errors in flags, environment or the config file: exit code 2.
@@ -353,10 +355,30 @@ func (o *options) validate() error {
 	if o.backend == "file" && len(o.files) == 0 {
 		return fmt.Errorf("%w: -backend file needs -file: a YAML, JSON or TOML file, or a directory of them", errUsage)
 	}
+	if _, err := resource.ParseWait(o.wait); err != nil {
+		return fmt.Errorf("%w: -wait %q: %s", errUsage, o.wait, waitHint(o.wait, err))
+	}
 	if o.cmdTimeout <= 0 {
 		return fmt.Errorf("%w: -cmd-timeout %s: must be positive", errUsage, o.cmdTimeout)
 	}
 	return nil
+}
+
+// waitHint says what is wrong with a -wait value: for a number without a
+// unit, how to write it ("5:10" gets "durations take a unit: 5s:10s").
+func waitHint(wait string, err error) string {
+	minS, maxS, hasMax := strings.Cut(wait, ":")
+	_, e1 := strconv.ParseFloat(strings.TrimSpace(minS), 64)
+	_, e2 := strconv.ParseFloat(strings.TrimSpace(maxS), 64)
+	switch {
+	case e1 == nil && !hasMax:
+		return "durations take a unit: " + strings.TrimSpace(minS) + "s"
+	case e1 == nil && e2 == nil:
+		return "durations take a unit: " + strings.TrimSpace(minS) + "s:" + strings.TrimSpace(maxS) + "s"
+	case strings.Contains(err.Error(), "min <= max"):
+		return "want MIN <= MAX"
+	}
+	return "want MIN[:MAX] durations, e.g. 100ms:2s"
 }
 
 // usage prints the -help text.

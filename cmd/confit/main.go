@@ -106,11 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	defer startProfiles(getenv, stderr)()
 	defer tuneGC(o.onetime, getenv)()
 
-	wait, err := resource.ParseWait(o.wait)
-	if err != nil {
-		fmt.Fprintf(stderr, "confit: -wait: %v\n", err)
-		return exitUsage
-	}
+	wait, _ := resource.ParseWait(o.wait) // checked by validate
 	cfg := daemon.Config{
 		Resource: resource.Options{
 			ConfDir:       o.confdir,
