@@ -1,4 +1,5 @@
-# confit — see README.md. Every target works on a fresh machine with Go and git.
+# confit — see README.md. Needs Go, git, make and a C compiler (for -race); make test-deps/test also
+# need Debian or Ubuntu with root or sudo (they apt-get install HAProxy and nginx).
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os/exec"
 	"strings"
 	"sync"
@@ -61,10 +62,11 @@ func (e *CmdError) Unwrap() error { return e.Err }
 
 // runCmd runs command with /bin/sh -c in its own process group, with the
 // combined output captured. When timeout expires or ctx is done, the whole
-// group is killed with SIGKILL. It returns nil on exit status 0 — also when
-// a background child still holds the output open, which is then left
-// running and detached after cmdWaitDelay — and a *CmdError otherwise.
-func runCmd(ctx context.Context, name, command string, timeout time.Duration) error {
+// group is killed with SIGKILL. On exit status 0 — also when a background
+// child still holds the output open, which is then left running and
+// detached after cmdWaitDelay — it returns the output (its tail, as
+// CmdError.Output) and a nil error; otherwise a *CmdError.
+func runCmd(ctx context.Context, name, command string, timeout time.Duration) ([]byte, error) {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
@@ -90,7 +92,7 @@ func runCmd(ctx context.Context, name, command string, timeout time.Duration) er
 		err = nil
 	}
 	if err == nil {
-		return nil
+		return out.Bytes(), nil
 	}
 	e := &CmdError{Name: name, Cmd: command, Output: out.Bytes(), Err: err}
 	switch {
@@ -100,7 +102,17 @@ func runCmd(ctx context.Context, name, command string, timeout time.Duration) er
 		e.Timeout = timeout
 		e.Err = fmt.Errorf("%w after %s (%v)", context.DeadlineExceeded, timeout, err)
 	}
-	return e
+	return nil, e
+}
+
+// logCmdOutput logs at debug level what a command that succeeded printed,
+// so that `-log-level debug` shows it (a failure's output is in its error).
+func logCmdOutput(log *slog.Logger, name string, out []byte) {
+	if o := strings.TrimSpace(string(out)); o != "" {
+		log.Debug(name+" succeeded", "output", o)
+	} else {
+		log.Debug(name + " succeeded")
+	}
 }
 
 // tailBuffer is an io.Writer keeping the last maxCmdOutput bytes written.

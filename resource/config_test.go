@@ -166,7 +166,7 @@ func TestDecodeConfigErrors(t *testing.T) {
 		{
 			name: "backend's own check",
 			data: "[template]\nsrc = \"a\"\n[backend]\nbackend = \"file\"\n",
-			want: []string{"backend: file: no files given"},
+			want: []string{"backend: file: no file given"},
 			line: 3,
 			key:  "backend",
 		},

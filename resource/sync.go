@@ -251,13 +251,15 @@ func (s *Staged) commit(ctx context.Context, o ApplyOptions) (Result, error) {
 		if err != nil {
 			return res, r.errorf("check_cmd: %w", err)
 		}
-		if err := runCmd(ctx, "check_cmd", cmd, r.CheckCmdTimeout); err != nil {
+		out, err := runCmd(ctx, "check_cmd", cmd, r.CheckCmdTimeout)
+		if err != nil {
 			if r.opts.KeepStageFile {
 				keep = true
 				r.log.Info("check failed; stage file kept", "stage", stage)
 			}
 			return res, r.errorf("%w", err)
 		}
+		logCmdOutput(r.log, "check_cmd", out)
 	}
 
 	prev := r.prev
@@ -308,10 +310,11 @@ func (r *Resource) reload(ctx context.Context) error {
 	if err != nil {
 		return r.errorf("reload_cmd: %w", err)
 	}
-	if err := runCmd(ctx, "reload_cmd", cmd, r.ReloadCmdTimeout); err != nil {
+	out, err := runCmd(ctx, "reload_cmd", cmd, r.ReloadCmdTimeout)
+	if err != nil {
 		return r.errorf("%w", err)
 	}
-	r.log.Debug("reloaded")
+	logCmdOutput(r.log, "reload_cmd", out)
 	return nil
 }
 

@@ -5,7 +5,9 @@
 //
 // Options.Files lists files and directories. A directory is walked
 // recursively and every regular file (or symlink to one) whose base name
-// matches Options.Filter (a filepath.Match glob, default "*") is read.
+// matches Options.Filter (a filepath.Match glob, default "*", with shell-style
+// braces: "*.{yaml,json}") is read. New fails when a directory holds no
+// file the filter matches.
 // Names starting with "." (editor swap files, Kubernetes' ..data
 // directories) are skipped in directory walks; name such a file directly in
 // Files to read it. Files are read in the order given, directories in
@@ -84,8 +86,9 @@ import (
 // Backend reads and watches a set of files. It is safe for concurrent use.
 // Create it with New; the zero value is not usable.
 type Backend struct {
-	inputs []input
-	filter string
+	inputs   []input
+	filter   string   // as given, for messages
+	patterns []string // filter with its braces expanded: a name matching any is read
 
 	// loadMu serialises read+publish so that an older read can never be
 	// published after a newer one.
@@ -123,8 +126,9 @@ type input struct {
 
 // New returns a Backend reading paths (files or directories). filter is a
 // filepath.Match glob applied to the base names of files found in
-// directories; "" means "*". New fails if paths is empty, the filter is
-// malformed, or a path cannot be stat'ed. It starts no goroutines: watching
+// directories, braces expanded ("*.{yaml,json}"); "" means "*". New fails if
+// paths is empty, the filter is malformed, a path cannot be stat'ed, or a
+// directory holds no file the filter matches. It starts no goroutines: watching
 // begins with the first Watch.
 func New(paths []string, filter string) (*Backend, error) {
 	if len(paths) == 0 {
@@ -133,13 +137,17 @@ func New(paths []string, filter string) (*Backend, error) {
 	if filter == "" {
 		filter = "*"
 	}
-	if _, err := filepath.Match(filter, ""); err != nil {
-		return nil, fmt.Errorf("file: filter %q: %w", filter, err)
+	patterns := expandBraces(filter)
+	for _, p := range patterns {
+		if _, err := filepath.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("file: filter %q: %w", filter, err)
+		}
 	}
 	b := &Backend{
-		filter: filter,
-		subs:   map[*sub]struct{}{},
-		done:   make(chan struct{}),
+		filter:   filter,
+		patterns: patterns,
+		subs:     map[*sub]struct{}{},
+		done:     make(chan struct{}),
 	}
 	for _, p := range paths {
 		abs, err := filepath.Abs(p)
@@ -150,7 +158,13 @@ func New(paths []string, filter string) (*Backend, error) {
 		if err != nil {
 			return nil, fmt.Errorf("file: %w", err)
 		}
-		b.inputs = append(b.inputs, input{path: abs, isDir: fi.IsDir()})
+		in := input{path: abs, isDir: fi.IsDir()}
+		if in.isDir {
+			if err := b.checkDir(p, in); err != nil {
+				return nil, err
+			}
+		}
+		b.inputs = append(b.inputs, in)
 	}
 	return b, nil
 }
@@ -170,42 +184,145 @@ func (b *Backend) files() ([]found, error) {
 			out = append(out, found{path: in.path})
 			continue
 		}
-		err := filepath.WalkDir(in.path, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				if p != in.path && errors.Is(err, fs.ErrNotExist) {
-					return nil // removed while walking: it holds nothing now
-				}
-				return err
-			}
-			name := d.Name()
-			if p != in.path && strings.HasPrefix(name, ".") {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if d.IsDir() {
-				return nil
-			}
-			if ok, _ := filepath.Match(b.filter, name); !ok {
-				return nil
-			}
-			if d.Type()&fs.ModeSymlink != 0 {
-				fi, err := os.Stat(p)
-				if err != nil || !fi.Mode().IsRegular() {
-					return nil // dangling link or link to a directory
-				}
-			} else if !d.Type().IsRegular() {
-				return nil
-			}
-			out = append(out, found{path: p, inDir: true})
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("file: walk %s: %w", in.path, err)
+		var err error
+		if out, err = b.walk(out, in); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// walk appends to out the files of the directory in whose names match the
+// filter, in lexical order.
+func (b *Backend) walk(out []found, in input) ([]found, error) {
+	err := filepath.WalkDir(in.path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p != in.path && errors.Is(err, fs.ErrNotExist) {
+				return nil // removed while walking: it holds nothing now
+			}
+			return err
+		}
+		name := d.Name()
+		if p != in.path && strings.HasPrefix(name, ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if !b.match(name) {
+			return nil
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			fi, err := os.Stat(p)
+			if err != nil || !fi.Mode().IsRegular() {
+				return nil // dangling link or link to a directory
+			}
+		} else if !d.Type().IsRegular() {
+			return nil
+		}
+		out = append(out, found{path: p, inDir: true})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("file: walk %s: %w", in.path, err)
+	}
+	return out, nil
+}
+
+// match reports whether a file name found in a directory matches the filter.
+func (b *Backend) match(name string) bool {
+	for _, p := range b.patterns {
+		if ok, _ := filepath.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// checkDir returns an error naming the directory (as given: arg) and the
+// filter when no file in it matches: an empty store would only show later,
+// as "key does not exist" in a template.
+func (b *Backend) checkDir(arg string, in input) error {
+	files, err := b.walk(nil, in)
+	if err != nil || len(files) > 0 {
+		return err
+	}
+	if b.filter == "*" {
+		return fmt.Errorf("file: directory %s holds no file to read", arg)
+	}
+	return fmt.Errorf("file: no file in directory %s matches -filter %q", arg, b.filter)
+}
+
+// expandBraces expands the brace alternatives of a filter, as a shell
+// does: "*.{yaml,yml}" is "*.yaml" and "*.yml"; braces nest, and a group
+// without a comma, or without its closing brace, stays as written.
+// filepath.Match has no braces of its own. At most maxPatterns patterns
+// are returned; the rest of a larger expansion is dropped.
+func expandBraces(pattern string) []string {
+	open, close, alts := braceGroup(pattern)
+	if open < 0 {
+		return []string{pattern}
+	}
+	var out []string
+	for _, alt := range alts {
+		for _, p := range expandBraces(pattern[:open] + alt + pattern[close+1:]) {
+			if len(out) == maxPatterns {
+				return out
+			}
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// maxPatterns bounds the expansion of a filter's braces.
+const maxPatterns = 256
+
+// braceGroup finds the first brace group of pattern that has a comma at
+// its top level: the offsets of its braces and its alternatives. open is
+// -1 when there is none. Backslash escapes and [...] classes are skipped,
+// as filepath.Match reads them.
+func braceGroup(pattern string) (open, close int, alts []string) {
+	for i := 0; i < len(pattern); i++ {
+		switch pattern[i] {
+		case '\\':
+			i++
+		case '[':
+			if j := strings.IndexByte(pattern[i+1:], ']'); j >= 0 {
+				i += j + 1
+			}
+		case '{':
+			depth, start := 0, i+1
+			var parts []string
+			for j := i + 1; j < len(pattern); j++ {
+				switch pattern[j] {
+				case '\\':
+					j++
+				case '{':
+					depth++
+				case ',':
+					if depth == 0 {
+						parts = append(parts, pattern[start:j])
+						start = j + 1
+					}
+				case '}':
+					if depth > 0 {
+						depth--
+						continue
+					}
+					if parts == nil {
+						j = len(pattern) // no comma: literal; look further on
+						continue
+					}
+					return i, j, append(parts, pattern[start:j])
+				}
+			}
+		}
+	}
+	return -1, -1, nil
 }
 
 // read reads and merges every file. Errors name the file. keys, when not

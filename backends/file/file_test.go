@@ -75,6 +75,10 @@ func TestNewErrors(t *testing.T) {
 		{name: "no files", wantErr: "no files"},
 		{name: "missing file", paths: []string{filepath.Join(dir, "nope.yaml")}, wantErr: "nope.yaml"},
 		{name: "bad filter", paths: []string{ok}, filter: "[", wantErr: "filter"},
+		{name: "bad filter in braces", paths: []string{ok}, filter: "{*.yaml,[}", wantErr: "filter"},
+		{name: "filter matches no file", paths: []string{dir}, filter: "*.json", wantErr: "no file in directory " + dir + ` matches -filter "*.json"`},
+		{name: "braces match no file", paths: []string{dir}, filter: "*.{yml,json}", wantErr: `matches -filter "*.{yml,json}"`},
+		{name: "empty directory", paths: []string{t.TempDir()}, wantErr: "holds no file to read"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -155,6 +159,13 @@ func TestGet(t *testing.T) {
 			filter:   "*.y*ml",
 			prefixes: []string{"/"},
 			want:     map[string]string{"/tree/one": "override", "/tree/two": "2"},
+		},
+		{
+			name:     "directory walk with braces",
+			paths:    []string{tree},
+			filter:   "*.{yml,txt}",
+			prefixes: []string{"/"},
+			want:     map[string]string{"/tree/two": "2", "/tree/txt": "1"},
 		},
 		{
 			name:     "filter only applies to directories",
@@ -292,5 +303,33 @@ func TestGetSortedKeys(t *testing.T) {
 				t.Errorf("Keys = %q, want %q", snap.Keys, tc.want)
 			}
 		})
+	}
+}
+
+func TestExpandBraces(t *testing.T) {
+	tests := []struct {
+		pattern string
+		want    []string
+	}{
+		{pattern: "*", want: []string{"*"}},
+		{pattern: "*.{yaml,json}", want: []string{"*.yaml", "*.json"}},
+		{pattern: "{a,b}{1,2}", want: []string{"a1", "a2", "b1", "b2"}},
+		{pattern: "x{a,{b,c}}", want: []string{"xa", "xb", "xc"}},
+		{pattern: "*.{yaml}", want: []string{"*.{yaml}"}},      // no comma: literal, as in a shell
+		{pattern: "{a,b", want: []string{"{a,b"}},              // unterminated: literal
+		{pattern: `\{a,b}`, want: []string{`\{a,b}`}},          // escaped
+		{pattern: "[{]{a,b}", want: []string{"[{]a", "[{]b"}},  // a class is not a group
+		{pattern: "{x}.{a,}", want: []string{"{x}.a", "{x}."}}, // empty alternative
+		{pattern: "{,.}{yaml,yml}", want: []string{"yaml", "yml", ".yaml", ".yml"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.pattern, func(t *testing.T) {
+			if got := expandBraces(tc.pattern); !slices.Equal(got, tc.want) {
+				t.Errorf("expandBraces(%q) = %q, want %q", tc.pattern, got, tc.want)
+			}
+		})
+	}
+	if got := len(expandBraces(strings.Repeat("{a,b}", 12))); got != maxPatterns {
+		t.Errorf("expansion of 2^12 patterns kept %d, want %d", got, maxPatterns)
 	}
 }

@@ -20,7 +20,7 @@ type Options struct {
 // found before anything runs.
 func (o *Options) Validate() error {
 	if len(o.Files) == 0 {
-		return errors.New("file: no files given (use -file)")
+		return errors.New("file: no file given: -file (or file in a [backend] table) names a YAML, JSON or TOML file, or a directory of them")
 	}
 	return nil
 }

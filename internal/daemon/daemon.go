@@ -94,6 +94,9 @@ func loadResources(cfg Config) ([]*resource.Resource, int, error) {
 	for _, err := range errs {
 		cfg.Logger.Error("load resource", "err", err)
 	}
+	if len(res) == 0 && len(errs) == 0 {
+		warnNoResources(cfg)
+	}
 	return res, len(errs), nil
 }
 
@@ -113,6 +116,7 @@ func runOnce(ctx context.Context, cfg Config, pool *pool, m *metrics) error {
 	if err != nil {
 		return err
 	}
+	logStart(cfg, "onetime", res, loadErrs)
 	failed := loadErrs + syncAll(ctx, cfg, pool, m, res, nil)
 	if failed > 0 {
 		return fmt.Errorf("%w: %d of %d", ErrFailed, failed, len(res)+loadErrs)
@@ -279,11 +283,14 @@ func runInterval(ctx context.Context, cfg Config, pool *pool, m *metrics) error 
 	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
 	pending := map[string]bool{}
-	for {
-		res, _, err := loadResources(cfg)
+	for first := true; ; first = false {
+		res, broken, err := loadResources(cfg)
 		if err != nil {
 			cfg.Logger.Error("load resources", "err", err)
 		} else {
+			if first {
+				logStart(cfg, "interval", res, broken)
+			}
 			syncAll(ctx, cfg, pool, m, res, pending)
 		}
 		select {

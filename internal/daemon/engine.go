@@ -111,10 +111,11 @@ func newEngine(cfg Config, p *pool, m *metrics) *engine {
 }
 
 func (e *engine) run(ctx context.Context) error {
-	res, _, err := loadResources(e.cfg)
+	res, broken, err := loadResources(e.cfg)
 	if err != nil {
 		return err
 	}
+	logStart(e.cfg, "watch", res, broken)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	e.ctx = ctx
@@ -832,6 +833,9 @@ func (e *engine) reload() {
 	}
 	if len(res) == 0 && len(errs) > 0 && isDirError(errs) {
 		return
+	}
+	if len(res) == 0 && len(errs) == 0 {
+		warnNoResources(e.cfg)
 	}
 	for _, rs := range e.res {
 		if broken[rs.r.File] { // resource.File is absolute already
