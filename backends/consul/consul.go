@@ -216,6 +216,7 @@ func init() {
 type Client struct {
 	opts Options
 	log  *slog.Logger
+	addr string // the agent's address, for errors
 	// anonymous: no ACL token configured (Consul does not tell anonymous
 	// requests that results were filtered).
 	anonymous bool
@@ -272,7 +273,7 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 	ac.Datacenter = cfg.Datacenter
 	ac.WaitTime = opts.WaitTime
 
-	c := &Client{opts: opts, log: opts.Logger, hubs: map[string]*hub{}}
+	c := &Client{opts: opts, log: opts.Logger, addr: ac.Address, hubs: map[string]*hub{}}
 	c.anonymous = ac.Token == "" && ac.TokenFile == ""
 	c.query = api.QueryOptions{Datacenter: cfg.Datacenter, AllowStale: cfg.ConsulStale}
 	var err error
@@ -382,6 +383,9 @@ func (c *Client) Close() error {
 	c.closeIdle()
 	return nil
 }
+
+// Endpoints returns the agent's address.
+func (c *Client) Endpoints() []string { return []string{c.addr} }
 
 // queryOptions returns the per-request options for one request.
 func (c *Client) queryOptions(ctx context.Context, index uint64, wait time.Duration) *api.QueryOptions {

@@ -121,6 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, reload 
 		},
 		Backend:     o.backendConfig(getenv),
 		Onetime:     o.onetime,
+		ReadTimeout: o.timeout,
 		Watch:       o.watch,
 		Interval:    time.Duration(o.interval) * time.Second,
 		Wait:        wait,
