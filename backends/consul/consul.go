@@ -9,7 +9,9 @@
 // string prefix ("/app/foobar" is not under "/app/foo"; confd gets this
 // wrong). Consul folder markers ("app/") are cleaned like confd does
 // (path.Join), so they appear as the key "/app" with an empty value unless a
-// real key "app" exists.
+// real key "app" exists. A key with a "." or ".." element ("app/../b") is
+// skipped with a warning naming it: cleaned, it would name a path outside
+// its prefix (backends.HasDotSegment).
 //
 // # Services as virtual keys
 //
@@ -216,7 +218,8 @@ func init() {
 type Client struct {
 	opts Options
 	log  *slog.Logger
-	addr string // the agent's address, for errors
+	addr string           // the agent's address, for errors
+	dots backends.DotKeys // keys skipped for a "." or ".." element
 	// anonymous: no ACL token configured (Consul does not tell anonymous
 	// requests that results were filtered).
 	anonymous bool
@@ -274,6 +277,7 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 	ac.WaitTime = opts.WaitTime
 
 	c := &Client{opts: opts, log: opts.Logger, addr: ac.Address, hubs: map[string]*hub{}}
+	c.dots.Log = opts.Logger
 	c.anonymous = ac.Token == "" && ac.TokenFile == ""
 	c.query = api.QueryOptions{Datacenter: cfg.Datacenter, AllowStale: cfg.ConsulStale}
 	var err error
@@ -503,6 +507,10 @@ func (s source) fetch(ctx context.Context, c *Client, cl *api.Client, index uint
 		}
 		vals := make(map[string]string, len(pairs))
 		for _, p := range pairs {
+			if backends.HasDotSegment(p.Key) {
+				c.dots.Skip("/"+p.Key, "")
+				continue
+			}
 			k := backends.CleanKey(p.Key)
 			if _, dup := vals[k]; dup && strings.HasSuffix(p.Key, "/") {
 				continue // a folder marker never hides a real key

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -458,4 +459,74 @@ func TestGetRevsPerPrefix(t *testing.T) {
 	if got := snap.RevOf("/a"); got != alone["/a"] {
 		t.Errorf("RevOf(/a) = %d, want %d", got, alone["/a"])
 	}
+}
+
+// putRaw writes key verbatim through a transaction: a key in the URL path
+// ("a/../b") would be cleaned by the HTTP layer on the way.
+func putRaw(t testing.TB, c *api.Client, key, value string) {
+	t.Helper()
+	ok, resp, _, err := c.Txn().Txn(api.TxnOps{{KV: &api.KVTxnOp{Verb: api.KVSet, Key: key, Value: []byte(value)}}}, nil)
+	if err != nil || !ok {
+		t.Fatalf("txn put %q: ok=%v err=%v resp=%+v", key, ok, err, resp)
+	}
+}
+
+// TestDotKeysSkipped is issue 20 item 3c: a Consul key with a "." or ".."
+// element ("dots/../b/secret") is never resolved into another path: Get and
+// the watch skip it, and the warning names the key.
+func TestDotKeysSkipped(t *testing.T) {
+	srv := testserver.Consul(t, testserver.ConsulOptions{Dev: true})
+	adm := admin(t, srv)
+	var logs lockedLog
+	b := newClient(t, srv, "", consul.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	putRaw(t, adm, "dots/../b/secret", "s")
+	putRaw(t, adm, "dots/./x", "s")
+	put(t, adm, "/dots/ok", "v")
+	m := watch(t, b, "/dots")
+	if want := map[string]string{"/dots/ok": "v"}; !maps.Equal(m.kvs, want) {
+		t.Errorf("Get(/dots) = %v, want %v", m.kvs, want)
+	}
+	// Cleaned, "dots/../b/secret" would be "/b/secret": listed from the
+	// root, it would reach a template reading /b.
+	root := watch(t, b, "/")
+	if v, ok := root.kvs["/b/secret"]; ok {
+		t.Errorf("Get(/) has /b/secret = %q", v)
+	}
+	putRaw(t, adm, "dots/../c", "s")
+	put(t, adm, "/dots/ok2", "w")
+	m.until("the clean key", func(kvs map[string]string) bool { return kvs["/dots/ok2"] == "w" })
+	root.until("the clean key", func(kvs map[string]string) bool { return kvs["/dots/ok2"] == "w" })
+	for k := range root.kvs {
+		if k == "/b/secret" || k == "/c" {
+			t.Errorf("watch on / delivered %s", k)
+		}
+	}
+	for _, view := range m.seen {
+		if want := map[string]string{"/dots/ok": "v", "/dots/ok2": "w"}; !maps.Equal(view, want) {
+			t.Errorf("watch view %v, want %v", view, want)
+		}
+	}
+	for _, k := range []string{"/dots/../b/secret", "/dots/./x", "/dots/../c"} {
+		if !strings.Contains(logs.String(), "key="+k) {
+			t.Errorf("no warning naming %s in:\n%s", k, logs.String())
+		}
+	}
+}
+
+// lockedLog collects log output from several goroutines.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -605,11 +605,12 @@ type differ struct {
 	upds    []update
 	at      map[string]int // key without "/" → index in upds, for keys listed twice
 	seenOld int            // distinct entries of old listed
+	dots    *backends.DotKeys
 }
 
 func (h *hub) newDiffer(root string, reset bool) *differ {
 	h.gen++
-	d := &differ{old: h.state, root: root, gen: h.gen}
+	d := &differ{old: h.state, root: root, gen: h.gen, dots: &h.c.dots}
 	if reset {
 		d.old = map[string]*entry{}
 	}
@@ -654,6 +655,10 @@ func (d *differ) pair(p *rawPair) error {
 		k, err := p.keyString()
 		if err != nil {
 			return err
+		}
+		if backends.HasDotSegment(k) {
+			d.dots.Skip("/"+k, "")
+			return nil
 		}
 		clean := backends.CleanKey(k)
 		if !backends.Under(clean, d.root) {

@@ -17,6 +17,10 @@
 // that change is the healthy Update, and nothing was skipped). Watches also require a leader, so a member cut off from its
 // cluster cancels them (ErrNoLeader, reported the same way), and the client
 // sends keepalive pings, so a silently dropped connection is noticed too.
+//
+// Keys with a "." or ".." element ("/a/../b/secret") are skipped, by Get and
+// by watches, with a warning naming the key (backends.HasDotSegment): they
+// would name a path outside the prefix they were listed under.
 package etcd
 
 import (
@@ -115,6 +119,7 @@ type Client struct {
 	nodes    string // the endpoints, comma-separated, for errors
 
 	dialErr atomic.Pointer[error] // the last failed dial, nil after a good one
+	dots    backends.DotKeys      // keys skipped for a "." or ".." element
 
 	gets, ranges atomic.Uint64
 
@@ -206,6 +211,7 @@ func New(ctx context.Context, cfg backends.Config) (*Client, error) {
 		}
 	}
 	c := &Client{pageSize: PageSize, nodes: strings.Join(endpoints, ",")}
+	c.dots.Log = cfg.Logger
 	ccfg.DialOptions = []grpc.DialOption{grpc.WithConnectParams(connectParams)}
 	if !slices.ContainsFunc(endpoints, func(e string) bool { return strings.HasPrefix(e, "unix") }) {
 		ccfg.DialOptions = append(ccfg.DialOptions, grpc.WithContextDialer(c.dial))
@@ -383,7 +389,12 @@ func (c *Client) read(ctx context.Context, ps []string, rev int64) (backends.Sna
 				rev = resp.Header.Revision
 			}
 			for _, kv := range resp.Kvs {
-				if k := string(kv.Key); backends.Under(k, p) {
+				k := string(kv.Key)
+				switch {
+				case !backends.Under(k, p):
+				case backends.HasDotSegment(k):
+					c.dots.Skip(k, "")
+				default:
 					kvs[k] = string(kv.Value)
 					keys = append(keys, k)
 				}
@@ -616,6 +627,10 @@ func (w *watch) deliver(ctx context.Context, events []*clientv3.Event) bool {
 			ev := events[i]
 			key := string(ev.Kv.Key)
 			if rev <= w.last || !backends.Under(key, w.prefix) {
+				continue
+			}
+			if backends.HasDotSegment(key) {
+				w.c.dots.Skip(key, "")
 				continue
 			}
 			if ev.Type == mvccpb.DELETE {
