@@ -79,9 +79,18 @@
 // after the first read is treated as 1; re-queries are rate-limited to one
 // per [Options.MinRequeryInterval] on average, with bursts of 10; a wake-up with unchanged data sends nothing;
 // each request's deadline exceeds wait plus both jitters (ours and the
-// server's wait/16). Errors send one Update{Err} per transition to degraded
-// and are retried with jittered exponential backoff; recovery sends a Reset
-// with the full contents.
+// server's wait/16). While a query runs, the agent is asked for its leader
+// every [Options.ProbeInterval] (15s): an agent that accepts connections but
+// does not answer (SIGSTOPped, wedged) fails the query within
+// ProbeInterval+ProbeTimeout (25s by default) with [ErrAgentNotAnswering]
+// instead of at the query's own deadline minutes later. Errors send one
+// Update{Err} per transition to degraded and are retried with jittered
+// exponential backoff; recovery sends a Reset with the full contents, read
+// again and compared by value rather than by ModifyIndex, because an agent
+// restarted and re-populated (a -dev agent) can give a changed key the
+// index it had before. (An agent restarted between two answers without any
+// query failing would go unseen; a query is always in flight, so the
+// restart breaks its connection.)
 //
 // # Empty lists
 //
@@ -161,6 +170,16 @@ type Options struct {
 	// MaxReadConns bounds the connections used by Get and by the first read
 	// of each Watch. Default 2.
 	MaxReadConns int
+	// ProbeInterval is how often, while a blocking query waits, the agent
+	// is asked for its leader (a request it answers at once) to tell a
+	// frozen agent from a quiet one: a blocking query to an agent that
+	// accepts connections but never answers would otherwise only end with
+	// its own deadline, minutes later. Default 15s; negative disables.
+	ProbeInterval time.Duration
+	// ProbeTimeout bounds each probe; a probe without an answer ends the
+	// blocking query with an error (reported as a degraded watch, retried
+	// with backoff). Default 10s.
+	ProbeTimeout time.Duration
 	// DialContext, when set, dials every connection (tests count them).
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
@@ -186,6 +205,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.BackoffMax < o.BackoffMin {
 		o.BackoffMax = o.BackoffMin
+	}
+	if o.ProbeInterval == 0 {
+		o.ProbeInterval = 15 * time.Second
+	}
+	if o.ProbeTimeout <= 0 {
+		o.ProbeTimeout = 10 * time.Second
 	}
 	if o.MaxBlockingConns <= 0 {
 		o.MaxBlockingConns = 6
