@@ -666,7 +666,10 @@ type differ struct {
 
 func (h *hub) newDiffer(root string, reset bool) *differ {
 	h.gen++
-	d := &differ{old: h.state, root: root, gen: h.gen, dots: &h.c.dots}
+	d := &differ{old: h.state, root: root, gen: h.gen}
+	if h.c != nil {
+		d.dots = &h.c.dots
+	}
 	if reset {
 		d.old = map[string]*entry{}
 	}
