@@ -25,7 +25,9 @@
 //
 //	db: {hosts: [a, b]}  ->  /db/hosts/0 = a, /db/hosts/1 = b
 //
-// Keys are cleaned with backends.CleanKey. Scalars are rendered as confd
+// Keys are cleaned with backends.CleanKey, except that a key with a "." or
+// ".." element ("../../etc/passwd", "a/./b") is skipped with a warning
+// naming the file and the key: cleaned, it would name another path. Scalars are rendered as confd
 // renders them: strings as they are, booleans "true"/"false", integers in
 // decimal, floats with strconv.FormatFloat(f, 'f', -1, 64) (1.0 -> "1",
 // 1e3 -> "1000", never an exponent). Unlike confd, which drops null values,
@@ -71,6 +73,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -110,6 +113,8 @@ type Backend struct {
 	wg   sync.WaitGroup
 
 	reads atomic.Uint64 // reads of the files, for Metrics
+
+	dots backends.DotKeys // keys skipped for a "." or ".." element
 }
 
 // Metrics implements backends.MetricsReporter: reads_total counts the
@@ -117,6 +122,10 @@ type Backend struct {
 func (b *Backend) Metrics() map[string]uint64 {
 	return map[string]uint64{"reads_total": b.reads.Load()}
 }
+
+// SetLogger sets where the backend warns about the keys it skips; call it
+// before the first read. nil discards the warnings.
+func (b *Backend) SetLogger(l *slog.Logger) { b.dots.Log = l }
 
 // input is one entry of Config.Files, made absolute.
 type input struct {
@@ -344,6 +353,14 @@ func (b *Backend) read() (merged map[string]string, keys []string, err error) {
 		kvs, sorted, err := parse(f.path, data)
 		if err != nil {
 			return nil, nil, fmt.Errorf("file: %s: %w", f.path, err)
+		}
+		for k := range kvs {
+			if backends.HasDotSegment(k) {
+				// "../../etc/passwd" names no path outside its parent.
+				b.dots.Skip(k, f.path)
+				delete(kvs, k)
+				sorted = nil
+			}
 		}
 		if merged == nil {
 			merged, keys = kvs, sorted // parse returns a new map: no copy needed

@@ -2,6 +2,7 @@ package file
 
 import (
 	"context"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -331,5 +332,47 @@ func TestExpandBraces(t *testing.T) {
 	}
 	if got := len(expandBraces(strings.Repeat("{a,b}", 12))); got != maxPatterns {
 		t.Errorf("expansion of 2^12 patterns kept %d, want %d", got, maxPatterns)
+	}
+}
+
+// TestDotKeysSkipped is issue 20 item 3c: a mapping key with a "." or ".."
+// element ("../../etc/passwd") never names a path outside its parent: the
+// key is skipped, in every format, with a warning naming the file and the
+// key; the other keys are read as before.
+func TestDotKeysSkipped(t *testing.T) {
+	dir := t.TempDir()
+	files := []string{
+		writeFile(t, dir, "v.yaml", "a:\n  ../../etc/passwd: y\n  ok: 1\n  x/./y: 2\n"),
+		writeFile(t, dir, "v.json", `{"j": {"..": {"etc": "j"}, "ok": "2"}}`),
+		writeFile(t, dir, "v.toml", "[t]\n\"../up\" = \"t\"\nok = 3\n"),
+	}
+	var logs strings.Builder
+	b := newBackend(t, "", files...)
+	b.SetLogger(slog.New(slog.NewTextHandler(&logs, nil)))
+	snap, err := b.Get(t.Context(), []string{"/"})
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	want := map[string]string{"/a/ok": "1", "/j/ok": "2", "/t/ok": "3"}
+	if !maps.Equal(snap.KVs, want) {
+		t.Errorf("Get(/) = %v, want %v", snap.KVs, want)
+	}
+	for _, k := range []string{"/a/../../etc/passwd", "/a/x/./y", "/j/../etc", "/t/../up"} {
+		if !strings.Contains(logs.String(), "key="+k) {
+			t.Errorf("no warning naming %s in:\n%s", k, logs.String())
+		}
+	}
+	for _, f := range files {
+		if !strings.Contains(logs.String(), "file="+f) {
+			t.Errorf("no warning naming the file %s in:\n%s", f, logs.String())
+		}
+	}
+	// A second read does not warn again.
+	n := strings.Count(logs.String(), "\n")
+	if _, err := b.Get(t.Context(), []string{"/"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := strings.Count(logs.String(), "\n"); m != n {
+		t.Errorf("second read logged %d more lines", m-n)
 	}
 }

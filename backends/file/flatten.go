@@ -219,7 +219,8 @@ func flattenTop(v any, kvs map[string]string) error {
 // flatten walks v, writing one entry per scalar: mapping keys become path
 // elements (/a/b) and list items their index (/list/0). Keys are cleaned as
 // backends.CleanKey does, so "a/b" as a single mapping key becomes two path
-// elements and ".." climbs, exactly as confd's path.Join does. Mapping keys
+// elements, as confd's path.Join does; a key with a "." or ".." element is
+// joined verbatim instead (see joinName), for read to skip. Mapping keys
 // are visited in sorted order so that two spellings of the same path
 // ("a/b" and a: {b:}) collide deterministically: the later one in sort
 // order wins. Empty mappings and lists produce no key.
@@ -227,7 +228,7 @@ func flatten(v any, key string, kvs map[string]string) {
 	switch n := v.(type) {
 	case map[string]any:
 		for _, k := range slices.Sorted(maps.Keys(n)) {
-			flatten(n[k], path.Join(key, k), kvs)
+			flatten(n[k], joinName(key, k), kvs)
 		}
 	case map[any]any:
 		// YAML mappings with non-string keys (8080:, true:, 1.5:) decode
@@ -249,7 +250,7 @@ func flatten(v any, key string, kvs map[string]string) {
 			return strings.Compare(a.order, b.order)
 		})
 		for _, e := range entries {
-			flatten(e.v, path.Join(key, e.name), kvs)
+			flatten(e.v, joinName(key, e.name), kvs)
 		}
 	case []any:
 		for i, item := range n {
@@ -260,8 +261,21 @@ func flatten(v any, key string, kvs map[string]string) {
 			flatten(item, path.Join(key, strconv.Itoa(i)), kvs)
 		}
 	default:
-		kvs[backends.CleanKey(key)] = scalar(n)
+		if !backends.HasDotSegment(key) {
+			key = backends.CleanKey(key)
+		}
+		kvs[key] = scalar(n)
 	}
+}
+
+// joinName is path.Join(key, name), except that a name with a "." or ".."
+// element is appended as it is: cleaned, "../../etc/passwd" would climb
+// out of its parent. read skips the keys it makes (backends.HasDotSegment).
+func joinName(key, name string) string {
+	if backends.HasDotSegment(name) || backends.HasDotSegment(key) {
+		return strings.TrimSuffix(key, "/") + "/" + name
+	}
+	return path.Join(key, name)
 }
 
 // scalar renders a decoded scalar the way confd's file backend does:

@@ -159,7 +159,8 @@ func TestParse(t *testing.T) {
 }
 
 // FuzzFlatten feeds arbitrary bytes to every parser: parsing may fail, but
-// must not panic, and every key it yields must be clean and absolute.
+// must not panic, and every key it yields must be clean and absolute, or
+// have a "." or ".." element (read skips those).
 func FuzzFlatten(f *testing.F) {
 	for _, seed := range []string{
 		"a: {b: [1, 2.5, true, null, x]}\n",
@@ -179,7 +180,7 @@ func FuzzFlatten(f *testing.F) {
 				continue
 			}
 			for k := range kvs {
-				if backends.CleanKey(k) != k {
+				if backends.CleanKey(k) != k && !backends.HasDotSegment(k) {
 					t.Fatalf("%s: key %q is not clean", name, k)
 				}
 			}

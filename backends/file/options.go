@@ -26,7 +26,12 @@ func (o *Options) Validate() error {
 }
 
 func init() {
-	backends.Register("file", func(_ context.Context, o *Options, _ *slog.Logger) (backends.Backend, error) {
-		return New(o.Files, o.Filter)
+	backends.Register("file", func(_ context.Context, o *Options, log *slog.Logger) (backends.Backend, error) {
+		b, err := New(o.Files, o.Filter)
+		if err != nil {
+			return nil, err
+		}
+		b.SetLogger(log)
+		return b, nil
 	})
 }

@@ -3,7 +3,6 @@ package file
 import (
 	"errors"
 	"fmt"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -319,7 +318,7 @@ func needsClean(name string) bool {
 // cleaning when name is a plain path element (the common case).
 func joinKey(key, name string) string {
 	if needsClean(name) {
-		return path.Join(key, name)
+		return joinName(key, name)
 	}
 	if key == "/" {
 		return "/" + name

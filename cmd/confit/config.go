@@ -41,6 +41,7 @@ type options struct {
 	version, watch           bool
 	wait                     string
 	cmdTimeout               time.Duration
+	timeout                  time.Duration
 	metricsAddr              string
 	templateExecutor         string
 	settings                 map[string]*settingFlag // by setting name
@@ -122,6 +123,7 @@ func newFlagSet(o *options, w io.Writer) *flag.FlagSet {
 	s(&o.logFormat, "log-format", "text", "log format: text (confd's layout) or json")
 	s(&o.wait, "wait", "", "watch: render after MIN of quiet, at most MAX after the first change (MIN[:MAX], e.g. 100ms:2s)")
 	fs.DurationVar(&o.cmdTimeout, "cmd-timeout", 60*time.Second, "default timeout of check_cmd and reload_cmd")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "one-shot and interval mode: deadline of each read of the store, connecting included")
 	s(&o.metricsAddr, "metrics-addr", "", "serve /metrics, /health and /debug/pprof/ on this address (e.g. 127.0.0.1:9115)")
 	s(&o.templateExecutor, "template-executor", "auto", "auto: confit's template executor where it can, text/template for the rest (same output); text: text/template only")
 
@@ -373,6 +375,9 @@ func (o *options) validate() error {
 	}
 	if _, err := resource.ParseWait(o.wait); err != nil {
 		return fmt.Errorf("%w: -wait %q: %s", errUsage, o.wait, waitHint(o.wait, err))
+	}
+	if o.timeout <= 0 {
+		return fmt.Errorf("%w: -timeout %s: must be positive", errUsage, o.timeout)
 	}
 	if o.cmdTimeout <= 0 {
 		return fmt.Errorf("%w: -cmd-timeout %s: must be positive", errUsage, o.cmdTimeout)

@@ -129,6 +129,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		},
 		Backend:     spec,
 		Onetime:     o.onetime,
+		ReadTimeout: o.timeout,
 		Watch:       o.watch,
 		Interval:    time.Duration(o.interval) * time.Second,
 		Wait:        wait,

@@ -45,6 +45,9 @@ type Config struct {
 	Wait resource.Wait
 	// Reload receives a value for each request to reload conf.d (SIGHUP).
 	Reload <-chan struct{}
+	// ReadTimeout, when positive, bounds each read of a store in one-shot
+	// and interval mode, connecting included (see readStore).
+	ReadTimeout time.Duration
 	// MetricsAddr, if set, serves /metrics and /health.
 	MetricsAddr string
 	Logger      *slog.Logger
@@ -142,12 +145,7 @@ func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*res
 	failed := 0
 	for _, key := range order {
 		rs := groups[key]
-		var snap backends.Snapshot
-		b, err := pool.get(ctx, key)
-		if err == nil {
-			snap, err = b.Get(ctx, unionKeys(rs))
-			m.storeGets.Add(1)
-		}
+		snap, err := readStore(ctx, cfg, pool, m, key, unionKeys(rs))
 		if err != nil {
 			for _, r := range rs {
 				cfg.Logger.Error("sync failed", "resource", r.Name, "err", err)
