@@ -203,6 +203,9 @@ func load(file string, opts Options, cache *templateCache) (*Resource, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, w := range c.Warnings {
+		r.log.Warn(w)
+	}
 	return r, nil
 }
 

@@ -193,15 +193,12 @@ func base64Decode(data string) (string, error) {
 	return string(s), err
 }
 
-// reverse reverses a []string, []KVPair or []any in place and returns it;
-// any other value is returned unchanged.
+// reverse reverses a []string in place and returns it. Any other value,
+// the KV pairs of gets and the list of jsonArray among them, is returned
+// unchanged, as confd returns them (its type switch misses memkv.KVPairs
+// and []interface{}).
 func reverse(values any) any {
-	switch v := values.(type) {
-	case []string:
-		slices.Reverse(v)
-	case []KVPair:
-		slices.Reverse(v)
-	case []any:
+	if v, ok := values.([]string); ok {
 		slices.Reverse(v)
 	}
 	return values

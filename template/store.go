@@ -245,6 +245,9 @@ func (r *recorder) reset(s *Store) {
 }
 
 // lookup returns the position of key in the store, recording the read.
+// The key is looked up as written, as confd's memkv does: "/key/", "key"
+// and "/a//b" are never found, since every stored key is clean. Such a miss
+// is not recorded: no change to the store can make it a hit.
 func (r *recorder) lookup(key string) (int, bool) {
 	// Templates mostly read keys in order (a range over ls or lsdir, then
 	// getv of each child's keys): try the key after the last one first.
@@ -252,9 +255,8 @@ func (r *recorder) lookup(key string) (int, bool) {
 	if !ok {
 		i, ok = r.store.find(key)
 	}
-	if !ok {
-		key = backends.CleanKey(key)
-		i, ok = r.store.find(key)
+	if !ok && key != backends.CleanKey(key) {
+		return 0, false
 	}
 	if ok {
 		r.present[i>>6] |= 1 << (uint(i) & 63)

@@ -16,10 +16,14 @@
 // # Formats and keys
 //
 // The extension picks the parser, ignoring case: .json is JSON, .toml is
-// TOML, anything else (.yaml, .yml, none) is YAML. YAML is read as YAML 1.2
-// (go.yaml.in/yaml/v3), so keys and values such as y, n, on, off, yes and no
-// stay strings; every document of a multi-document YAML file is read.
-// The top level must be a mapping or a list.
+// TOML, anything else (.yaml, .yml, none) is YAML; every document of a
+// multi-document YAML file is read. The top level must be a mapping or a
+// list. YAML is parsed by go.yaml.in/yaml/v3, and its plain values are read
+// with YAML 1.1's rules, as confd (yaml.v2) reads them: yes/no/on/off/y/n
+// in any of their YAML 1.1 spellings are "true"/"false", 0777 is "511",
+// 0x1F is "31", 1e21 is "1000000000000000000000". Mapping keys stay
+// strings (a "y:" key is "y", where confd crashes). Quoted values are
+// strings as written.
 //
 // Nested mappings become path elements and list items their index:
 //
@@ -30,11 +34,11 @@
 // naming the file and the key: cleaned, it would name another path. Scalars are rendered as confd
 // renders them: strings as they are, booleans "true"/"false", integers in
 // decimal, floats with strconv.FormatFloat(f, 'f', -1, 64) (1.0 -> "1",
-// 1e3 -> "1000", never an exponent). Unlike confd, which drops null values,
-// null becomes the empty string, so exists() sees the key. Decimal integers
-// keep every digit however large (confd turns those beyond 64 bits into
-// floats). YAML timestamps keep their source text; TOML date-times are RFC
-// 3339 (local ones as written). Empty mappings and lists yield no key.
+// 1e3 -> "1000", never an exponent). A null value (YAML null, ~ or
+// nothing; JSON null) yields no key, as in confd. Decimal integers keep
+// every digit however large (confd drops the key beyond 64 bits). YAML
+// timestamps keep their source text; TOML date-times are RFC 3339 (local
+// ones as written). Empty mappings and lists yield no key.
 //
 // # Reads and revisions
 //
@@ -334,13 +338,12 @@ func braceGroup(pattern string) (open, close int, alts []string) {
 	return -1, -1, nil
 }
 
-// read reads and merges every file. Errors name the file. keys, when not
-// nil, are the keys of the result in sorted order.
-func (b *Backend) read() (merged map[string]string, keys []string, err error) {
+// read reads and merges every file. Errors name the file.
+func (b *Backend) read() (merged map[string]string, err error) {
 	b.reads.Add(1)
 	paths, err := b.files()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	for _, f := range paths {
 		data, err := os.ReadFile(f.path)
@@ -348,31 +351,29 @@ func (b *Backend) read() (merged map[string]string, keys []string, err error) {
 			continue
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("file: %w", err)
+			return nil, fmt.Errorf("file: %w", err)
 		}
-		kvs, sorted, err := parse(f.path, data)
+		kvs, err := parse(f.path, data)
 		if err != nil {
-			return nil, nil, fmt.Errorf("file: %s: %w", f.path, err)
+			return nil, fmt.Errorf("file: %s: %w", f.path, err)
 		}
 		for k := range kvs {
 			if backends.HasDotSegment(k) {
 				// "../../etc/passwd" names no path outside its parent.
 				b.dots.Skip(k, f.path)
 				delete(kvs, k)
-				sorted = nil
 			}
 		}
 		if merged == nil {
-			merged, keys = kvs, sorted // parse returns a new map: no copy needed
+			merged = kvs // parse returns a new map: no copy needed
 		} else {
 			maps.Copy(merged, kvs)
-			keys = nil
 		}
 	}
 	if merged == nil {
 		merged = map[string]string{}
 	}
-	return merged, keys, nil
+	return merged, nil
 }
 
 // refresh re-reads the files and publishes the result: on success the view
@@ -386,7 +387,7 @@ func (b *Backend) refresh() (map[string]string, []string, uint64, error) {
 	b.mu.Lock()
 	watching := b.fsw != nil
 	b.mu.Unlock()
-	kvs, keys, err := b.read()
+	kvs, err := b.read()
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -397,7 +398,7 @@ func (b *Backend) refresh() (map[string]string, []string, uint64, error) {
 		// Recovering from a failed read is a new state too, so that the
 		// Update saying so has a revision of its own.
 		if b.rev == 0 || b.loadErr != nil || !maps.Equal(kvs, b.kvs) {
-			b.kvs, b.keys = kvs, keys
+			b.kvs, b.keys = kvs, nil // sorted on first use
 			b.rev++
 		}
 		b.loadErr = nil
@@ -408,8 +409,8 @@ func (b *Backend) refresh() (map[string]string, []string, uint64, error) {
 	return b.kvs, b.keys, b.rev, err
 }
 
-// sortedKeys returns b.kvs's keys sorted: b.keys, sorted once per view
-// when the read did not give them in order. b.mu is held.
+// sortedKeys returns b.kvs's keys sorted: b.keys, sorted once per view.
+// b.mu is held.
 func (b *Backend) sortedKeys() []string {
 	if b.keys == nil && len(b.kvs) > 0 {
 		b.keys = slices.Sorted(maps.Keys(b.kvs))
@@ -439,7 +440,10 @@ func (b *Backend) Get(ctx context.Context, prefixes []string) (backends.Snapshot
 	}
 	if n == len(kvs) {
 		// Every key is wanted: share the view, which is never modified
-		// (a re-read replaces it).
+		// (a re-read replaces it), with its keys sorted.
+		if keys == nil {
+			keys = slices.Sorted(maps.Keys(kvs))
+		}
 		return backends.Snapshot{Rev: rev, KVs: kvs, Keys: keys}, nil
 	}
 	snap := backends.Snapshot{Rev: rev, KVs: make(map[string]string, n)}

@@ -271,8 +271,8 @@ func TestGetErrorsNameTheFile(t *testing.T) {
 	})
 }
 
-// TestGetSortedKeys checks Snapshot.Keys: the sorted keys when the one
-// values file lists them in order and every key is wanted, else nil.
+// TestGetSortedKeys checks Snapshot.Keys: the sorted keys when every key
+// is wanted, else nil.
 func TestGetSortedKeys(t *testing.T) {
 	dir := t.TempDir()
 	sorted := writeFile(t, dir, "sorted.yaml", "a:\n  x: 1\n  y: 2\nb: 3\n")
@@ -286,8 +286,8 @@ func TestGetSortedKeys(t *testing.T) {
 	}{
 		{"sorted file, all keys", []string{sorted}, []string{"/"}, []string{"/a/x", "/a/y", "/b"}},
 		{"sorted file, some keys", []string{sorted}, []string{"/a"}, nil},
-		{"unsorted file", []string{unsorted}, []string{"/"}, nil},
-		{"two files", []string{sorted, other}, []string{"/"}, nil},
+		{"unsorted file", []string{unsorted}, []string{"/"}, []string{"/a", "/b"}},
+		{"two files", []string{sorted, other}, []string{"/"}, []string{"/a/x", "/a/y", "/b", "/c"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -186,7 +186,9 @@ func (w *yamlWalker) flatten(n *yaml.Node, key string) error {
 		if err != nil {
 			return err
 		}
-		w.kvs[key] = scalar(v)
+		if v != nil { // a null has no value: confd leaves the key out
+			w.kvs[key] = scalar(v)
+		}
 	}
 	return nil
 }
