@@ -140,7 +140,7 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 	t.funcs = funcs
 	first := &binding{rec: rec, funcs: funcs}
 	if !opts.TextTemplate {
-		if prog := exec.Compile(trees, name); prog != nil {
+		if prog := exec.Compile(text, trees, name); prog != nil {
 			if first.fast = prog.Bind(funcs, fastAdapters); first.fast != nil {
 				t.fast = prog
 			}

@@ -143,9 +143,10 @@ func IsBuiltin(name string) bool { return builtins[name] }
 // text/template parse: the template and its {{define}}s) and the ones it
 // calls, or returns nil if they use anything the executor does not run.
 // The trees may have been parsed with parse.SkipFuncCheck; the program
-// does not keep them.
-func Compile(trees map[string]*parse.Tree, name string) *Prog {
-	c := &compiler{trees: trees}
+// does not keep them. text is the text they were parsed from: the
+// program's text is cut from it rather than copied.
+func Compile(text string, trees map[string]*parse.Tree, name string) *Prog {
+	c := &compiler{text: text, trees: trees}
 	root, ok := c.tree(name)
 	if !ok {
 		return nil
@@ -157,6 +158,7 @@ func Compile(trees map[string]*parse.Tree, name string) *Prog {
 // in one-shot mode rendered once, so the compiler allocates its pipes,
 // commands and arguments in blocks rather than one by one.
 type compiler struct {
+	text     string   // the text the trees were parsed from
 	names    []string // the functions called, in order of first call
 	trees    map[string]*parse.Tree
 	compiled map[string]*progTree
@@ -218,6 +220,15 @@ func (c *compiler) tree(name string) (*progTree, bool) {
 	return t, ok
 }
 
+// cut returns the text of n: a substring of c.text where n's text is
+// there (at n.Pos, the lexer's offset), or else a copy.
+func (c *compiler) cut(n *parse.TextNode) string {
+	if p := int(n.Pos); p >= 0 && p+len(n.Text) <= len(c.text) && c.text[p:p+len(n.Text)] == string(n.Text) {
+		return c.text[p : p+len(n.Text)]
+	}
+	return string(n.Text)
+}
+
 func (c *compiler) fn(name string) int {
 	if i := slices.Index(c.names, name); i >= 0 {
 		return i // a template calls a handful of functions
@@ -236,7 +247,7 @@ func (c *compiler) list(l *parse.ListNode) ([]node, bool) {
 		var ok bool
 		switch n := n.(type) {
 		case *parse.TextNode:
-			fn, ok = node{op: fText, text: string(n.Text)}, true
+			fn, ok = node{op: fText, text: c.cut(n)}, true
 		case *parse.CommentNode:
 			continue
 		case *parse.ActionNode:
