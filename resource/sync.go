@@ -251,7 +251,7 @@ func (s *Staged) commit(ctx context.Context, o ApplyOptions) (Result, error) {
 		if err != nil {
 			return res, r.errorf("check_cmd: %w", err)
 		}
-		if err := runCmd(ctx, "check_cmd", cmd, r.CheckCmdTimeout); err != nil {
+		if err := runCmdEnv(ctx, "check_cmd", cmd, cmdEnv(r.opts.CmdEnvClean, stage, r.Dest), r.CheckCmdTimeout); err != nil {
 			if r.opts.KeepStageFile {
 				keep = true
 				r.log.Info("check failed; stage file kept", "stage", stage)
@@ -308,7 +308,7 @@ func (r *Resource) reload(ctx context.Context) error {
 	if err != nil {
 		return r.errorf("reload_cmd: %w", err)
 	}
-	if err := runCmd(ctx, "reload_cmd", cmd, r.ReloadCmdTimeout); err != nil {
+	if err := runCmdEnv(ctx, "reload_cmd", cmd, cmdEnv(r.opts.CmdEnvClean, r.Dest, r.Dest), r.ReloadCmdTimeout); err != nil {
 		return r.errorf("%w", err)
 	}
 	r.log.Debug("reloaded")
@@ -364,6 +364,9 @@ func (r *Resource) Restore() error {
 
 // ReloadCommand returns reload_cmd as it runs (placeholders expanded), or
 // "" when none would run. Resources with the same command can share one run.
+// A command that reads the destination from the environment (CONFIT_DEST,
+// also what {{.dest}} becomes for a path that needs quoting) is followed by
+// a NUL and the destination, so it is shared only by that destination.
 func (r *Resource) ReloadCommand() string {
 	if r.opts.Noop || r.opts.SyncOnly || r.ReloadCmd == "" {
 		return ""
@@ -371,6 +374,9 @@ func (r *Resource) ReloadCommand() string {
 	cmd, err := r.reloadTpl.expand(r.Dest, r.Dest)
 	if err != nil {
 		return r.ReloadCmd
+	}
+	if strings.Contains(cmd, "CONFIT_") {
+		return cmd + "\x00" + r.Dest
 	}
 	return cmd
 }
@@ -423,15 +429,35 @@ func readDest(dest string) (fileState, error) {
 	return st, nil
 }
 
+// stagePrefix is the path of dest's stage files without their random
+// digits: "." and the destination's base name in dest's directory, each
+// byte that is not shellSafe replaced by "_", so that {{.src}} needs no
+// quoting when the directory needs none.
+func stagePrefix(dest string) string {
+	dir, base := filepath.Split(dest)
+	return filepath.Join(dir, "."+stageBase(base))
+}
+
+// stageBase is base with every byte that is not shellSafe replaced by "_".
+func stageBase(base string) string {
+	b := []byte(base)
+	for i, c := range b {
+		if !shellSafe(string(c)) {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
 // writeStage writes data to a new stage file ".<base><random>" in dest's
 // directory, created with O_EXCL, owned and moded as t says regardless of
 // the umask, and fsynced if sync is set (else the caller fsyncs it). It
 // returns the stage file's path; on error no stage file is left.
 func writeStage(dest string, data []byte, t target, sync bool) (_ string, err error) {
-	dir, base := filepath.Split(dest)
+	prefix := stagePrefix(dest)
 	var f *os.File
 	for range 100 {
-		name := filepath.Join(dir, "."+base+strconv.FormatUint(uint64(rand.Uint32()), 10))
+		name := prefix + strconv.FormatUint(uint64(rand.Uint32()), 10)
 		f, err = openFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, t.mode.Perm())
 		if !errors.Is(err, fs.ErrExist) {
 			break
