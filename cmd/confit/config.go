@@ -54,6 +54,7 @@ type options struct {
 	consulStale                             bool
 	metricsAddr                             string
 	templateExecutor                        string
+	cmdEnvClean                             bool
 }
 
 // newFlagSet declares every flag on a fresh FlagSet bound to o. Usage text is
@@ -105,6 +106,7 @@ func newFlagSet(o *options, w io.Writer) *flag.FlagSet {
 	s(&o.logFormat, "log-format", "text", "log format: text (confd's layout) or json")
 	s(&o.wait, "wait", "", "watch: render after MIN of quiet, at most MAX after the first change (MIN[:MAX], e.g. 100ms:2s)")
 	fs.DurationVar(&o.cmdTimeout, "cmd-timeout", 60*time.Second, "default timeout of check_cmd and reload_cmd")
+	b(&o.cmdEnvClean, "cmd-env-clean", false, "run check_cmd and reload_cmd with only PATH, HOME, LANG, LC_*, TZ, USER, LOGNAME, SHELL, TMPDIR, TERM and CONFIT_SRC/CONFIT_DEST (not tokens such as CONSUL_HTTP_TOKEN); without it they inherit confit's environment")
 	s(&o.datacenter, "datacenter", "", "consul: datacenter")
 	b(&o.consulStale, "consul-stale", false, "consul: allow stale reads from any server")
 	s(&o.metricsAddr, "metrics-addr", "", "serve /metrics, /health and /debug/pprof/ on this address (e.g. 127.0.0.1:9115)")

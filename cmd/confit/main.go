@@ -113,6 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, reload 
 			SyncOnly:      o.syncOnly,
 			KeepStageFile: o.keepStageFile,
 			CmdTimeout:    o.cmdTimeout,
+			CmdEnvClean:   o.cmdEnvClean,
 			Logger:        log,
 			Diff:          stdout,
 			TemplateOptions: template.Options{
