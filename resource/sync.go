@@ -21,6 +21,46 @@ import (
 // since the resource was loaded or last rolled back.
 var ErrNoRollback = errors.New("nothing to roll back")
 
+// ErrWrite marks a failure to write a stage file or move it into place:
+// the file system is full, read-only or otherwise refuses the write. The
+// destination is as it was; the daemon retries such a commit sooner than
+// other failures. Its message names the stage file by its pattern
+// (".NAME…"), never by its random name, so that two attempts failing the
+// same way fail with the same message.
+var ErrWrite = errors.New("write failed")
+
+// writeError is an error writing or committing the stage file stage,
+// shown with the stage file's pattern in place of its name.
+type writeError struct {
+	err          error
+	stage, shown string
+}
+
+func (e *writeError) Error() string { return strings.ReplaceAll(e.err.Error(), e.stage, e.shown) }
+func (e *writeError) Unwrap() error { return e.err }
+
+// Is makes errors.Is(err, ErrWrite) true.
+func (e *writeError) Is(target error) bool { return target == ErrWrite }
+
+// asWriteError wraps err, from writing or committing a stage file of dest
+// (stage: its name, "" when not known), as a writeError.
+func asWriteError(err error, dest, stage string) error {
+	if err == nil {
+		return nil
+	}
+	shown := stagePrefix(dest) + "…"
+	if stage == "" {
+		// The name is in the error (a *fs.PathError); find it.
+		var pe *fs.PathError
+		if errors.As(err, &pe) && strings.HasPrefix(pe.Path, stagePrefix(dest)) {
+			stage = pe.Path
+		} else {
+			return &writeError{err: err, stage: "\x00", shown: ""}
+		}
+	}
+	return &writeError{err: err, stage: stage, shown: shown}
+}
+
 // ApplyOptions change what Apply does after a commit.
 type ApplyOptions struct {
 	// SkipReload leaves reload_cmd to the caller, who calls Reload once
@@ -180,7 +220,7 @@ func (s *Staged) Commit(ctx context.Context, o ApplyOptions) (Result, error) {
 	defer s.r.mu.Unlock()
 	if err := syncFile(s.stage); err != nil {
 		os.Remove(s.stage)
-		return s.res, s.r.errorf("fsync stage file: %w", err)
+		return s.res, s.r.errorf("%w", asWriteError(fmt.Errorf("fsync stage file: %w", err), s.r.Dest, s.stage))
 	}
 	return s.commit(ctx, o)
 }
@@ -216,12 +256,12 @@ func (r *Resource) stage(ctx context.Context, out []byte, sync bool) (*Staged, R
 	if errors.Is(err, fs.ErrNotExist) {
 		// Like consul-template, create a missing destination directory.
 		if err := os.MkdirAll(filepath.Dir(r.Dest), 0o755); err != nil {
-			return nil, res, r.errorf("create destination directory: %w", err)
+			return nil, res, r.errorf("create destination directory: %w", asWriteError(err, r.Dest, ""))
 		}
 		stage, err = writeStage(r.Dest, out, want, sync)
 	}
 	if err != nil {
-		return nil, res, r.errorf("%w", err)
+		return nil, res, r.errorf("%w", asWriteError(err, r.Dest, ""))
 	}
 	st := &Staged{r: r, stage: stage, cur: cur, want: want}
 	if sync {
@@ -272,7 +312,7 @@ func (s *Staged) commit(ctx context.Context, o ApplyOptions) (Result, error) {
 		r.prev = prev // the destination is as it was: so is what it replaced
 	}
 	if err != nil {
-		return res, r.errorf("%w", err)
+		return res, r.errorf("%w", asWriteError(err, r.Dest, stage))
 	}
 	keep = renamed || r.opts.KeepStageFile
 	if !o.DeferDirSync {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/internal/retry"
 	"github.com/confit-dev/confit/resource"
 )
 
@@ -678,9 +679,25 @@ func (e *engine) failed(rs *resState, err error, now time.Time) {
 	if e.m.setHealth("resource "+rs.r.Name, err) {
 		e.cfg.Logger.Error("sync failed; keeping the last good file", "resource", rs.r.Name, "err", err)
 	}
-	delay := min(time.Second<<min(rs.fails-1, 6), time.Minute)
-	rs.pending, rs.due = true, now.Add(jitter(delay))
+	rs.pending, rs.due = true, now.Add(retryDelay(err, rs.fails))
 }
+
+// retryDelay is how long a resource waits after its fails-th failure in a
+// row: up to writeRetryMax when the file system refused the commit (full,
+// read-only: the destination is stale until space returns, and a retry
+// costs only a failed write), else up to a minute.
+func retryDelay(err error, fails int) time.Duration {
+	if errors.Is(err, resource.ErrWrite) {
+		return retry.Backoff(writeRetryMin, writeRetryMax, fails)
+	}
+	return jitter(min(time.Second<<min(fails-1, 6), time.Minute))
+}
+
+// The bounds of the backoff between commits the file system refused.
+const (
+	writeRetryMin = 250 * time.Millisecond
+	writeRetryMax = 2 * time.Second
+)
 
 // runBatch writes the rendered files, then runs each distinct reload_cmd
 // once. When a reload fails, the resources it reloads are rolled back to
