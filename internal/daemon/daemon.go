@@ -121,6 +121,9 @@ func runOnce(ctx context.Context, cfg Config, pool *pool, m *metrics) error {
 }
 
 // syncAll fetches and syncs every resource; it returns how many failed.
+// Cancelling ctx (SIGTERM) stops the store reads, not the work after them:
+// the resources of a snapshot read render, check, commit and reload to the
+// end (each command within its timeout), as in watch mode.
 //
 // pending (nil in one-shot mode) carries, from one interval run to the
 // next, the files whose reload_cmd failed without a rollback: they are
@@ -138,6 +141,14 @@ func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*res
 	failed := 0
 	for _, key := range order {
 		rs := groups[key]
+		if err := ctx.Err(); err != nil {
+			// Stopping (SIGTERM): the groups not read yet are not started.
+			for _, r := range rs {
+				cfg.Logger.Warn("not synced: stopping", "resource", r.Name)
+			}
+			failed += len(rs)
+			continue
+		}
 		var snap backends.Snapshot
 		b, err := pool.get(ctx, key)
 		if err == nil {
@@ -152,7 +163,7 @@ func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*res
 			m.failures.Add(uint64(len(rs)))
 			continue
 		}
-		failed += syncGroup(ctx, cfg, m, rs, snap, pending)
+		failed += syncGroup(context.WithoutCancel(ctx), cfg, m, rs, snap, pending)
 	}
 	return failed
 }
