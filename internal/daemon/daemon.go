@@ -113,7 +113,9 @@ func runOnce(ctx context.Context, cfg Config, pool *pool, m *metrics) error {
 	if err != nil {
 		return err
 	}
+	resource.RemoveStaleStages(res, res)
 	failed := loadErrs + syncAll(ctx, cfg, pool, m, res, nil)
+	resource.RemoveStaleStages(res, res)
 	if failed > 0 {
 		return fmt.Errorf("%w: %d of %d", ErrFailed, failed, len(res)+loadErrs)
 	}
@@ -295,7 +297,9 @@ func runInterval(ctx context.Context, cfg Config, pool *pool, m *metrics) error 
 		if err != nil {
 			cfg.Logger.Error("load resources", "err", err)
 		} else {
+			resource.RemoveStaleStages(res, res)
 			syncAll(ctx, cfg, pool, m, res, pending)
+			resource.RemoveStaleStages(res, res)
 		}
 		select {
 		case <-ctx.Done():
