@@ -300,6 +300,16 @@ func (s *Staged) commit(ctx context.Context, o ApplyOptions) (Result, error) {
 		}
 	}
 
+	owedBefore := r.ReloadOwed()
+	if r.ReloadCommand() != "" && !owedBefore {
+		// The reload is owed from the moment the file is in place: record
+		// it before, durably (the directory fsync after the rename makes
+		// the record durable too), so that a run killed before the reload
+		// succeeded runs it at its next start.
+		if err := r.oweReload(); err != nil {
+			return res, r.errorf("%w", asWriteError(err, r.Dest, stage))
+		}
+	}
 	prev := r.prev
 	renamed, err := commit(stage, r.Dest, out, want, inPlace{
 		old:         &cur,
@@ -310,6 +320,10 @@ func (s *Staged) commit(ctx context.Context, o ApplyOptions) (Result, error) {
 	})
 	if errors.Is(err, errWrittenBack) {
 		r.prev = prev // the destination is as it was: so is what it replaced
+	}
+	var linkErr *os.LinkError
+	if err != nil && !owedBefore && (errors.Is(err, errWrittenBack) || errors.As(err, &linkErr)) {
+		r.Reloaded() // the destination is as it was: no reload is owed
 	}
 	if err != nil {
 		return res, r.errorf("%w", asWriteError(err, r.Dest, stage))
@@ -352,7 +366,56 @@ func (r *Resource) reload(ctx context.Context) error {
 		return r.errorf("%w", err)
 	}
 	r.log.Debug("reloaded")
+	r.Reloaded()
 	return nil
+}
+
+// owedPath is the file recording that the destination's reload_cmd is owed:
+// ".<base>.reload-owed" beside the destination (base sanitized as for
+// stage files). Its content is the destination's path, for whoever finds it.
+func (r *Resource) owedPath() string { return stagePrefix(r.Dest) + ".reload-owed" }
+
+// oweReload records, durably, that reload_cmd is owed. The record is
+// fsynced; the directory fsync of the commit that follows makes its name
+// durable.
+func (r *Resource) oweReload() error {
+	p := r.owedPath()
+	f, err := openFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("record the owed reload: %w", err)
+	}
+	_, err = f.WriteString(r.Dest + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(p)
+		return fmt.Errorf("record the owed reload: %w", err)
+	}
+	return nil
+}
+
+// ReloadOwed reports whether a reload_cmd of the destination is owed: a
+// commit put the file in place but no reload of it has succeeded since
+// (confit was killed in between, or the reload failed). The daemon runs
+// owed reloads at start. It is false when no reload_cmd would run.
+func (r *Resource) ReloadOwed() bool {
+	if r.ReloadCommand() == "" {
+		return false
+	}
+	_, err := os.Lstat(r.owedPath())
+	return err == nil
+}
+
+// Reloaded clears the owed reload: the daemon calls it for every resource a
+// shared reload_cmd reloaded (Reload clears the resource it ran for).
+func (r *Resource) Reloaded() {
+	if err := os.Remove(r.owedPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		r.log.Warn("clear the owed reload record", "err", err)
+	}
 }
 
 // Rollback puts back the destination the last committing Apply replaced

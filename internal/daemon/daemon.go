@@ -114,7 +114,7 @@ func runOnce(ctx context.Context, cfg Config, pool *pool, m *metrics) error {
 		return err
 	}
 	resource.RemoveStaleStages(res, res)
-	failed := loadErrs + syncAll(ctx, cfg, pool, m, res, nil)
+	failed := loadErrs + syncAll(ctx, cfg, pool, m, res, owedReloads(cfg, res, nil))
 	resource.RemoveStaleStages(res, res)
 	if failed > 0 {
 		return fmt.Errorf("%w: %d of %d", ErrFailed, failed, len(res)+loadErrs)
@@ -122,14 +122,28 @@ func runOnce(ctx context.Context, cfg Config, pool *pool, m *metrics) error {
 	return nil
 }
 
+// owedReloads adds to pending (nil: a new map) the resources of res whose
+// reload is owed from an interrupted run (resource.ReloadOwed).
+func owedReloads(cfg Config, res []*resource.Resource, pending map[string]bool) map[string]bool {
+	if pending == nil {
+		pending = map[string]bool{}
+	}
+	for _, r := range res {
+		if !pending[r.File] && owedReload(cfg.Logger, r) {
+			pending[r.File] = true
+		}
+	}
+	return pending
+}
+
 // syncAll fetches and syncs every resource; it returns how many failed.
 // Cancelling ctx (SIGTERM) stops the store reads, not the work after them:
 // the resources of a snapshot read render, check, commit and reload to the
 // end (each command within its timeout), as in watch mode.
 //
-// pending (nil in one-shot mode) carries, from one interval run to the
-// next, the files whose reload_cmd failed without a rollback: they are
-// reloaded again even if nothing changed since.
+// pending carries, from one interval run to the next, the files whose
+// reload_cmd failed without a rollback, and the reloads owed since an
+// interrupted run: they are reloaded even if nothing changed since.
 func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*resource.Resource, pending map[string]bool) int {
 	groups := map[string][]*resource.Resource{}
 	var order []string
@@ -298,7 +312,7 @@ func runInterval(ctx context.Context, cfg Config, pool *pool, m *metrics) error 
 			cfg.Logger.Error("load resources", "err", err)
 		} else {
 			resource.RemoveStaleStages(res, res)
-			syncAll(ctx, cfg, pool, m, res, pending)
+			syncAll(ctx, cfg, pool, m, res, owedReloads(cfg, res, pending))
 			resource.RemoveStaleStages(res, res)
 		}
 		select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
 	"runtime/debug"
@@ -182,7 +183,7 @@ func (e *engine) setResources(res []*resource.Resource) {
 	need := map[string][]string{}
 	for _, r := range res {
 		key := e.pool.key(r.Backend)
-		rs := &resState{r: r, store: key, reloadPending: pendingReload[r.File]}
+		rs := &resState{r: r, store: key, reloadPending: pendingReload[r.File] || owedReload(e.cfg.Logger, r)}
 		e.res = append(e.res, rs)
 		names["resource "+r.Name] = true
 		need[key] = append(need[key], r.Keys...)
@@ -786,6 +787,7 @@ func reloadAll(ctx context.Context, m *metrics, written []*resource.Resource) ma
 		err := lead.Reload(ctx)
 		if err == nil {
 			for _, r := range rs {
+				r.Reloaded()
 				out[r] = reloadOutcome{}
 			}
 			continue
@@ -808,6 +810,9 @@ func reloadAll(ctx context.Context, m *metrics, written []*resource.Resource) ma
 				err = fmt.Errorf("%w; reload after rollback: %v", err, rerr)
 			} else {
 				err = fmt.Errorf("%w (previous file restored and reloaded)", err)
+				for r := range restored {
+					r.Reloaded() // the service runs the file in place
+				}
 			}
 		}
 		for _, r := range rs {
@@ -870,6 +875,16 @@ func (e *engine) reload() {
 		}
 	}
 	e.setResources(res)
+}
+
+// owedReload reports whether r's reload is owed from an interrupted run
+// (resource.ReloadOwed), and logs it.
+func owedReload(log *slog.Logger, r *resource.Resource) bool {
+	if !r.ReloadOwed() {
+		return false
+	}
+	log.Warn("reload_cmd owed (a run was interrupted or the reload failed before): it runs now", "resource", r.Name)
+	return true
 }
 
 // absPath makes p absolute so that paths reported with a relative -confdir
