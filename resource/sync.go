@@ -304,7 +304,7 @@ func (s *Staged) commit(ctx context.Context, o ApplyOptions) (Result, error) {
 	if r.ReloadCommand() != "" && !owedBefore {
 		// The reload is owed from the moment the file is in place: record
 		// it before, durably (the directory fsync after the rename makes
-		// the record durable too), so that a run killed before the reload
+		// the record's name durable too), so that a run killed before the reload
 		// succeeded runs it at its next start.
 		if err := r.oweReload(); err != nil {
 			return res, r.errorf("%w", asWriteError(err, r.Dest, stage))
@@ -375,9 +375,10 @@ func (r *Resource) reload(ctx context.Context) error {
 // stage files). Its content is the destination's path, for whoever finds it.
 func (r *Resource) owedPath() string { return stagePrefix(r.Dest) + ".reload-owed" }
 
-// oweReload records, durably, that reload_cmd is owed. The record is
-// fsynced; the directory fsync of the commit that follows makes its name
-// durable.
+// oweReload records, durably, that reload_cmd is owed. What counts is the
+// record's name, made durable by the directory fsync of the commit that
+// follows (its content, for a reader, is not fsynced: that would cost a
+// disk flush per commit).
 func (r *Resource) oweReload() error {
 	p := r.owedPath()
 	f, err := openFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -385,9 +386,6 @@ func (r *Resource) oweReload() error {
 		return fmt.Errorf("record the owed reload: %w", err)
 	}
 	_, err = f.WriteString(r.Dest + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
