@@ -41,6 +41,11 @@ type Options struct {
 	// CmdTimeout is the default timeout of check_cmd and reload_cmd;
 	// zero means DefaultCmdTimeout.
 	CmdTimeout time.Duration
+	// CmdEnvClean gives check_cmd and reload_cmd a minimal environment
+	// (PATH, HOME, LANG, LC_*, TZ, USER, LOGNAME, SHELL, TMPDIR, TERM, plus
+	// CONFIT_SRC and CONFIT_DEST) instead of confit's whole environment,
+	// which may hold tokens such as CONSUL_HTTP_TOKEN.
+	CmdEnvClean bool
 	// Logger receives the pipeline's logs; nil discards them.
 	Logger *slog.Logger
 	// Diff receives a unified diff per changed resource in Noop mode;

@@ -40,7 +40,7 @@ import (
 	"time"
 
 	"github.com/confit-dev/confit/backends"
-	"github.com/confit-dev/confit/backends/internal/retry"
+	"github.com/confit-dev/confit/internal/retry"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"

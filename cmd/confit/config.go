@@ -42,6 +42,7 @@ type options struct {
 	wait                     string
 	cmdTimeout               time.Duration
 	timeout                  time.Duration
+	cmdEnvClean              bool
 	metricsAddr              string
 	templateExecutor         string
 	settings                 map[string]*settingFlag // by setting name
@@ -124,6 +125,7 @@ func newFlagSet(o *options, w io.Writer) *flag.FlagSet {
 	s(&o.wait, "wait", "", "watch: render after MIN of quiet, at most MAX after the first change (MIN[:MAX], e.g. 100ms:2s)")
 	fs.DurationVar(&o.cmdTimeout, "cmd-timeout", 60*time.Second, "default timeout of check_cmd and reload_cmd")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "one-shot and interval mode: deadline of each read of the store, connecting included")
+	b(&o.cmdEnvClean, "cmd-env-clean", false, "run check_cmd and reload_cmd with only PATH, HOME, LANG, LC_*, TZ, USER, LOGNAME, SHELL, TMPDIR, TERM and CONFIT_SRC/CONFIT_DEST (not tokens such as CONSUL_HTTP_TOKEN); without it they inherit confit's environment")
 	s(&o.metricsAddr, "metrics-addr", "", "serve /metrics, /health and /debug/pprof/ on this address (e.g. 127.0.0.1:9115)")
 	s(&o.templateExecutor, "template-executor", "auto", "auto: confit's template executor where it can, text/template for the rest (same output); text: text/template only")
 

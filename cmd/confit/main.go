@@ -121,6 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 			SyncOnly:      o.syncOnly,
 			KeepStageFile: o.keepStageFile,
 			CmdTimeout:    o.cmdTimeout,
+			CmdEnvClean:   o.cmdEnvClean,
 			Logger:        log,
 			Diff:          stdout,
 			TemplateOptions: template.Options{

@@ -120,18 +120,37 @@ func runOnce(ctx context.Context, cfg Config, pool *pool, m *metrics) error {
 		return err
 	}
 	logStart(cfg, "onetime", res, loadErrs)
-	failed := loadErrs + syncAll(ctx, cfg, pool, m, res, nil)
+	resource.RemoveStaleStages(res, res)
+	failed := loadErrs + syncAll(ctx, cfg, pool, m, res, owedReloads(cfg, res, nil))
+	resource.RemoveStaleStages(res, res)
 	if failed > 0 {
 		return fmt.Errorf("%w: %d of %d", ErrFailed, failed, len(res)+loadErrs)
 	}
 	return nil
 }
 
+// owedReloads adds to pending (nil: a new map) the resources of res whose
+// reload is owed from an interrupted run (resource.ReloadOwed).
+func owedReloads(cfg Config, res []*resource.Resource, pending map[string]bool) map[string]bool {
+	if pending == nil {
+		pending = map[string]bool{}
+	}
+	for _, r := range res {
+		if !pending[r.File] && owedReload(cfg.Logger, r) {
+			pending[r.File] = true
+		}
+	}
+	return pending
+}
+
 // syncAll fetches and syncs every resource; it returns how many failed.
+// Cancelling ctx (SIGTERM) stops the store reads, not the work after them:
+// the resources of a snapshot read render, check, commit and reload to the
+// end (each command within its timeout), as in watch mode.
 //
-// pending (nil in one-shot mode) carries, from one interval run to the
-// next, the files whose reload_cmd failed without a rollback: they are
-// reloaded again even if nothing changed since.
+// pending carries, from one interval run to the next, the files whose
+// reload_cmd failed without a rollback, and the reloads owed since an
+// interrupted run: they are reloaded even if nothing changed since.
 func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*resource.Resource, pending map[string]bool) int {
 	groups := map[string][]*resource.Resource{}
 	var order []string
@@ -145,6 +164,14 @@ func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*res
 	failed := 0
 	for _, key := range order {
 		rs := groups[key]
+		if err := ctx.Err(); err != nil {
+			// Stopping (SIGTERM): the groups not read yet are not started.
+			for _, r := range rs {
+				cfg.Logger.Warn("not synced: stopping", "resource", r.Name)
+			}
+			failed += len(rs)
+			continue
+		}
 		snap, err := readStore(ctx, cfg, pool, m, key, unionKeys(rs))
 		if err != nil {
 			for _, r := range rs {
@@ -154,7 +181,7 @@ func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*res
 			m.failures.Add(uint64(len(rs)))
 			continue
 		}
-		failed += syncGroup(ctx, cfg, m, rs, snap, pending)
+		failed += syncGroup(context.WithoutCancel(ctx), cfg, m, rs, snap, pending)
 	}
 	return failed
 }
@@ -289,7 +316,9 @@ func runInterval(ctx context.Context, cfg Config, pool *pool, m *metrics) error 
 			if first {
 				logStart(cfg, "interval", res, broken)
 			}
-			syncAll(ctx, cfg, pool, m, res, pending)
+			resource.RemoveStaleStages(res, res)
+			syncAll(ctx, cfg, pool, m, res, owedReloads(cfg, res, pending))
+			resource.RemoveStaleStages(res, res)
 		}
 		select {
 		case <-ctx.Done():
