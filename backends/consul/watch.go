@@ -221,7 +221,6 @@ type take struct {
 	full    bool              // cur replaces the prefix's contents
 	cur     map[string]string // when full
 	changes []keyEntry        // when not full
-	reset   bool
 }
 
 type keyEntry struct {

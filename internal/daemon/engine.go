@@ -34,14 +34,14 @@ import (
 // store is one backend client and the mirror of the prefixes watched on it.
 type store struct {
 	key, name string
-	b         backends.Backend
-	kvs       map[string]string             // every key under a watched prefix
-	idx       *keyIndex                     // kvs's keys, sorted; nil: to rebuild (index)
-	watches   map[string]context.CancelFunc // watched prefix -> stop
-	revs      map[string]uint64             // last revision applied per prefix
-	target    map[string]bool               // the prefixes the resources need now
-	ready     bool                          // the first snapshot is in
-	stopLoad  context.CancelFunc            // cancels the load in flight; nil: none
+
+	kvs      map[string]string             // every key under a watched prefix
+	idx      *keyIndex                     // kvs's keys, sorted; nil: to rebuild (index)
+	watches  map[string]context.CancelFunc // watched prefix -> stop
+	revs     map[string]uint64             // last revision applied per prefix
+	target   map[string]bool               // the prefixes the resources need now
+	ready    bool                          // the first snapshot is in
+	stopLoad context.CancelFunc            // cancels the load in flight; nil: none
 }
 
 // resState is a resource and its schedule.
