@@ -1,0 +1,174 @@
+package zookeeper_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/backends/backendtest"
+	"github.com/confit-dev/confit/backends/zookeeper"
+	"github.com/confit-dev/confit/internal/testserver"
+	"github.com/go-zookeeper/zk"
+)
+
+// admin connects a second session for writing behind the backend's back.
+func admin(t *testing.T, srv *testserver.ZooKeeperServer) *zk.Conn {
+	t.Helper()
+	conn, _, err := zk.Connect([]string{srv.Addr()}, 10*time.Second, zk.WithLogInfo(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	return conn
+}
+
+// put sets key, creating it and its parents as needed.
+func put(t *testing.T, c *zk.Conn, key, value string) {
+	t.Helper()
+	if _, err := c.Set(key, []byte(value), -1); err == nil {
+		return
+	} else if !errors.Is(err, zk.ErrNoNode) {
+		t.Fatalf("set %s: %v", key, err)
+	}
+	parts := strings.Split(strings.TrimPrefix(key, "/"), "/")
+	for i := range parts {
+		p := "/" + strings.Join(parts[:i+1], "/")
+		data := []byte(nil)
+		if i == len(parts)-1 {
+			data = []byte(value)
+		}
+		if _, err := c.Create(p, data, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			t.Fatalf("create %s: %v", p, err)
+		}
+	}
+	if _, err := c.Set(key, []byte(value), -1); err != nil {
+		t.Fatalf("set %s: %v", key, err)
+	}
+}
+
+func del(t *testing.T, c *zk.Conn, key string) {
+	t.Helper()
+	if err := c.Delete(key, -1); err != nil {
+		t.Fatalf("delete %s: %v", key, err)
+	}
+}
+
+func newClient(t *testing.T, srv *testserver.ZooKeeperServer, o zookeeper.Options) *zookeeper.Client {
+	t.Helper()
+	o.Nodes = append([]string{srv.Addr()}, o.Nodes...)
+	c, err := zookeeper.New(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func TestConformance(t *testing.T) {
+	srv := testserver.ZooKeeper(t, testserver.ZooKeeperOptions{})
+	adm := admin(t, srv)
+	backendtest.Run(t, func(t *testing.T) backendtest.Harness {
+		return backendtest.Harness{
+			// Interior data on: the suite reads keys that have children.
+			Backend: newClient(t, srv, zookeeper.Options{InteriorValues: true}),
+			Put:     func(t *testing.T, key, value string) { put(t, adm, key, value) },
+			// Deleting a znode with children is refused by ZooKeeper;
+			// backendtest's Delete case deletes such a key, so Delete is
+			// off here and tested below.
+			Caps: backendtest.Caps{Binary: true},
+		}
+	})
+}
+
+// Leaf data only, as confd; interior data with InteriorValues.
+func TestLeavesAndInterior(t *testing.T) {
+	srv := testserver.ZooKeeper(t, testserver.ZooKeeperOptions{})
+	adm := admin(t, srv)
+	put(t, adm, "/app/db", "dirdata")
+	put(t, adm, "/app/db/url", "u")
+	put(t, adm, "/app/name", "n")
+	for _, tc := range []struct {
+		name     string
+		interior bool
+		want     map[string]string
+	}{
+		{"leaves", false, map[string]string{"/app/db/url": "u", "/app/name": "n"}},
+		{"interior", true, map[string]string{"/app/db": "dirdata", "/app/db/url": "u", "/app/name": "n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newClient(t, srv, zookeeper.Options{InteriorValues: tc.interior})
+			snap, err := c.Get(t.Context(), []string{"/app"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(snap.KVs) != len(tc.want) {
+				t.Errorf("got %v, want %v", snap.KVs, tc.want)
+			}
+			for k, v := range tc.want {
+				if snap.KVs[k] != v {
+					t.Errorf("%s = %q, want %q", k, snap.KVs[k], v)
+				}
+			}
+		})
+	}
+	t.Run("chroot", func(t *testing.T) {
+		c, err := zookeeper.New(t.Context(), zookeeper.Options{Config: backends.Config{Nodes: []string{srv.Addr() + "/app"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		snap, err := c.Get(t.Context(), []string{"/db"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snap.KVs["/db/url"] != "u" || len(snap.KVs) != 1 {
+			t.Errorf("chroot /app, Get(/db) = %v, want /db/url=u", snap.KVs)
+		}
+	})
+	t.Run("delete", func(t *testing.T) {
+		c := newClient(t, srv, zookeeper.Options{})
+		del(t, adm, "/app/name")
+		snap, err := c.Get(t.Context(), []string{"/app"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := snap.KVs["/app/name"]; ok {
+			t.Errorf("deleted /app/name still read: %v", snap.KVs)
+		}
+	})
+}
+
+// A server that is down fails Get within a bound, naming the node.
+func TestGetServerDown(t *testing.T) {
+	port, err := testserver.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + itoa(port)
+	c, err := zookeeper.New(t.Context(), zookeeper.Options{Config: backends.Config{Nodes: []string{addr}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	_, err = c.Get(ctx, []string{"/app"})
+	if err == nil || !strings.Contains(err.Error(), addr) {
+		t.Fatalf("Get against a down server: err = %v, want an error naming %s", err, addr)
+	}
+	if ctx.Err() != nil {
+		t.Errorf("Get against a down server took the whole 10 s bound: %v", err)
+	}
+}
+
+func itoa(n int) string {
+	var b []byte
+	for n > 0 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+		n /= 10
+	}
+	return string(b)
+}
