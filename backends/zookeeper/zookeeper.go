@@ -6,6 +6,9 @@
 // too. Get walks each prefix; every znode read is atomic, but ZooKeeper has
 // no multi-znode snapshot, so a walk that races writes may mix states
 // (Snapshot.Revs holds, per prefix, the highest zxid the walk saw).
+//
+// Watch keeps one data and one child watch per znode (see watch.go); for
+// now an event re-walks the prefix rather than reading only its znode.
 package zookeeper
 
 import (
@@ -37,7 +40,134 @@ type Client struct {
 
 	reads atomic.Uint64
 
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	wmu     sync.Mutex
+	closed  bool
+	watches map[*watch]bool
+
+	amu   sync.Mutex
+	armed map[armKey]bool // watches outstanding on the server
+
 	closeOnce sync.Once
+}
+
+// armKey is one outstanding ZooKeeper watch: a znode path and its kind.
+type armKey struct {
+	path string
+	kind byte // 'd' data (GetW, or ExistsW of an existing znode), 'c' child, 'e' exists
+}
+
+// onEvent runs on the library's receive goroutine: it must not block. It
+// clears the armed watches the event fired, as the library does, and hands
+// the event to every watch.
+func (c *Client) onEvent(ev zk.Event) {
+	c.amu.Lock()
+	switch ev.Type {
+	case zk.EventNodeCreated:
+		delete(c.armed, armKey{ev.Path, 'e'})
+	case zk.EventNodeDataChanged:
+		delete(c.armed, armKey{ev.Path, 'e'})
+		delete(c.armed, armKey{ev.Path, 'd'})
+	case zk.EventNodeChildrenChanged:
+		delete(c.armed, armKey{ev.Path, 'c'})
+	case zk.EventNodeDeleted:
+		for _, k := range []byte{'e', 'd', 'c'} {
+			delete(c.armed, armKey{ev.Path, k})
+		}
+	case zk.EventSession:
+		if ev.State == zk.StateExpired {
+			clear(c.armed)
+		}
+	case zk.EventNotWatching:
+		clear(c.armed)
+	}
+	c.amu.Unlock()
+	c.wmu.Lock()
+	for w := range c.watches {
+		w.push(ev)
+	}
+	c.wmu.Unlock()
+}
+
+// arm marks a watch about to be set and reports whether one was not
+// already outstanding (marking before the request means an event that
+// fires it is never missed).
+func (c *Client) arm(k armKey) bool {
+	c.amu.Lock()
+	defer c.amu.Unlock()
+	if c.armed[k] {
+		return false
+	}
+	c.armed[k] = true
+	return true
+}
+
+func (c *Client) disarm(k armKey) {
+	c.amu.Lock()
+	delete(c.armed, k)
+	c.amu.Unlock()
+}
+
+// WatchCount returns the number of ZooKeeper watches this client has
+// outstanding (data, child and exists).
+func (c *Client) WatchCount() int {
+	c.amu.Lock()
+	defer c.amu.Unlock()
+	return len(c.armed)
+}
+
+// keyOf maps a znode path back to its key.
+func (c *Client) keyOf(p string) string {
+	if c.chroot == "" {
+		return p
+	}
+	if p == c.chroot {
+		return "/"
+	}
+	return strings.TrimPrefix(p, c.chroot)
+}
+
+// readNodeW is readNode, setting a data and a child watch where none is
+// outstanding.
+func (c *Client) readNodeW(key string) (n node, ok bool, err error) {
+	p := c.znodePath(key)
+	c.reads.Add(2)
+	var data []byte
+	var st *zk.Stat
+	if dk := (armKey{p, 'd'}); c.arm(dk) {
+		data, st, _, err = c.conn.GetW(p)
+		if err != nil {
+			c.disarm(dk)
+		}
+	} else {
+		data, st, err = c.conn.Get(p)
+	}
+	if err == zk.ErrNoNode {
+		return n, false, nil
+	}
+	if err != nil {
+		return n, false, err
+	}
+	var kids []string
+	var st2 *zk.Stat
+	if ck := (armKey{p, 'c'}); c.arm(ck) {
+		kids, st2, _, err = c.conn.ChildrenW(p)
+		if err != nil {
+			c.disarm(ck)
+		}
+	} else {
+		kids, st2, err = c.conn.Children(p)
+	}
+	if err == zk.ErrNoNode {
+		return n, false, nil
+	}
+	if err != nil {
+		return n, false, err
+	}
+	return node{key: key, data: string(data), zxid: max(statZxid(st), statZxid(st2)), children: kids}, true, nil
 }
 
 // New connects to the servers in o.Nodes (default DefaultAddress). The
@@ -58,15 +188,18 @@ func New(ctx context.Context, o Options) (*Client, error) {
 	if o.SessionTimeout == 0 {
 		o.SessionTimeout = 10 * time.Second
 	}
-	c := &Client{opts: o, log: log, addrs: addrs, chroot: chroot}
-	conn, _, err := zk.Connect(addrs, o.SessionTimeout, zk.WithLogger(zkLogger{log}), zk.WithLogInfo(false))
+	c := &Client{opts: o, log: log, addrs: addrs, chroot: chroot, watches: map[*watch]bool{}, armed: map[armKey]bool{}}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	conn, _, err := zk.Connect(addrs, o.SessionTimeout, zk.WithLogger(zkLogger{log}), zk.WithLogInfo(false), zk.WithEventCallback(c.onEvent))
 	if err != nil {
+		c.cancel()
 		return nil, fmt.Errorf("zookeeper: connect %s: %w", strings.Join(addrs, ","), err)
 	}
 	c.conn = conn
 	if o.Username != "" {
 		err := c.call(ctx, func() error { return conn.AddAuth("digest", []byte(o.Username+":"+o.Password)) })
 		if err != nil {
+			c.cancel()
 			conn.Close()
 			return nil, fmt.Errorf("zookeeper: digest auth as %q on %s: %w", o.Username, strings.Join(addrs, ","), err)
 		}
@@ -141,7 +274,12 @@ func (c *Client) readNode(key string) (n node, ok bool, err error) {
 
 // walk reads root and every znode below it, level by level with up to 32
 // requests in flight, calling visit for each (from one goroutine at a time).
-func (c *Client) walk(root string, visit func(node)) error {
+func (c *Client) walk(root string, visit func(node)) error { return c.walkWith(root, c.readNode, visit) }
+
+// walkW is walk with watches (readNodeW).
+func (c *Client) walkW(root string, visit func(node)) error { return c.walkWith(root, c.readNodeW, visit) }
+
+func (c *Client) walkWith(root string, read func(string) (node, bool, error), visit func(node)) error {
 	level := []string{root}
 	var mu sync.Mutex
 	for len(level) > 0 {
@@ -153,7 +291,7 @@ func (c *Client) walk(root string, visit func(node)) error {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				n, ok, err := c.readNode(key)
+				n, ok, err := read(key)
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
