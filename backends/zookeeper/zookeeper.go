@@ -274,10 +274,14 @@ func (c *Client) readNode(key string) (n node, ok bool, err error) {
 
 // walk reads root and every znode below it, level by level with up to 32
 // requests in flight, calling visit for each (from one goroutine at a time).
-func (c *Client) walk(root string, visit func(node)) error { return c.walkWith(root, c.readNode, visit) }
+func (c *Client) walk(root string, visit func(node)) error {
+	return c.walkWith(root, c.readNode, visit)
+}
 
 // walkW is walk with watches (readNodeW).
-func (c *Client) walkW(root string, visit func(node)) error { return c.walkWith(root, c.readNodeW, visit) }
+func (c *Client) walkW(root string, visit func(node)) error {
+	return c.walkWith(root, c.readNodeW, visit)
+}
 
 func (c *Client) walkWith(root string, read func(string) (node, bool, error), visit func(node)) error {
 	level := []string{root}
