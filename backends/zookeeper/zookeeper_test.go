@@ -235,3 +235,48 @@ func TestWatchNoLeak(t *testing.T) {
 		t.Errorf("goroutines grew from %d to %d over %d changes", gor0, gor1, changes)
 	}
 }
+
+// The server paused (SIGSTOP) past the session timeout: the watch degrades,
+// and after the resume (a new session if the old one expired) it re-lists
+// and sees later changes.
+func TestWatchServerPaused(t *testing.T) {
+	srv := testserver.ZooKeeper(t, testserver.ZooKeeperOptions{})
+	adm := admin(t, srv)
+	put(t, adm, "/pause/a", "1")
+	c := newClient(t, srv, zookeeper.Options{SessionTimeout: 2 * time.Second})
+	snap, err := c.Get(t.Context(), []string{"/pause"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	ch, err := c.Watch(ctx, "/pause", snap.RevOf("/pause"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Second) // past the 2 s session timeout
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	put(t, adm, "/pause/b", "2")
+	view := snap.KVs
+	for view["/pause/b"] != "2" {
+		select {
+		case u := <-ch:
+			if u.Err != nil {
+				t.Logf("degraded: %v", u.Err)
+			}
+			if u.Reset {
+				view = u.KVs
+			}
+			for _, ch := range u.Changes {
+				view[ch.Key] = ch.Value
+			}
+		case <-ctx.Done():
+			t.Fatalf("change after the pause not seen; view %v", view)
+		}
+	}
+}
