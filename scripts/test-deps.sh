@@ -86,6 +86,8 @@ main() {
 	echo "test-deps: etcd and Consul (the first run builds them from the Go module proxy, ~1 and ~5 min; cached in .cache/servers)"
 	./scripts/servers/etcd.sh >/dev/null
 	./scripts/servers/consul.sh >/dev/null
+	echo "test-deps: ZooKeeper (apt)"
+	./scripts/servers/zookeeper.sh >/dev/null
 	echo "test-deps: ok"
 }
 
