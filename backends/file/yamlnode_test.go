@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/confit-dev/confit/backends"
 )
 
 // decodeFlatten is the reference: decode each document into `any` with
@@ -136,6 +138,14 @@ func checkYAMLAgrees(t *testing.T, data []byte) {
 	}
 	if gotErr != nil {
 		t.Fatalf("%q: flattenYAML fails (%v) but decoder gives %v", data, gotErr, want)
+	}
+	for k := range got {
+		if backends.HasDotSegment(k) {
+			// The walker keeps a "." or ".." key as written, for read to
+			// skip it (issue 20 item 3c); the decoder's reference cleans
+			// it into another key: no common ground to compare.
+			return
+		}
 	}
 	if !maps.Equal(got, want) {
 		t.Errorf("%q:\n flattenYAML %v\n decoder     %v", data, got, want)
