@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/internal/retry"
 	"github.com/go-zookeeper/zk"
 )
 
@@ -119,7 +120,7 @@ func (w *watch) relist() (map[string]string, error) {
 func (w *watch) run(ctx context.Context, rev uint64) {
 	kvs, err := w.relist()
 	for err != nil {
-		if !w.send(ctx, backends.Update{Err: err}) || !sleep(ctx, time.Second) {
+		if !w.send(ctx, backends.Update{Err: err}) || !retry.Sleep(ctx, time.Second) {
 			return
 		}
 		kvs, err = w.relist()
@@ -156,7 +157,7 @@ func (w *watch) run(ctx context.Context, rev uint64) {
 		}
 		next, err := w.refresh()
 		if err != nil {
-			if !w.send(ctx, backends.Update{Err: err}) || !sleep(ctx, time.Second) {
+			if !w.send(ctx, backends.Update{Err: err}) || !retry.Sleep(ctx, time.Second) {
 				return
 			}
 			w.push(zk.Event{Type: zk.EventNotWatching})
@@ -174,17 +175,6 @@ func (w *watch) run(ctx context.Context, rev uint64) {
 // refresh re-reads the mirror. Only znodes whose watch fired are re-armed
 // (walkW uses GetW/ChildrenW only where no watch is outstanding).
 func (w *watch) refresh() (map[string]string, error) { return w.relist() }
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
 
 // closeWatches ends every watch and waits for their goroutines.
 func (c *Client) closeWatches() {
