@@ -139,6 +139,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		MetricsAddr: o.metricsAddr,
 	}
 	cfg.Resource.NoopShowSecrets = o.noopShowSecrets
+	if o.exec.argv() != nil {
+		return runExec(ctx, o, cfg, reload, stdout, stderr, log)
+	}
 	err = daemon.Run(ctx, cfg)
 	switch {
 	case err == nil:
