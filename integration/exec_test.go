@@ -84,7 +84,6 @@ type execResource struct {
 // with extra flags and the helper (given helperArgs) after --.
 func startExec(t *testing.T, values string, res []execResource, flags []string, helperArgs ...string) *execRun {
 	t.Helper()
-	needUnshare(t)
 	dir := t.TempDir()
 	for _, d := range []string{"conf.d", "templates", "out"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
@@ -97,14 +96,24 @@ func startExec(t *testing.T, values string, res []execResource, flags []string, 
 		writeExecFile(t, filepath.Join(dir, "templates", r.name+".tmpl"), r.tmpl)
 	}
 	writeExecFile(t, filepath.Join(dir, "values.yaml"), values)
-	e := &execRun{t: t, dir: dir, log: &lockedBuffer{}, done: make(chan struct{}), sigLog: filepath.Join(dir, "signals.log")}
-	args := []string{"--pid", "--fork", "--kill-child", confitBinary(t),
+	sigLog := filepath.Join(dir, "signals.log")
+	args := []string{confitBinary(t),
 		"-watch", "-backend", "file", "-file", filepath.Join(dir, "values.yaml"), "-confdir", dir, "-log-level", "debug"}
 	args = append(args, flags...)
-	args = append(args, "--", sighelper(t), "-log", e.sigLog)
+	args = append(args, "--", sighelper(t), "-log", sigLog)
 	args = append(args, helperArgs...)
-	e.cmd = exec.Command("unshare", args...)
-	e.cmd.Env = append(environWithout("CONFIT_", "CONFD_"), "CONFIT_CONFIG_FILE="+os.DevNull)
+	env := append(environWithout("CONFIT_", "CONFD_"), "CONFIT_CONFIG_FILE="+os.DevNull)
+	return runUnshared(t, dir, sigLog, env, args...)
+}
+
+// runUnshared runs args (a program and its arguments) in dir as PID 1 of
+// a new PID namespace; the helper child logs to sigLog.
+func runUnshared(t *testing.T, dir, sigLog string, env []string, args ...string) *execRun {
+	t.Helper()
+	needUnshare(t)
+	e := &execRun{t: t, dir: dir, log: &lockedBuffer{}, done: make(chan struct{}), sigLog: sigLog}
+	e.cmd = exec.Command("unshare", append([]string{"--pid", "--fork", "--kill-child"}, args...)...)
+	e.cmd.Dir, e.cmd.Env = dir, env
 	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -182,7 +191,18 @@ func (e *execRun) waitFile(name, content string) {
 
 func (e *execRun) setValues(values string) {
 	e.t.Helper()
-	writeExecFile(e.t, filepath.Join(e.dir, "values.yaml"), values)
+	e.setValuesFile(filepath.Join(e.dir, "values.yaml"), values)
+}
+
+// setValuesFile replaces path with data by a rename, as editors and
+// config management do (the file backend sees one change).
+func (e *execRun) setValuesFile(path, data string) {
+	e.t.Helper()
+	tmp := path + ".tmp"
+	writeExecFile(e.t, tmp, data)
+	if err := os.Rename(tmp, path); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 func (e *execRun) signal(sig syscall.Signal) {
@@ -411,4 +431,34 @@ func zombiesOf(pid int) []int {
 		}
 	}
 	return out
+}
+
+// TestExampleEntrypointExec runs examples/entrypoint/entrypoint.sh as a
+// container's PID 1 would: confit renders, starts the application (the
+// helper), sends it SIGHUP when the values change, and on SIGTERM exits
+// with its code.
+func TestExampleEntrypointExec(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(copyExamples(t), "entrypoint")
+	path := "PATH=" + filepath.Dir(confitBinary(t)) + string(os.PathListSeparator) + os.Getenv("PATH")
+	env := exampleEnv(dir, path, "CONFIT_BACKEND=file", "CONFIT_FILE=values.yaml", "CONFIT_CONFDIR=.")
+	sigLog := filepath.Join(dir, "signals.log")
+	e := runUnshared(t, dir, sigLog, env, "./entrypoint.sh", sighelper(t), "-log", sigLog, "-on-term", "exit:0")
+	e.waitCount("start", 1)
+	if got := contentOf(filepath.Join(dir, "out/app.conf")); !strings.Contains(got, `log_level         = "debug"`) {
+		t.Fatalf("the application started before out/app.conf was rendered:\n%s", got)
+	}
+	values := filepath.Join(dir, "values.yaml")
+	e.setValuesFile(values, strings.Replace(contentOf(values), "log_level: debug", "log_level: warn", 1))
+	e.waitCount("HUP", 1)
+	if got := contentOf(filepath.Join(dir, "out/app.conf")); !strings.Contains(got, `log_level         = "warn"`) {
+		t.Errorf("SIGHUP before the new file was in place:\n%s", got)
+	}
+	e.signal(syscall.SIGTERM)
+	if code := e.exitCode(); code != 0 {
+		t.Errorf("exit code %d, want the application's 0", code)
+	}
+	if got := strings.Join(e.signals()[1:], ","); got != "HUP,TERM,exit 0" {
+		t.Errorf("the application received %q, want HUP,TERM", got)
+	}
 }
