@@ -139,12 +139,13 @@ func runExec(ctx context.Context, o *options, cfg daemon.Config, reload <-chan s
 		RestartWindow: o.execRestartWindow,
 		Logger:        log,
 	})
-	if err == nil {
-		err = sup.Start()
-	}
 	if err != nil {
 		log.Error(err.Error())
 		return exitFailed
+	}
+	if err := sup.Start(); err != nil {
+		log.Error(err.Error())
+		return sup.ExitCode() // 127, as a shell's command not found
 	}
 
 	fwd := make(chan os.Signal, 8)
