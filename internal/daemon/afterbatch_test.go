@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"context"
 	"io"
+	"log/slog"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"testing/synctest"
 
+	"github.com/confit-dev/confit/backends"
 	"github.com/confit-dev/confit/backends/memory"
 	"github.com/confit-dev/confit/resource"
 )
@@ -93,5 +96,34 @@ func TestExtraReporter(t *testing.T) {
 				t.Errorf("/metrics lacks the reporter's metrics:\n%s", rec.Body.String())
 			}
 		})
+	}
+}
+
+// TestAfterBatchOneshotInterval: the one-shot and interval path
+// (syncGroup) calls the hook once, with the written resources only.
+func TestAfterBatchOneshotInterval(t *testing.T) {
+	dir := t.TempDir()
+	store := memory.New()
+	store.Put("/k/a", "1", "/k/b", "1")
+	writeResource(t, dir, "a", `keys = ["/k"]`, `{{getv "/k/a"}}`)
+	writeResource(t, dir, "b", "keys = [\"/k\"]\ncheck_cmd = \"false\"", `{{getv "/k/b"}}`)
+	writeResource(t, dir, "c", "keys = [\"/k\"]\nreload_cmd = \"false\"", `{{getv "/k/a"}}`)
+	writeResource(t, dir, "d", `keys = ["/k"]`, `{{getv "/k/missing"}}`)
+	var calls [][]string
+	cfg := Config{Resource: resource.Options{ConfDir: dir}, Backend: backends.Spec{Backend: "memory"}, Onetime: true,
+		AfterBatch: func(changed []*resource.Resource) {
+			var names []string
+			for _, r := range changed {
+				names = append(names, r.Name)
+			}
+			calls = append(calls, names)
+		}}
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.Resource.Logger = cfg.Logger
+	p := newPool(cfg.Backend)
+	p.clients[p.key(nil)] = store
+	_ = runOnce(context.Background(), cfg, p, newMetrics())
+	if len(calls) != 1 || !slices.Equal(calls[0], []string{"a.toml"}) {
+		t.Errorf("calls %q, want one with a.toml (b's check, c's reload and d's render fail)", calls)
 	}
 }

@@ -4,8 +4,8 @@
 //
 // The child runs in its own process group, so that signals reach every
 // process of an `sh -c` command. One goroutine owns it: requests (Signal,
-// Restart, Stop) go to that goroutine through a channel, never blocking
-// the caller. When the child dies on its own, the restart policy says
+// Restart, Stop) go to that goroutine through a channel; Signal and
+// Restart never block the caller. When the child dies on its own, the restart policy says
 // whether it starts again, after a jittered backoff; too many deaths within
 // a window make the supervisor give up. Done is closed when the supervisor
 // is finished, and ExitCode is then confit's exit code: the child's own,
@@ -218,7 +218,20 @@ func (s *Supervisor) Restart() { s.send(request{kind: reqRestart}) }
 // it exited, and ExitCode is its exit code.
 func (s *Supervisor) Stop() { s.send(request{kind: reqStop}) }
 
+// send queues r. Signal and Restart never block: with the queue full
+// (the child is being stopped, up to KillTimeout) they are dropped, as the
+// requests queued already signal or restart the child after the same
+// changes. Stop waits for room.
 func (s *Supervisor) send(r request) {
+	if r.kind != reqStop {
+		select {
+		case s.reqs <- r:
+		case <-s.done:
+		default:
+			s.log.Warn("exec: busy; request dropped", "queued", len(s.reqs))
+		}
+		return
+	}
 	select {
 	case s.reqs <- r:
 	case <-s.done:
