@@ -5,9 +5,9 @@
 // The child runs in its own process group, so that signals reach every
 // process of an `sh -c` command. One goroutine owns it: requests (Signal,
 // Restart, Stop) go to that goroutine through a channel; Signal and
-// Restart never block the caller. When the child dies on its own, the restart policy says
-// whether it starts again, after a jittered backoff; too many deaths within
-// a window make the supervisor give up. Done is closed when the supervisor
+// Restart never block the caller. When the child dies on its own, the
+// restart policy says whether it starts again, after a jittered backoff;
+// too many deaths within a window make the supervisor give up. Done is closed when the supervisor
 // is finished, and ExitCode is then confit's exit code: the child's own,
 // 128+N when a signal N killed it.
 package supervise
@@ -158,11 +158,22 @@ func New(cfg Config) (*Supervisor, error) {
 	}
 	return &Supervisor{
 		cfg:   cfg,
-		log:   log.With("exec", cfg.Argv[0]),
+		log:   log.With("exec", progName(cfg.Argv)),
 		reqs:  make(chan request, 16),
 		done:  make(chan struct{}),
 		state: State{Status: Starting, LastExit: -1},
 	}, nil
+}
+
+// progName names the program in logs: argv[0], or the first word of an
+// sh -c command (not its arguments, which may hold a secret).
+func progName(argv []string) string {
+	if len(argv) == 3 && argv[0] == "/bin/sh" && argv[1] == "-c" {
+		if f := strings.Fields(argv[2]); len(f) > 0 {
+			return f[0]
+		}
+	}
+	return argv[0]
 }
 
 // child is one run of the command.
