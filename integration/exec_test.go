@@ -84,6 +84,13 @@ type execResource struct {
 // with extra flags and the helper (given helperArgs) after --.
 func startExec(t *testing.T, values string, res []execResource, flags []string, helperArgs ...string) *execRun {
 	t.Helper()
+	return startExecAs(t, true, values, res, flags, helperArgs...)
+}
+
+// startExecAs is startExec; pid1 false runs confit as a plain child of
+// the test instead of PID 1 of a PID namespace.
+func startExecAs(t *testing.T, pid1 bool, values string, res []execResource, flags []string, helperArgs ...string) *execRun {
+	t.Helper()
 	dir := t.TempDir()
 	for _, d := range []string{"conf.d", "templates", "out"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
@@ -103,7 +110,37 @@ func startExec(t *testing.T, values string, res []execResource, flags []string, 
 	args = append(args, "--", sighelper(t), "-log", sigLog)
 	args = append(args, helperArgs...)
 	env := append(environWithout("CONFIT_", "CONFD_"), "CONFIT_CONFIG_FILE="+os.DevNull)
+	if !pid1 {
+		return runPlain(t, dir, sigLog, env, args...)
+	}
 	return runUnshared(t, dir, sigLog, env, args...)
+}
+
+// runPlain runs args in dir as a child of the test.
+func runPlain(t *testing.T, dir, sigLog string, env []string, args ...string) *execRun {
+	t.Helper()
+	e := &execRun{t: t, dir: dir, log: &lockedBuffer{}, done: make(chan struct{}), sigLog: sigLog}
+	e.cmd = exec.Command(args[0], args[1:]...)
+	e.cmd.Dir, e.cmd.Env = dir, env
+	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
+	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e.pid = e.cmd.Process.Pid
+	go func() { e.err = e.cmd.Wait(); close(e.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-e.done:
+		default:
+			_ = syscall.Kill(-e.pid, syscall.SIGKILL)
+			<-e.done
+		}
+		if t.Failed() {
+			t.Logf("--- confit's log ---\n%s--- signals.log ---\n%s", e.log.String(), contentOf(e.sigLog))
+		}
+	})
+	return e
 }
 
 // runUnshared runs args (a program and its arguments) in dir as PID 1 of
@@ -404,6 +441,26 @@ func TestExecReapsKeepsStatuses(t *testing.T) {
 	waitUntil(t, 10*time.Second, "no zombie left under confit", func() bool { return len(zombiesOf(e.pid)) == 0 })
 	if log := e.log.String(); strings.Contains(log, "no child processes") || strings.Contains(log, "reload_cmd") && strings.Contains(log, "level=ERROR") {
 		t.Errorf("a command's status was lost or a reload failed:\n%s", log)
+	}
+	e.signal(syscall.SIGTERM)
+	if code := e.exitCode(); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+}
+
+// TestExecSubreaper: not PID 1, -exec-subreaper makes confit reap the
+// orphans its child leaves, which are re-parented to it.
+func TestExecSubreaper(t *testing.T) {
+	t.Parallel()
+	e := startExecAs(t, false, "v: one\n", []execResource{{"a", `{{getv "/v"}}`, "check_cmd = \"sleep 0.05 & true\""}},
+		[]string{"-exec-subreaper"}, "-orphans", "5")
+	e.waitCount("start", 1)
+	// The orphans exit 0.2 s after the start; some show as zombies of
+	// confit only if it did not reap them.
+	time.Sleep(400 * time.Millisecond)
+	waitUntil(t, 10*time.Second, "no zombie left under confit", func() bool { return len(zombiesOf(e.pid)) == 0 })
+	if !strings.Contains(e.log.String(), "reaped orphaned processes") {
+		t.Errorf("confit reaped nothing: the orphans were not re-parented to it:\n%s", e.log.String())
 	}
 	e.signal(syscall.SIGTERM)
 	if code := e.exitCode(); code != 0 {

@@ -146,7 +146,7 @@ func newFlagSet(o *options, w io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.execRestartLimit, "exec-restart-limit", 5, "exec mode: give up (exit non-zero) when the command died this many times within -exec-restart-window")
 	fs.DurationVar(&o.execRestartWindow, "exec-restart-window", time.Minute, "exec mode: the window of -exec-restart-limit")
 	b(&o.execForwardHUP, "exec-forward-hup", false, "exec mode: forward SIGHUP to the command instead of reloading confit's conf.d")
-	b(&o.execSubreaper, "exec-subreaper", false, "exec mode, when confit is not PID 1: become the child subreaper (PR_SET_CHILD_SUBREAPER) and reap orphaned processes, as PID 1 does")
+	b(&o.execSubreaper, "exec-subreaper", false, "when confit is not PID 1: become the child subreaper (PR_SET_CHILD_SUBREAPER) and reap orphaned processes, as confit does as PID 1 in every mode")
 
 	// The backends' settings, as each backend package declares them.
 	o.settings = map[string]*settingFlag{}

@@ -88,6 +88,28 @@ func (o *options) validateExec() error {
 var forwarded = []os.Signal{syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH,
 	syscall.SIGALRM, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGCONT}
 
+// startReaper reaps orphaned processes when confit is PID 1 (in every
+// mode: a reload_cmd's background job is re-parented to it too) or, with
+// -exec-subreaper, after making confit the child subreaper. The returned
+// func stops it.
+func startReaper(o *options, log *slog.Logger) (stop func(), err error) {
+	if !reap.Needed() && !o.execSubreaper {
+		return func() {}, nil
+	}
+	if !reap.Needed() {
+		if err := reap.SetSubreaper(); err != nil {
+			return nil, fmt.Errorf("-exec-subreaper: %w", err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		reap.Reap(ctx, log)
+	}()
+	return func() { cancel(); <-done }, nil
+}
+
 // runExec is exec mode: it renders every resource once (any failure: exit
 // 1, nothing started), starts the command, then runs the mode cfg selects
 // with the command signalled or restarted after each batch that changed
@@ -95,20 +117,6 @@ var forwarded = []os.Signal{syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, s
 // returns the command's exit code. ctx is cancelled by SIGTERM/SIGINT;
 // reload receives SIGHUPs.
 func runExec(ctx context.Context, o *options, cfg daemon.Config, reload <-chan struct{}, stdout, stderr io.Writer, log *slog.Logger) int {
-	reaping := reap.Needed()
-	if o.execSubreaper && !reaping {
-		if err := reap.SetSubreaper(); err != nil {
-			log.Error("-exec-subreaper: " + err.Error())
-			return exitFailed
-		}
-		reaping = true
-	}
-	if reaping {
-		rctx, stopReap := context.WithCancel(context.Background())
-		defer stopReap()
-		go reap.Reap(rctx, log)
-	}
-
 	// Every resource first: an application must not start on a missing
 	// or stale file.
 	once := cfg
