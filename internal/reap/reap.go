@@ -6,7 +6,8 @@
 // A reaper that calls wait4(-1) takes whichever child exits first, also
 // one os/exec is about to Wait for, which then fails with ECHILD (remco's
 // race). Here, every child confit starts goes through Start, which records
-// its pid as owned while holding the lock the reaper holds for each pass;
+// its pid as owned while holding (shared) the lock the reaper holds
+// (exclusively) for each pass;
 // a pass peeks at the next zombie with waitid(P_ALL, WNOWAIT) and reaps it
 // only when it is not owned, stopping at the first owned one (its own Wait
 // reaps it, and Wait's return starts another pass).
@@ -25,7 +26,11 @@ import (
 )
 
 var (
-	mu    sync.Mutex
+	// mu is held shared by each Start, from before the fork until the pid
+	// is in owned, and exclusively by a reaper pass: a pass never sees a
+	// child of Start that is not in owned yet, and Starts run in parallel.
+	mu    sync.RWMutex
+	omu   sync.Mutex
 	owned = map[int]bool{} // pids of the children confit waits for itself
 	kick  = make(chan struct{}, 1)
 	// reaped counts the orphans reaped, for tests and logs.
@@ -36,12 +41,14 @@ var (
 // the reaper leaves to Wait. Every process confit starts and waits for
 // must be started by Start (or StartProcess) and waited for by Wait.
 func Start(cmd *exec.Cmd) error {
-	mu.Lock()
-	defer mu.Unlock()
+	mu.RLock()
+	defer mu.RUnlock()
 	if err := cmd.Start(); err != nil {
 		return err
 	}
+	omu.Lock()
 	owned[cmd.Process.Pid] = true
+	omu.Unlock()
 	return nil
 }
 
@@ -63,9 +70,9 @@ func Run(cmd *exec.Cmd) error {
 }
 
 func release(pid int) {
-	mu.Lock()
+	omu.Lock()
 	delete(owned, pid)
-	mu.Unlock()
+	omu.Unlock()
 	select {
 	case kick <- struct{}{}:
 	default:
@@ -106,6 +113,12 @@ func Reap(ctx context.Context, log *slog.Logger) {
 	}
 }
 
+func isOwned(pid int) bool {
+	omu.Lock()
+	defer omu.Unlock()
+	return owned[pid]
+}
+
 // pass reaps every zombie that is not confit's own, up to the first one
 // that is, and returns how many it reaped.
 func pass() int {
@@ -114,7 +127,7 @@ func pass() int {
 	n := 0
 	for {
 		pid, err := peek()
-		if err != nil || pid <= 0 || owned[pid] {
+		if err != nil || pid <= 0 || isOwned(pid) {
 			return n
 		}
 		var ws syscall.WaitStatus
