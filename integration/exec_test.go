@@ -8,9 +8,12 @@ package integration
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -413,6 +416,42 @@ func TestExecForwardsSignalsNotURG(t *testing.T) {
 	quiet()
 	if got := strings.Join(e.signals()[1:], ","); got != "USR1,WINCH" {
 		t.Errorf("the child received %q, want USR1,WINCH (no URG, no HUP)", got)
+	}
+}
+
+// TestExecHealth: /health and /metrics show the child, its restarts and
+// its last exit code.
+func TestExecHealth(t *testing.T) {
+	t.Parallel()
+	e := startExec(t, "v: one\n", []execResource{{"a", `{{getv "/v"}}`, `exec_action = "restart"`}},
+		[]string{"-metrics-addr", "127.0.0.1:0"})
+	e.waitCount("start", 1)
+	e.waitLog("serving metrics")
+	m := regexp.MustCompile(`serving metrics addr=(\S+)`).FindStringSubmatch(e.log.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the log:\n%s", e.log.String())
+	}
+	get := func(path string) string {
+		resp, err := http.Get("http://" + m[1] + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}
+	if got := get("/health"); !regexp.MustCompile(`^200 ok\nexec: running pid \d+, restarts 0, last exit none\n$`).MatchString(got) {
+		t.Errorf("/health = %q", got)
+	}
+	e.setValues("v: two\n")
+	e.waitCount("start", 2)
+	waitUntil(t, 10*time.Second, "the restart in /metrics", func() bool {
+		got := get("/metrics")
+		return strings.Contains(got, "\nconfit_exec_up 1\n") && strings.Contains(got, "\nconfit_exec_restarts_total 1\n") &&
+			strings.Contains(got, "\nconfit_exec_last_exit_code 0\n") && strings.Contains(got, "\nconfit_exec_signals_total 1\n")
+	})
+	if got := get("/health"); !strings.Contains(got, "restarts 1, last exit 0") {
+		t.Errorf("/health = %q", got)
 	}
 }
 
