@@ -24,6 +24,9 @@ func TestImportDirection(t *testing.T) {
 		"template/internal/exec": {"template", "backends", "resource", "internal/", "cmd/"},
 		"resource":               {"internal/daemon", "backends/etcd", "backends/consul", "backends/file", "backends/env"},
 		"internal/daemon":        {"cmd/"},
+		// exec mode's child and the reaper know nothing of resources.
+		"internal/reap":      {"resource", "internal/daemon", "backends", "template", "cmd/"},
+		"internal/supervise": {"resource", "internal/daemon", "backends", "template", "cmd/"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", mod+pkg).CombinedOutput()

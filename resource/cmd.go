@@ -13,6 +13,8 @@ import (
 	"syscall"
 	ttemplate "text/template"
 	"time"
+
+	"github.com/confit-dev/confit/internal/reap"
 )
 
 // maxCmdOutput bounds the command output kept for error messages; the tail
@@ -93,7 +95,9 @@ func runCmdEnv(ctx context.Context, name, command string, env []string, timeout 
 	}
 	cmd.WaitDelay = cmdWaitDelay
 
-	err := cmd.Run()
+	// Through reap, so that as PID 1 the reaper leaves its exit status to
+	// Wait (see internal/reap).
+	err := reap.Run(cmd)
 	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() && cctx.Err() == nil {
 		// The command succeeded; something it started kept stdout open.
 		err = nil

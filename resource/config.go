@@ -83,6 +83,10 @@ type TemplateConfig struct {
 	ReloadCmdTimeout string   `toml:"reload_cmd_timeout"`
 	Wait             string   `toml:"wait"`
 	Rollback         *bool    `toml:"rollback"`
+	// ExecAction and ExecSignal say what exec mode does to its child when
+	// this file changes (see Resource.ExecAction).
+	ExecAction string `toml:"exec_action"`
+	ExecSignal string `toml:"exec_signal"`
 }
 
 // BackendConfig is the optional [backend] table as decoded: backend = NAME
@@ -162,7 +166,7 @@ var knownKeys = map[string]bool{"template": true, "backend": true}
 
 func init() {
 	for _, k := range []string{"src", "dest", "keys", "prefix", "uid", "gid", "owner", "group", "mode",
-		"check_cmd", "reload_cmd", "check_cmd_timeout", "reload_cmd_timeout", "wait", "rollback"} {
+		"check_cmd", "reload_cmd", "check_cmd_timeout", "reload_cmd_timeout", "wait", "rollback", "exec_action", "exec_signal"} {
 		knownKeys["template."+k] = true
 	}
 }

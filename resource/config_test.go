@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,6 +36,8 @@ check_cmd_timeout = "5s"
 reload_cmd_timeout = "1m"
 wait = "2s:10s"
 rollback = false
+exec_action = "signal"
+exec_signal = "SIGUSR1"
 
 [backend]
 backend = "consul"
@@ -63,6 +66,7 @@ consul_stale = true
 		UID: &ten, GID: &twenty, Owner: "nobody", Group: "nogroup", Mode: "0600",
 		CheckCmd: "app -t {{.src}}", ReloadCmd: "app -s reload",
 		CheckCmdTimeout: "5s", ReloadCmdTimeout: "1m", Wait: "2s:10s", Rollback: &no,
+		ExecAction: "signal", ExecSignal: "SIGUSR1",
 	}
 	if !reflect.DeepEqual(c.Template, wantT) {
 		t.Errorf("template:\ngot  %+v\nwant %+v", c.Template, wantT)
@@ -367,6 +371,9 @@ func TestLoad(t *testing.T) {
 				if r.CheckCmdTimeout != DefaultCmdTimeout || r.ReloadCmdTimeout != DefaultCmdTimeout {
 					t.Errorf("timeouts: got %v, %v", r.CheckCmdTimeout, r.ReloadCmdTimeout)
 				}
+				if r.ExecAction != ExecSignal || r.ExecSignal != 0 {
+					t.Errorf("exec_action %q, exec_signal %v; want signal with -exec-reload-signal", r.ExecAction, r.ExecSignal)
+				}
 				if r.Prefix != "/" || r.Name != "app.toml" || !filepath.IsAbs(r.File) {
 					t.Errorf("prefix %q name %q file %q", r.Prefix, r.Name, r.File)
 				}
@@ -430,6 +437,27 @@ func TestLoad(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "exec_action restart",
+			toml: base + "exec_action = \"restart\"\n",
+			check: func(t *testing.T, r *Resource) {
+				if r.ExecAction != ExecRestart {
+					t.Errorf("exec_action %q", r.ExecAction)
+				}
+			},
+		},
+		{
+			name: "exec_signal",
+			toml: base + "exec_signal = \"usr2\"\n",
+			check: func(t *testing.T, r *Resource) {
+				if r.ExecAction != ExecSignal || r.ExecSignal != syscall.SIGUSR2 {
+					t.Errorf("exec_action %q, exec_signal %v", r.ExecAction, r.ExecSignal)
+				}
+			},
+		},
+		{name: "unknown exec_action", toml: base + "exec_action = \"reload\"\n", err: `template.exec_action: unknown exec_action "reload": want signal, restart or none`},
+		{name: "unknown exec_signal", toml: base + "exec_signal = \"SIGFOO\"\n", err: `template.exec_signal: unknown signal "SIGFOO"`},
+		{name: "exec_signal with restart", toml: base + "exec_action = \"restart\"\nexec_signal = \"HUP\"\n", err: `template.exec_action: exec_signal "HUP" goes with exec_action = "signal"`},
 		{name: "missing src", toml: "[template]\ndest = \"/x\"\n", err: "app.toml: template.src: empty src template"},
 		{name: "missing dest", toml: "[template]\nsrc = \"app.tmpl\"\n", err: "app.toml: template.dest: empty dest"},
 		{name: "invalid mode", toml: base + "mode = \"rw\"\n", err: `template.mode: invalid mode "rw"`},

@@ -13,11 +13,43 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/internal/signame"
 	"github.com/confit-dev/confit/template"
 )
+
+// The values of exec_action (Resource.ExecAction).
+const (
+	ExecSignal  = "signal"
+	ExecRestart = "restart"
+	ExecNone    = "none"
+)
+
+// parseExecAction checks exec_action and exec_signal ("" is the default,
+// signal; exec_signal only goes with it).
+func parseExecAction(action, sig string) (string, syscall.Signal, error) {
+	switch action {
+	case "":
+		action = ExecSignal
+	case ExecSignal, ExecRestart, ExecNone:
+	default:
+		return "", 0, fmt.Errorf("unknown exec_action %q: want signal, restart or none", action)
+	}
+	if sig == "" {
+		return action, 0, nil
+	}
+	if action != ExecSignal {
+		return "", 0, fmt.Errorf("exec_signal %q goes with exec_action = \"signal\", not %q", sig, action)
+	}
+	s, err := signame.Parse(sig)
+	if err != nil {
+		return "", 0, err
+	}
+	return action, s, nil
+}
 
 // DefaultCmdTimeout is the timeout of check_cmd and reload_cmd when neither
 // the resource nor Options.CmdTimeout sets one.
@@ -120,6 +152,12 @@ type Resource struct {
 	// call Rollback when a reload fails. It defaults to true. (It cannot be
 	// called Rollback: that is the method.)
 	AutoRollback bool
+	// ExecAction is what exec mode (-exec) does to its child after this
+	// file changed (written, checked and reloaded): ExecSignal (send
+	// ExecSignal, or -exec-reload-signal when it is 0), ExecRestart or
+	// ExecNone. The file's "exec_action"; default ExecSignal.
+	ExecAction string
+	ExecSignal syscall.Signal
 
 	tmpl      *template.Template // nil while deferred (Options.DeferParse)
 	tmplText  string             // the template's text while deferred
@@ -255,6 +293,7 @@ func newResource(file string, c *Config, opts Options, cache *templateCache) (*R
 		GID:      -1,
 		CheckCmd: t.CheckCmd, ReloadCmd: t.ReloadCmd,
 		AutoRollback: t.Rollback == nil || *t.Rollback,
+		ExecAction:   ExecSignal,
 		opts:         opts,
 	}
 	r.log = log.With("resource", r.Name, "dest", r.Dest)
@@ -304,6 +343,13 @@ func newResource(file string, c *Config, opts Options, cache *templateCache) (*R
 	}
 	if r.Wait, err = ParseWait(t.Wait); err != nil {
 		return nil, fail("template.wait", err)
+	}
+	if r.ExecAction, r.ExecSignal, err = parseExecAction(t.ExecAction, t.ExecSignal); err != nil {
+		key := "template.exec_action"
+		if t.ExecSignal != "" && (t.ExecAction == "" || t.ExecAction == ExecSignal) {
+			key = "template.exec_signal"
+		}
+		return nil, fail(key, err)
 	}
 	if r.checkTmpl, err = parseCmdTemplate("check_cmd", t.CheckCmd); err != nil {
 		return nil, fail("template.check_cmd", err)

@@ -47,6 +47,14 @@ type options struct {
 	templateExecutor         string
 	settings                 map[string]*settingFlag // by setting name
 
+	// Exec mode (exec.go).
+	exec                               execFlag
+	execReloadSignal, execKillSignal   string
+	execKillTimeout, execRestartWindow time.Duration
+	execRestart                        string
+	execRestartLimit                   int
+	execForwardHUP, execSubreaper      bool
+
 	// warnings found while parsing, logged once the logger is set up.
 	warnings []string
 }
@@ -128,6 +136,17 @@ func newFlagSet(o *options, w io.Writer) *flag.FlagSet {
 	b(&o.cmdEnvClean, "cmd-env-clean", false, "run check_cmd and reload_cmd with only PATH, HOME, LANG, LC_*, TZ, USER, LOGNAME, SHELL, TMPDIR, TERM and CONFIT_SRC/CONFIT_DEST (not tokens such as CONSUL_HTTP_TOKEN); without it they inherit confit's environment")
 	s(&o.metricsAddr, "metrics-addr", "", "serve /metrics, /health and /debug/pprof/ on this address (e.g. 127.0.0.1:9115)")
 	s(&o.templateExecutor, "template-executor", "auto", "auto: confit's template executor where it can, text/template for the rest (same output); text: text/template only")
+
+	// Exec mode (exec.go).
+	fs.Var(&o.exec, "exec", "exec mode: render every resource, then run this command as confit's child (sh -c when it has shell syntax; or the words after --), signal or restart it on change (exec_action), stop it with confit")
+	s(&o.execReloadSignal, "exec-reload-signal", "SIGHUP", "exec mode: the signal sent to the command's process group when a resource with exec_action = \"signal\" changed")
+	s(&o.execKillSignal, "exec-kill-signal", "SIGTERM", "exec mode: the signal that stops the command (on SIGTERM/SIGINT to confit, and before a restart)")
+	fs.DurationVar(&o.execKillTimeout, "exec-kill-timeout", 30*time.Second, "exec mode: SIGKILL the command's process group this long after -exec-kill-signal")
+	s(&o.execRestart, "exec-restart", "on-failure", "exec mode: when the command exits on its own: on-failure (restart unless it exited 0), always, never (confit exits with its code)")
+	fs.IntVar(&o.execRestartLimit, "exec-restart-limit", 5, "exec mode: give up (exit non-zero) when the command died this many times within -exec-restart-window")
+	fs.DurationVar(&o.execRestartWindow, "exec-restart-window", time.Minute, "exec mode: the window of -exec-restart-limit")
+	b(&o.execForwardHUP, "exec-forward-hup", false, "exec mode: forward SIGHUP to the command instead of reloading confit's conf.d")
+	b(&o.execSubreaper, "exec-subreaper", false, "when confit is not PID 1: become the child subreaper (PR_SET_CHILD_SUBREAPER) and reap orphaned processes, as confit does as PID 1 in every mode")
 
 	// The backends' settings, as each backend package declares them.
 	o.settings = map[string]*settingFlag{}
@@ -384,7 +403,7 @@ func (o *options) validate() error {
 	if o.cmdTimeout <= 0 {
 		return fmt.Errorf("%w: -cmd-timeout %s: must be positive", errUsage, o.cmdTimeout)
 	}
-	return nil
+	return o.validateExec()
 }
 
 // waitHint says what is wrong with a -wait value: for a number without a

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -140,11 +141,21 @@ func parseCommandLine(fs *flag.FlagSet, args []string) (map[string]bool, error) 
 		return nil, failed
 	case err != nil:
 		return nil, describeParseError(fs, err)
-	case p.NArg() > 0:
-		return nil, fmt.Errorf("unexpected argument %q (confit takes flags only)", p.Arg(0))
 	}
 	set := map[string]bool{}
 	p.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if p.NArg() > 0 {
+		// The words after -- are exec mode's command, as its argv.
+		ef, isExec := fs.Lookup("exec").Value.(*execFlag)
+		if i := len(args) - p.NArg(); i == 0 || args[i-1] != "--" || !isExec {
+			return nil, fmt.Errorf("unexpected argument %q (confit takes flags only; exec mode's command goes after --)", p.Arg(0))
+		}
+		if set["exec"] {
+			return nil, fmt.Errorf("-exec and a command after -- exclude each other: give the command once")
+		}
+		ef.vals, ef.exact = slices.Clone(p.Args()), true
+		set["exec"] = true
+	}
 	return set, nil
 }
 

@@ -139,6 +139,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		MetricsAddr: o.metricsAddr,
 	}
 	cfg.Resource.NoopShowSecrets = o.noopShowSecrets
+	stopReaper, err := startReaper(o, log)
+	if err != nil {
+		log.Error(err.Error())
+		return exitFailed
+	}
+	defer stopReaper()
+	if o.exec.argv() != nil {
+		return runExec(ctx, o, cfg, reload, stdout, stderr, log)
+	}
 	err = daemon.Run(ctx, cfg)
 	switch {
 	case err == nil:

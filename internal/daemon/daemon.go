@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -51,6 +52,22 @@ type Config struct {
 	// MetricsAddr, if set, serves /metrics and /health.
 	MetricsAddr string
 	Logger      *slog.Logger
+	// AfterBatch, when set, is called with the resources of a batch (watch
+	// mode) or an interval run whose new file is in place: written,
+	// checked and, with a reload_cmd, reloaded without a rollback. Never
+	// with an empty list; on the goroutine that runs the batches, so it
+	// must not block (exec mode hands it to its supervisor).
+	AfterBatch func(changed []*resource.Resource)
+	// Extra, when set, adds to /metrics and /health (exec mode's child).
+	Extra Reporter
+}
+
+// Reporter is something outside the daemon shown on /metrics and /health.
+type Reporter interface {
+	// WriteMetrics writes metrics in Prometheus' text format.
+	WriteMetrics(w io.Writer)
+	// Health is one line for /health, and whether it is healthy.
+	Health() (line string, ok bool)
 }
 
 // Run runs the mode cfg selects until it completes (one-shot) or ctx is
@@ -70,6 +87,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer pool.closeAll()
 	m := newMetrics()
 	m.backends = pool.named
+	m.extra = cfg.Extra
 	if cfg.MetricsAddr != "" {
 		stop, err := m.serve(cfg.MetricsAddr, cfg.Logger)
 		if err != nil {
@@ -262,11 +280,17 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 			}
 		}
 	}
+	var changed []*resource.Resource
 	for _, r := range rs {
 		if err, ok := failed[r]; ok {
 			m.failures.Add(1)
 			cfg.Logger.Error("sync failed", "resource", r.Name, "err", err)
+		} else if slices.Contains(commits, r) {
+			changed = append(changed, r)
 		}
+	}
+	if len(changed) > 0 && cfg.AfterBatch != nil {
+		cfg.AfterBatch(changed)
 	}
 	return len(failed)
 }

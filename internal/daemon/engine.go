@@ -827,11 +827,15 @@ func reloadAll(ctx context.Context, m *metrics, written []*resource.Resource) ma
 func (e *engine) finish(results []batchResult) {
 	e.busy = false
 	now := time.Now()
+	var changed []*resource.Resource // for AfterBatch
 	for _, br := range results {
 		rs := br.rs
 		rs.running = false
 		if br.written {
 			e.m.writes.Add(1)
+		}
+		if br.written && br.err == nil {
+			changed = append(changed, rs.r)
 		}
 		if br.reloadTried {
 			rs.reloadPending = br.reloadPending
@@ -851,6 +855,9 @@ func (e *engine) finish(results []batchResult) {
 			rs.again = false
 			e.schedule(rs, now, false)
 		}
+	}
+	if len(changed) > 0 && e.cfg.AfterBatch != nil {
+		e.cfg.AfterBatch(changed)
 	}
 }
 

@@ -53,7 +53,8 @@ func must(t *testing.T, err error) {
 }
 
 // start runs the engine on dir's conf.d. Call inside synctest.Test.
-func start(t *testing.T, dir string, store *memory.Store, wait resource.Wait) *harness {
+// Each of opts edits the Config first.
+func start(t *testing.T, dir string, store *memory.Store, wait resource.Wait, opts ...func(*Config)) *harness {
 	t.Helper()
 	logs := &strings.Builder{}
 	log := slog.New(slog.NewTextHandler(&syncWriter{b: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -63,6 +64,9 @@ func start(t *testing.T, dir string, store *memory.Store, wait resource.Wait) *h
 		Watch:    true,
 		Wait:     wait,
 		Logger:   log,
+	}
+	for _, o := range opts {
+		o(&cfg)
 	}
 	h := &harness{t: t, dir: dir, store: store, m: newMetrics(), reload: make(chan struct{}, 1), done: make(chan error, 1), logs: logs}
 	cfg.Reload = h.reload

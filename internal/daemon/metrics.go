@@ -36,6 +36,8 @@ type metrics struct {
 	// backends lists the backend clients whose own counters are exported
 	// (backends.MetricsReporter); set by the daemon.
 	backends func() map[string]backends.Backend
+	// extra adds its own metrics and health line (Config.Extra); nil: none.
+	extra Reporter
 }
 
 func newMetrics() *metrics {
@@ -96,6 +98,9 @@ func (m *metrics) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if m.backends != nil {
 		writeBackendMetrics(w, m.backends())
 	}
+	if m.extra != nil {
+		m.extra.WriteMetrics(w)
+	}
 	m.mu.Lock()
 	n := len(m.unhealthy)
 	m.mu.Unlock()
@@ -103,13 +108,23 @@ func (m *metrics) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *metrics) health(w http.ResponseWriter, r *http.Request) {
+	extra, extraOK := "", true
+	if m.extra != nil {
+		extra, extraOK = m.extra.Health()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.unhealthy) == 0 {
+	if len(m.unhealthy) == 0 && extraOK {
 		fmt.Fprintln(w, "ok")
+		if extra != "" {
+			fmt.Fprintln(w, extra)
+		}
 		return
 	}
 	w.WriteHeader(http.StatusServiceUnavailable)
+	if extra != "" {
+		fmt.Fprintln(w, extra)
+	}
 	for k, v := range m.unhealthy {
 		if strings.HasPrefix(v, k+": ") {
 			// "resource web.toml: resource web.toml: render ..." once.
