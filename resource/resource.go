@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/confit-dev/confit/backends"
@@ -131,6 +132,8 @@ type Resource struct {
 
 	mu   sync.Mutex // serialises Apply and Rollback
 	prev *previous  // what the last committing Apply replaced
+
+	decrypts atomic.Bool // the template decrypts values (secret.go)
 }
 
 // ErrNoConfDir is returned by LoadDir when <confdir>/conf.d cannot be read.
@@ -392,7 +395,8 @@ func (r *Resource) RenderSorted(kvs map[string]string, keys []string) ([]byte, R
 	if err != nil {
 		return nil, Reads{}, fmt.Errorf("resource %s: %w", r.Name, err)
 	}
-	out, reads, err := tmpl.Execute(template.NewStoreSorted(rel, relKeys))
+	r.noteDecrypts(tmpl) // secret.go
+	out, reads, err := tmpl.Execute(template.NewStoreSorted(rel, relKeys).WithPrefix(r.Prefix))
 	abs := Reads{Keys: r.absKeys(reads.Keys, false), Prefixes: r.absKeys(reads.Prefixes, true)}
 	if err != nil {
 		err = r.explainMissing(template.WithPath(err, tmpl.Name(), r.Src))

@@ -496,6 +496,8 @@ func (r *Resource) target(cur fileState) target {
 	switch {
 	case r.ModeSet:
 		t.mode = r.Mode
+	case r.decrypts.Load():
+		t.mode = secretMode // secret.go
 	case cur.exists:
 		t.mode = cur.mode
 	}
