@@ -17,5 +17,5 @@ func (r *Resource) noteDecrypts(tmpl *template.Template) {
 	if !tmpl.Decrypts() || r.decrypts.Swap(true) || r.ModeSet {
 		return
 	}
-	r.log.Info(fmt.Sprintf("%s decrypts values and sets no mode: %s gets mode %04o", r.Src, r.Dest, secretMode), "resource", r.Name)
+	r.log.Info(fmt.Sprintf("%s decrypts values and sets no mode: %s gets mode %04o", r.Src, r.Dest, secretMode))
 }
