@@ -98,3 +98,13 @@ func loadIdentities(path string) ([]age.Identity, error) {
 	}
 	return ids, nil
 }
+
+// NewIdentity returns a new age identity (AGE-SECRET-KEY-1...) and its
+// recipient (age1...).
+func NewIdentity() (identity, recipient string, err error) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return "", "", fmt.Errorf("age: %w", err)
+	}
+	return id.String(), id.Recipient().String(), nil
+}
