@@ -19,3 +19,11 @@ func (r *Resource) noteDecrypts(tmpl *template.Template) {
 	}
 	r.log.Info(fmt.Sprintf("%s decrypts values and sets no mode: %s gets mode %04o", r.Src, r.Dest, secretMode))
 }
+
+// decryptedDiff is the -noop line of a destination others may read whose
+// template decrypts values: how much changes, not what.
+func decryptedDiff(dest string, a, b []string) string {
+	removed, added := countChanges(a, b)
+	return fmt.Sprintf("# %s: %s removed, %s added (content not shown: the template decrypts values; -noop-show-secrets shows it)\n",
+		dest, plural(removed, "line"), plural(added, "line"))
+}
