@@ -395,8 +395,7 @@ func (r *Resource) RenderSorted(kvs map[string]string, keys []string) ([]byte, R
 	if err != nil {
 		return nil, Reads{}, fmt.Errorf("resource %s: %w", r.Name, err)
 	}
-	r.noteDecrypts(tmpl) // secret.go
-	out, reads, err := tmpl.Execute(template.NewStoreSorted(rel, relKeys).WithPrefix(r.Prefix))
+	out, reads, err := tmpl.Execute(r.secretStore(tmpl, template.NewStoreSorted(rel, relKeys))) // secret.go
 	abs := Reads{Keys: r.absKeys(reads.Keys, false), Prefixes: r.absKeys(reads.Prefixes, true)}
 	if err != nil {
 		err = r.explainMissing(template.WithPath(err, tmpl.Name(), r.Src))

@@ -11,13 +11,18 @@ import (
 // new or existing: its content is a secret.
 const secretMode = 0o600
 
-// noteDecrypts records whether tmpl decrypts values, and says once, when
-// it does and the file sets no mode, that the destination gets 0600.
-func (r *Resource) noteDecrypts(tmpl *template.Template) {
-	if !tmpl.Decrypts() || r.decrypts.Swap(true) || r.ModeSet {
-		return
+// secretStore returns s for a render of tmpl. When tmpl decrypts values
+// it records so (the destination's mode, -noop), says once, when the file
+// sets no mode, that the destination gets 0600, and gives s the prefix,
+// against which the keys values are bound to are checked.
+func (r *Resource) secretStore(tmpl *template.Template, s *template.Store) *template.Store {
+	if !tmpl.Decrypts() {
+		return s
 	}
-	r.log.Info(fmt.Sprintf("%s decrypts values and sets no mode: %s gets mode %04o", r.Src, r.Dest, secretMode))
+	if !r.decrypts.Swap(true) && !r.ModeSet {
+		r.log.Info(fmt.Sprintf("%s decrypts values and sets no mode: %s gets mode %04o", r.Src, r.Dest, secretMode))
+	}
+	return s.WithPrefix(r.Prefix)
 }
 
 // decryptedDiff is the -noop line of a destination others may read whose
