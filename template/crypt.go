@@ -47,23 +47,24 @@ func (s *Store) WithPrefix(prefix string) *Store {
 // (cget, cgets, cgetv, cgetvs, decrypt): its output may hold secrets.
 func (t *Template) Decrypts() bool { return t.decrypts }
 
-// checkDecrypter fails a template that calls a decrypting function when
-// opts give no Decrypter, naming the function: without keys, every
-// render of it would fail.
-func checkDecrypter(name string, used []string, opts Options) (decrypts bool, err error) {
-	for _, fn := range used {
-		if !slices.Contains(cryptFuncNames, fn) {
-			continue
-		}
-		if _, over := opts.Funcs[fn]; over {
-			continue
-		}
-		if opts.Decrypter == nil {
-			return false, fmt.Errorf("template: %s: %s decrypts values: give confit a key (-secret-keyring for crypt's OpenPGP values, -age-identity for age)", name, fn)
-		}
-		decrypts = true
+// needsDecrypter fails a call of the decrypting function fn when opts
+// give no Decrypter: without keys, every render of it would fail.
+func needsDecrypter(fn string, opts Options) error {
+	if _, over := opts.Funcs[fn]; over || opts.Decrypter != nil || !slices.Contains(cryptFuncNames, fn) {
+		return nil
 	}
-	return decrypts, nil
+	return fmt.Errorf("%s decrypts values: give confit a key (-secret-keyring for crypt's OpenPGP values, -age-identity for age)", fn)
+}
+
+// decrypts reports whether the functions used include one that decrypts
+// (and that opts.Funcs does not override).
+func decrypts(used []string, opts Options) bool {
+	for _, fn := range used {
+		if _, over := opts.Funcs[fn]; !over && slices.Contains(cryptFuncNames, fn) {
+			return true
+		}
+	}
+	return false
 }
 
 // decrypted is a plaintext one render decrypted, kept so that an error of

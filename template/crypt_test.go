@@ -117,8 +117,8 @@ func TestCryptFuncs(t *testing.T) {
 }
 
 func TestCryptNeedsKeys(t *testing.T) {
-	_, err := Parse("t", `{{cgetv "/x"}}`, Options{})
-	if err == nil || !strings.Contains(err.Error(), "cgetv decrypts values: give confit a key (-secret-keyring") {
+	_, err := Parse("t", "\n{{cgetv \"/x\"}}", Options{})
+	if err == nil || !strings.Contains(err.Error(), "template: t:2: cgetv decrypts values: give confit a key (-secret-keyring") {
 		t.Fatalf("Parse without a Decrypter: %v", err)
 	}
 	tm, err := Parse("t", `{{getv "/x"}}`, Options{})

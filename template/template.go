@@ -128,15 +128,11 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 	}
 	// The first binding's store functions are bound to rec; concurrent
 	// renders get bindings of their own (acquire).
-	decrypts, err := checkDecrypter(name, used, opts)
-	if err != nil {
-		return nil, err
-	}
 	rec := &recorder{dec: opts.Decrypter}
 	store := storeFuncs(rec)
 	funcs := template.FuncMap{}
 	t := &Template{name: name, text: text, left: opts.LeftDelim, right: opts.RightDelim, virtual: virtual,
-		dec: opts.Decrypter, decrypts: decrypts}
+		dec: opts.Decrypter, decrypts: decrypts(used, opts)}
 	for _, fn := range used {
 		if f, ok := opts.Funcs[fn]; ok {
 			funcs[fn] = f
@@ -226,6 +222,10 @@ func parseTrees(name, text string, opts Options) (map[string]*parse.Tree, []stri
 			}
 			if !knownFunc(id.Ident, opts) {
 				err = fmt.Errorf("template: %s: function %q not defined", location(t, id), id.Ident)
+				return
+			}
+			if err = needsDecrypter(id.Ident, opts); err != nil { // crypt.go
+				err = fmt.Errorf("template: %s: %w", location(t, id), err)
 				return
 			}
 			seen[id.Ident] = true
