@@ -11,11 +11,13 @@ package secret
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"filippo.io/age"
@@ -50,6 +52,7 @@ type Keys struct {
 type keySet struct {
 	keyring openpgp.EntityList // nil without -secret-keyring
 	ids     []age.Identity     // nil without -age-identity
+	opened  cache              // values these keys opened
 }
 
 // Load reads the key files of f. A file that is missing, readable by
@@ -64,7 +67,7 @@ func Load(f Files) (*Keys, error) {
 
 // Reload reads the key files again; on error the keys in use stay.
 func (k *Keys) Reload() error {
-	ks := &keySet{}
+	ks := &keySet{opened: cache{max: maxCached}}
 	if k.files.Keyring != "" {
 		kr, err := loadKeyring(k.files.Keyring)
 		if err != nil {
@@ -170,8 +173,25 @@ var ErrNoKey = errors.New("no key opens the value")
 // bound to none: crypt's format has no room for it, and age values made
 // by other tools carry none). The caller checks the bound key against the
 // key it read the value from.
+//
+// A value opened once is remembered (by its SHA-256, up to maxCached
+// values, until Reload): each render reads every value again, and an
+// OpenPGP RSA decryption costs milliseconds.
 func (k *Keys) Decrypt(value string) (plain, boundKey string, err error) {
 	ks := k.cur.Load()
+	sum := sha256.Sum256([]byte(value))
+	if o, ok := ks.opened.get(sum); ok {
+		return o.plain, o.bound, nil
+	}
+	plain, boundKey, err = ks.decrypt(value)
+	if err == nil {
+		ks.opened.put(sum, opened{plain, boundKey})
+	}
+	return plain, boundKey, err
+}
+
+// decrypt is Decrypt without the cache.
+func (ks *keySet) decrypt(value string) (plain, boundKey string, err error) {
 	format, msg := Sniff(value)
 	switch format {
 	case Age:
@@ -206,4 +226,34 @@ func readPlain(r io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("plaintext larger than %d bytes", MaxPlaintext)
 	}
 	return b, nil
+}
+
+// maxCached bounds the values a Keys remembers.
+const maxCached = 4096
+
+// opened is a decrypted value.
+type opened struct{ plain, bound string }
+
+// cache maps the SHA-256 of values to what they decrypt to; full, it
+// starts again empty. Safe for concurrent use.
+type cache struct {
+	mu  sync.Mutex
+	max int
+	m   map[[sha256.Size]byte]opened
+}
+
+func (c *cache) get(sum [sha256.Size]byte) (opened, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o, ok := c.m[sum]
+	return o, ok
+}
+
+func (c *cache) put(sum [sha256.Size]byte, o opened) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= c.max {
+		c.m = make(map[[sha256.Size]byte]opened)
+	}
+	c.m[sum] = o
 }

@@ -233,3 +233,33 @@ func mustRead(t *testing.T, p string) []byte {
 	}
 	return b
 }
+
+// TestCache: a value is opened once; the cache is bounded and starts
+// again when full; a failure is not remembered.
+func TestCache(t *testing.T) {
+	c := cache{max: 2}
+	for i := range 3 {
+		c.put([32]byte{byte(i)}, opened{plain: "p"})
+	}
+	if _, ok := c.get([32]byte{0}); ok || len(c.m) != 1 {
+		t.Errorf("full cache: %d entries, first still there: %v; want it started again", len(c.m), ok)
+	}
+	id, idFile := newAgeIdentity(t)
+	keys, err := Load(Files{AgeIdentities: []string{idFile}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := Encrypt("/k", []byte(canary), []string{id.Recipient().String()})
+	for range 2 {
+		if p, b, err := keys.Decrypt(v); err != nil || p != canary || b != "/k" {
+			t.Fatalf("Decrypt = %q, %q, %v", p, b, err)
+		}
+	}
+	if n := len(keys.cur.Load().opened.m); n != 1 {
+		t.Errorf("cache holds %d values, want 1", n)
+	}
+	keys.Decrypt("not-a-value")
+	if n := len(keys.cur.Load().opened.m); n != 1 {
+		t.Errorf("after a failure the cache holds %d values, want 1", n)
+	}
+}
