@@ -19,14 +19,16 @@ func TestImportDirection(t *testing.T) {
 		"backends/etcd":   {"template", "resource", "internal/daemon", "backends/consul"},
 		"backends/consul": {"template", "resource", "internal/daemon", "backends/etcd"},
 		"backends/memory": {"template", "resource", "internal/daemon"},
-		"template":        {"backends/", "resource", "internal/daemon"},
+		"template":        {"backends/", "resource", "internal/daemon", "secret"},
 		// The fast executor sees text/template's trees, nothing of confit.
 		"template/internal/exec": {"template", "backends", "resource", "internal/", "cmd/"},
-		"resource":               {"internal/daemon", "backends/etcd", "backends/consul", "backends/file", "backends/env"},
-		"internal/daemon":        {"cmd/"},
+		"resource":               {"internal/daemon", "backends/etcd", "backends/consul", "backends/file", "backends/env", "secret"},
+		"internal/daemon":        {"cmd/", "secret"},
 		// exec mode's child and the reaper know nothing of resources.
 		"internal/reap":      {"resource", "internal/daemon", "backends", "template", "cmd/"},
 		"internal/supervise": {"resource", "internal/daemon", "backends", "template", "cmd/"},
+		// Decryption knows nothing of confit; only cmd/confit wires it in.
+		"secret": {"template", "resource", "internal/", "backends", "cmd/"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", mod+pkg).CombinedOutput()

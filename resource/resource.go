@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"sync/atomic"
 	"time"
 
 	"github.com/confit-dev/confit/backends"
@@ -169,6 +170,8 @@ type Resource struct {
 
 	mu   sync.Mutex // serialises Apply and Rollback
 	prev *previous  // what the last committing Apply replaced
+
+	decrypts atomic.Bool // the template decrypts values (secret.go)
 }
 
 // ErrNoConfDir is returned by LoadDir when <confdir>/conf.d cannot be read.
@@ -438,7 +441,7 @@ func (r *Resource) RenderSorted(kvs map[string]string, keys []string) ([]byte, R
 	if err != nil {
 		return nil, Reads{}, fmt.Errorf("resource %s: %w", r.Name, err)
 	}
-	out, reads, err := tmpl.Execute(template.NewStoreSorted(rel, relKeys))
+	out, reads, err := tmpl.Execute(r.secretStore(tmpl, template.NewStoreSorted(rel, relKeys))) // secret.go
 	abs := Reads{Keys: r.absKeys(reads.Keys, false), Prefixes: r.absKeys(reads.Prefixes, true)}
 	if err != nil {
 		err = r.explainMissing(template.WithPath(err, tmpl.Name(), r.Src))

@@ -496,6 +496,8 @@ func (r *Resource) target(cur fileState) target {
 	switch {
 	case r.ModeSet:
 		t.mode = r.Mode
+	case r.decrypts.Load():
+		t.mode = secretMode // secret.go
 	case cur.exists:
 		t.mode = cur.mode
 	}
@@ -771,6 +773,8 @@ func (r *Resource) writeDiff(cur fileState, out []byte, want target) error {
 		removed, added := countChanges(a, b)
 		text = fmt.Sprintf("# %s: %s removed, %s added (content not shown: mode %04o, not readable by others; -noop-show-secrets shows it)\n",
 			r.Dest, plural(removed, "line"), plural(added, "line"), unixMode(mode))
+	} else if r.decrypts.Load() && !r.opts.NoopShowSecrets {
+		text = decryptedDiff(r.Dest, a, b) // secret.go
 	} else {
 		var err error
 		text, err = difflib.GetUnifiedDiffString(difflib.UnifiedDiff{

@@ -72,6 +72,7 @@ main() {
 	local need_apt=() services=()
 	command -v haproxy >/dev/null 2>&1 || { need_apt+=(haproxy); services+=(haproxy); } # examples/haproxy and its load test
 	command -v nginx >/dev/null 2>&1 || { need_apt+=(nginx-light); services+=(nginx); } # examples/nginx check_cmd
+	command -v gpg >/dev/null 2>&1 || need_apt+=(gnupg) # the crypt-format tests generate a key with gpg
 	if [ ${#need_apt[@]} -gt 0 ]; then
 		if ! command -v apt-get >/dev/null 2>&1; then
 			echo "test-deps: ${need_apt[*]} missing and no apt-get here: install them with your package manager (not started as services), then run make test again" >&2

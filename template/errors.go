@@ -171,7 +171,7 @@ func redact(err error, s *Store, r *recorder) error {
 	msg := err.Error()
 	var ve *ValueError
 	if errors.As(err, &ve) && ve.Key == "" {
-		if k, ok := keyOf(s, r, ve.value); ok {
+		if k, ok := keyOf(s, r, ve.value); ok || decryptedKey(r, ve.value, &k) {
 			named := *ve
 			named.Key = k
 			msg = strings.Replace(msg, ve.Error(), named.Error(), 1)
@@ -201,6 +201,7 @@ func redact(err error, s *Store, r *recorder) error {
 			}
 		}
 	}
+	tail = redactDecrypted(tail, r) // crypt.go
 	if head+tail == err.Error() {
 		return err
 	}

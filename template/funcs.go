@@ -18,11 +18,11 @@ import (
 )
 
 // storeFuncNames are the functions bound to the Store of each render.
-var storeFuncNames = []string{"exists", "get", "gets", "getv", "getvs", "ls", "lsdir", "service", "services"}
+var storeFuncNames = append([]string{"exists", "get", "gets", "getv", "getvs", "ls", "lsdir", "service", "services"}, cryptFuncNames...)
 
 // storeFuncs returns the store functions bound to r.
 func storeFuncs(r *recorder) template.FuncMap {
-	return template.FuncMap{
+	m := template.FuncMap{
 		"exists": r.exists,
 		"get":    r.get,
 		"gets":   r.gets,
@@ -34,6 +34,8 @@ func storeFuncs(r *recorder) template.FuncMap {
 		"service":  r.service,
 		"services": r.services,
 	}
+	maps.Copy(m, cryptFuncs(r)) // crypt.go
+	return m
 }
 
 // confdFuncs are confd's general functions, with confd's semantics.

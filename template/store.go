@@ -32,6 +32,8 @@ type KVPair struct {
 type Store struct {
 	keys []string // clean absolute keys, sorted
 	vals []string // vals[i] is the value of keys[i]
+
+	prefix string // the keys' prefix in the backend (WithPrefix), "" for none
 }
 
 // find returns the position of key in s.keys. A binary search: building a
@@ -227,6 +229,9 @@ type recorder struct {
 	missing  map[string]struct{}
 	prefixes map[string]struct{}
 	next     int // the position after the last key found
+
+	dec   Decrypter   // Options.Decrypter, nil without
+	plain []decrypted // what this render decrypted
 }
 
 // reset prepares r for a render against s.
@@ -242,6 +247,7 @@ func (r *recorder) reset(s *Store) {
 	clear(r.missing)
 	clear(r.prefixes)
 	r.next = 0
+	r.forgetPlain()
 }
 
 // lookup returns the position of key in the store, recording the read.

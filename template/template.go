@@ -32,6 +32,9 @@ type Options struct {
 	// TextTemplate renders with text/template alone, never with the fast
 	// executor (fast.go): a switch to rule the fast executor out.
 	TextTemplate bool
+	// Decrypter opens the values cget, cgets, cgetv, cgetvs and decrypt
+	// read (crypt.go); nil fails the parse of a template calling them.
+	Decrypter Decrypter
 }
 
 // Template is a parsed template. It is parsed once (and once more the
@@ -52,6 +55,9 @@ type Template struct {
 	size atomic.Int64 // length of the last output, to size the buffer
 
 	virtual []string // service-discovery prefixes the template reads
+
+	dec      Decrypter // Options.Decrypter
+	decrypts bool      // the template calls a decrypting function
 
 	// fast is the template compiled for the fast executor, nil if it
 	// cannot run there; funcs are the first binding's functions. slow is
@@ -122,10 +128,11 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 	}
 	// The first binding's store functions are bound to rec; concurrent
 	// renders get bindings of their own (acquire).
-	rec := &recorder{}
+	rec := &recorder{dec: opts.Decrypter}
 	store := storeFuncs(rec)
 	funcs := template.FuncMap{}
-	t := &Template{name: name, text: text, left: opts.LeftDelim, right: opts.RightDelim, virtual: virtual}
+	t := &Template{name: name, text: text, left: opts.LeftDelim, right: opts.RightDelim, virtual: virtual,
+		dec: opts.Decrypter, decrypts: decrypts(used, opts)}
 	for _, fn := range used {
 		if f, ok := opts.Funcs[fn]; ok {
 			funcs[fn] = f
@@ -215,6 +222,10 @@ func parseTrees(name, text string, opts Options) (map[string]*parse.Tree, []stri
 			}
 			if !knownFunc(id.Ident, opts) {
 				err = fmt.Errorf("template: %s: function %q not defined", location(t, id), id.Ident)
+				return
+			}
+			if err = needsDecrypter(id.Ident, opts); err != nil { // crypt.go
+				err = fmt.Errorf("template: %s: %w", location(t, id), err)
 				return
 			}
 			seen[id.Ident] = true
@@ -365,7 +376,7 @@ func (t *Template) acquire() (*binding, error) {
 		return b, nil
 	}
 	t.mu.Unlock()
-	rec := &recorder{}
+	rec := &recorder{dec: t.dec}
 	all := storeFuncs(rec)
 	funcs := maps.Clone(t.funcs)
 	for _, n := range t.bound {
@@ -432,6 +443,7 @@ func (t *Template) execute(s *Store, fast bool) ([]byte, Reads, error) {
 		err = redact(err, s, b.rec)
 	}
 	b.rec.store = nil
+	b.rec.forgetPlain()
 	t.mu.Lock()
 	t.free = append(t.free, b)
 	t.mu.Unlock()

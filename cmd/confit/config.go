@@ -45,6 +45,7 @@ type options struct {
 	cmdEnvClean              bool
 	metricsAddr              string
 	templateExecutor         string
+	ageIdentity              listFlag
 	settings                 map[string]*settingFlag // by setting name
 
 	// Exec mode (exec.go).
@@ -92,6 +93,17 @@ func (f *settingFlag) Set(v string) error {
 	return nil
 }
 
+// listFlag is a repeatable flag: each -name VALUE appends.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+// Set implements flag.Value.
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
 // IsBoolFlag lets a bool setting be given as -name alone.
 func (f *settingFlag) IsBoolFlag() bool { return f.s.Kind == backends.KindBool }
 
@@ -120,7 +132,7 @@ func newFlagSet(o *options, w io.Writer) *flag.FlagSet {
 	s(&o.prefix, "prefix", "", "key prefix; replaces the prefix of every resource")
 	s(&o.roleID, "role-id", "", "Vault app-role role_id (accepted for confd compatibility)")
 	s(&o.secretID, "secret-id", "", "Vault app-role secret_id (accepted for confd compatibility)")
-	s(&o.secretKeyring, "secret-keyring", "", "confd 0.16 PGP keyring (not supported; rejected if set)")
+	s(&o.secretKeyring, "secret-keyring", "", "armored OpenPGP secret keyring (unprotected) for crypt-encrypted values: cget, cgets, cgetv, cgetvs, decrypt (mode 0600 or stricter)")
 	s(&o.separator, "separator", "", "redis: separator replacing / in keys (accepted for confd compatibility; no Redis backend yet)")
 	b(&o.syncOnly, "sync-only", false, "write files but never run check_cmd or reload_cmd")
 	s(&o.table, "table", "", "DynamoDB table (not supported)")
@@ -135,6 +147,7 @@ func newFlagSet(o *options, w io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "one-shot and interval mode: deadline of each read of the store, connecting included")
 	b(&o.cmdEnvClean, "cmd-env-clean", false, "run check_cmd and reload_cmd with only PATH, HOME, LANG, LC_*, TZ, USER, LOGNAME, SHELL, TMPDIR, TERM and CONFIT_SRC/CONFIT_DEST (not tokens such as CONSUL_HTTP_TOKEN); without it they inherit confit's environment")
 	s(&o.metricsAddr, "metrics-addr", "", "serve /metrics, /health and /debug/pprof/ on this address (e.g. 127.0.0.1:9115)")
+	fs.Var(&o.ageIdentity, "age-identity", "age identity file (AGE-SECRET-KEY-1... lines) for age-encrypted values; repeatable; mode 0600 or stricter")
 	s(&o.templateExecutor, "template-executor", "auto", "auto: confit's template executor where it can, text/template for the rest (same output); text: text/template only")
 
 	// Exec mode (exec.go).
@@ -282,7 +295,8 @@ func (o *options) envValue(name string, getenv func(string) string) (string, str
 
 // setValue sets a flag; list flags take comma-separated values from the environment.
 func setValue(fs *flag.FlagSet, name, v string, fromEnv bool) error {
-	if sf, ok := fs.Lookup(name).Value.(*settingFlag); ok && sf.s.Kind == backends.KindList && fromEnv {
+	_, isList := fs.Lookup(name).Value.(*listFlag)
+	if sf, ok := fs.Lookup(name).Value.(*settingFlag); ok && sf.s.Kind == backends.KindList && fromEnv || isList && fromEnv {
 		for _, part := range strings.Split(v, ",") {
 			if part = strings.TrimSpace(part); part != "" {
 				if err := fs.Set(name, part); err != nil {
@@ -383,9 +397,6 @@ func (o *options) validate() error {
 	if o.interval < 0 {
 		return fmt.Errorf("%w: -interval %d: must not be negative", errUsage, o.interval)
 	}
-	if o.secretKeyring != "" {
-		return fmt.Errorf("%w: -secret-keyring: confd 0.16's PGP-encrypted values (cget, cgetv, ...) are not supported", errUsage)
-	}
 	switch o.templateExecutor {
 	case "auto", "text":
 	default:
@@ -443,6 +454,10 @@ such as backend, nodes, confdir, log-level) or in the environment as
 CONFIT_<FLAG> (e.g. CONFIT_BACKEND, CONFIT_NODE=a,b). Precedence, lowest
 first: defaults < config file < environment < command line.
 CONFD_CLIENT_CAKEYS, CONFD_CLIENT_CERT and CONFD_CLIENT_KEY are read too.
+
+Encrypted values: confit encrypt -key KEY -recipient age1... < plaintext
+prints a value to store (README: Encrypted values); confit secret keygen
+prints a new age identity.
 
 Flags:
 `)

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime"
@@ -81,6 +82,12 @@ func mainWithSignals() int {
 // the exit code. getenv and environ read the environment; reload receives
 // a value for each SIGHUP.
 func run(ctx context.Context, args []string, getenv func(string) string, environ func() []string, reload <-chan struct{}, stdout, stderr io.Writer) int {
+	if sub, ok := subcommand(args); ok {
+		if sub[0] == "keygen" {
+			return runKeygen(sub[1:], stdout, stderr) // crypt.go
+		}
+		return runEncrypt(sub[1:], stdin, stdout, stderr) // crypt.go
+	}
 	o, err := parseOptions(args, getenv, environ, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
@@ -112,7 +119,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		fmt.Fprintf(stderr, "confit: %v\nRun 'confit -help' for usage.\n", err)
 		return exitUsage
 	}
-	wait, _ := resource.ParseWait(o.wait) // checked by validate
+	wait, _ := resource.ParseWait(o.wait)     // checked by validate
+	decrypter, reloadKeys, err := loadKeys(o) // crypt.go
+	if err != nil {
+		log.Error(err.Error())
+		return exitUsage
+	}
+	if reloadKeys != nil && reload != nil {
+		reload = reloadKeysFirst(ctx, reload, reloadKeys, log)
+	}
 	cfg := daemon.Config{
 		Resource: resource.Options{
 			ConfDir:       o.confdir,
@@ -126,6 +141,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 			Diff:          stdout,
 			TemplateOptions: template.Options{
 				TextTemplate: o.templateExecutor == "text",
+				Decrypter:    decrypter,
 			},
 		},
 		Backend:     spec,
@@ -177,6 +193,48 @@ func (o *options) backendSpec(getenv func(string) string) backends.Spec {
 		}
 	}
 	return spec
+}
+
+// stdin is what `confit encrypt` encrypts.
+var stdin io.Reader = os.Stdin
+
+// subcommand returns the subcommand and its arguments of `confit encrypt
+// ARGS`, `confit secret encrypt ARGS` and `confit secret keygen`.
+func subcommand(args []string) ([]string, bool) {
+	switch {
+	case len(args) > 0 && args[0] == "encrypt":
+		return args, true
+	case len(args) > 1 && args[0] == "secret" && (args[1] == "encrypt" || args[1] == "keygen"):
+		return args[1:], true
+	}
+	return nil, false
+}
+
+// reloadKeysFirst returns a channel that passes on each value of reload
+// once the keys are read again (reloadKeys), so that the daemon's SIGHUP
+// reload renders with the new keys. Keys that fail to load are logged,
+// and the keys in use stay.
+func reloadKeysFirst(ctx context.Context, reload <-chan struct{}, reloadKeys func() error, log *slog.Logger) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-reload:
+			}
+			if err := reloadKeys(); err != nil {
+				log.Error("keys not reloaded, the keys in use stay: " + err.Error())
+			} else {
+				log.Info("keys reloaded (-secret-keyring, -age-identity)")
+			}
+			select {
+			case out <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return out
 }
 
 func backendList() string {

@@ -1,0 +1,128 @@
+package template
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"filippo.io/age"
+
+	"github.com/confit-dev/confit/secret"
+)
+
+const cryptCanary = "cryptCanary-Pl41nText-4b1c"
+
+// testKeys returns keys with a fresh age identity and its recipient.
+func testKeys(t *testing.T) (*secret.Keys, string) {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "id")
+	if err := os.WriteFile(p, []byte(id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := secret.Load(secret.Files{AgeIdentities: []string{p}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys, id.Recipient().String()
+}
+
+func seal(t *testing.T, key, plain, recipient string) string {
+	t.Helper()
+	v, err := secret.Encrypt(key, []byte(plain), []string{recipient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestCryptFuncs(t *testing.T) {
+	keys, rcpt := testKeys(t)
+	_, otherRcpt := testKeys(t)
+	// The store as a resource with prefix /app sees it.
+	store := NewStore(map[string]string{
+		"/db/password": seal(t, "/app/db/password", cryptCanary, rcpt),
+		"/db/user":     seal(t, "/app/db/user", "admin", rcpt),
+		"/plain":       seal(t, "", "unbound-value", rcpt),
+		"/users/b":     seal(t, "/app/users/b", "alice", rcpt),
+		"/users/a":     seal(t, "/app/users/a", "bob", rcpt),
+		"/swapped":     seal(t, "/app/db/password", cryptCanary, rcpt),
+		"/other":       seal(t, "/app/other", cryptCanary, otherRcpt),
+		"/number":      seal(t, "/app/number", cryptCanary, rcpt),
+		"/cleartext":   "not-encrypted-" + cryptCanary,
+	}).WithPrefix("/app")
+	for _, tc := range []struct {
+		name, text, want, wantErr string
+		reads                     []string
+	}{
+		{name: "cgetv", text: `{{cgetv "/db/password"}}`, want: cryptCanary, reads: []string{"/db/password"}},
+		{name: "cgetv default", text: `{{cgetv "/nope" "dflt"}}`, want: "dflt"},
+		{name: "cgetv missing", text: `{{cgetv "/nope"}}`, wantErr: "key does not exist: /nope"},
+		{name: "cget", text: `{{with cget "/db/user"}}{{.Key}}={{.Value}}{{end}}`, want: "/db/user=admin"},
+		{name: "cgets", text: `{{range cgets "/users/*"}}{{.Key}}={{.Value}} {{end}}`, want: "/users/a=bob /users/b=alice "},
+		{name: "cgetvs sorted by plaintext", text: `{{range cgetvs "/users/*"}}{{.}} {{end}}`, want: "alice bob "},
+		{name: "unbound age value", text: `{{cgetv "/plain"}}`, want: "unbound-value"},
+		{name: "decrypt", text: `{{decrypt (getv "/db/user")}}`, want: "admin"},
+		{name: "decrypt unbound", text: `{{getv "/plain" | decrypt}}`, want: "unbound-value"},
+		{name: "swapped ciphertext", text: `{{cgetv "/swapped"}}`,
+			wantErr: "error calling cgetv: value of /swapped (", reads: []string{"/swapped"}},
+		{name: "swapped ciphertext names both keys", text: `{{cgetv "/swapped"}}`,
+			wantErr: "is bound to store key /app/db/password, not /app/swapped"},
+		{name: "swapped via decrypt", text: `{{decrypt (getv "/swapped")}}`,
+			wantErr: "is bound to store key /app/db/password, which does not hold it"},
+		{name: "wrong key", text: `{{cgetv "/other"}}`,
+			wantErr: "value of /other (", reads: []string{"/other"}},
+		{name: "wrong key says why", text: `{{cgetv "/other"}}`,
+			wantErr: "does not decrypt: age: no -age-identity opens it"},
+		{name: "cgets fails on one", text: `{{range cgets "/*"}}{{end}}`, wantErr: "error calling cgets: value of /cleartext"},
+		{name: "not encrypted", text: `{{cgetv "/cleartext"}}`, wantErr: "does not decrypt: not an encrypted value"},
+		{name: "atoi of a plaintext", text: `{{atoi (cgetv "/number")}}`, wantErr: "value of /number (26 bytes) is not an integer"},
+		{name: "fail with a plaintext", text: `{{fail (cgetv "/number")}}`, wantErr: "[decrypted value of /number redacted, 26 bytes]"},
+		{name: "printf into an error", text: `{{urlParse (printf "%s%%zz" (cgetv "/number"))}}`, wantErr: "[decrypted value of /number redacted"},
+	} {
+		for _, text := range []bool{false, true} {
+			t.Run(tc.name, func(t *testing.T) {
+				tm, err := Parse("t", tc.text, Options{Decrypter: keys, TextTemplate: text})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !tm.Decrypts() {
+					t.Error("Decrypts() = false")
+				}
+				out, reads, err := tm.Execute(store)
+				if tc.wantErr != "" {
+					if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+						t.Fatalf("error %v, want it to contain %q", err, tc.wantErr)
+					}
+					for _, leak := range []string{cryptCanary, store.vals[0][:24]} {
+						if strings.Contains(err.Error(), leak) {
+							t.Errorf("error %q holds %q", err, leak)
+						}
+					}
+				} else if err != nil || string(out) != tc.want {
+					t.Fatalf("Execute = %q, %v; want %q", out, err, tc.want)
+				}
+				for _, k := range tc.reads {
+					if !strings.Contains(strings.Join(reads.Keys, " "), k) {
+						t.Errorf("Reads.Keys = %v, want %s among them", reads.Keys, k)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestCryptNeedsKeys(t *testing.T) {
+	_, err := Parse("t", "\n{{cgetv \"/x\"}}", Options{})
+	if err == nil || !strings.Contains(err.Error(), "template: t:2: cgetv decrypts values: give confit a key (-secret-keyring") {
+		t.Fatalf("Parse without a Decrypter: %v", err)
+	}
+	tm, err := Parse("t", `{{getv "/x"}}`, Options{})
+	if err != nil || tm.Decrypts() {
+		t.Fatalf("Parse = %v, Decrypts %v; want no error, false", err, tm.Decrypts())
+	}
+}
