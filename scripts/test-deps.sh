@@ -14,4 +14,5 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 ./scripts/servers/etcd.sh >/dev/null
 ./scripts/servers/consul.sh >/dev/null
+./scripts/servers/redis.sh >/dev/null
 echo "test-deps: ok"

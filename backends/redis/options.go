@@ -1,0 +1,48 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/confit-dev/confit/backends"
+)
+
+// Options are the redis backend's settings beyond the shared network ones
+// (see backends.Register): -separator, -redis-poll-interval and
+// -redis-keyspace-events, their config-file keys, CONFIT_* variables and
+// [backend] table keys.
+type Options struct {
+	// Separator replaces "/" in keys, confd's -separator: with ":" the key
+	// /app/db/url is the Redis key app:db:url (the leading "/" dropped).
+	Separator string `setting:"separator" default:"/" usage:"redis: separator replacing / in keys (the leading / is dropped when it is not /)"`
+	// PollInterval is how often a watch re-lists its prefix when the
+	// server offers no change notifications (CLIENT TRACKING refused).
+	PollInterval time.Duration `setting:"redis-poll-interval" default:"10s" usage:"redis: how often a watch re-reads its prefix when the server cannot push changes"`
+}
+
+// Validate rejects an empty separator and a non-positive poll interval.
+func (o *Options) Validate() error {
+	if o.Separator == "" {
+		return errors.New("redis: -separator is empty")
+	}
+	if o.PollInterval <= 0 {
+		return errors.New("redis: -redis-poll-interval must be positive")
+	}
+	return nil
+}
+
+// settings are what a user sets for -backend redis: the shared network
+// settings and the redis ones.
+type settings struct {
+	backends.Config
+	Options
+}
+
+func init() {
+	backends.Register(Name, func(ctx context.Context, s *settings, log *slog.Logger) (backends.Backend, error) {
+		s.Config.Logger = log
+		return New(ctx, s.Config, s.Options)
+	})
+}

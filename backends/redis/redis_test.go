@@ -1,0 +1,235 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/backends/backendtest"
+	"github.com/confit-dev/confit/backends/redis"
+	"github.com/confit-dev/confit/internal/testserver"
+	"github.com/redis/rueidis"
+)
+
+// One redis-server for the whole test binary; cases use their own keys.
+var (
+	server   *testserver.RedisServer
+	admin    rueidis.Client
+	startErr error
+)
+
+func TestMain(m *testing.M) {
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	server, startErr = testserver.StartRedis(ctx, testserver.RedisOptions{})
+	cancel()
+	if startErr == nil {
+		admin, startErr = newAdmin()
+	}
+	code := m.Run()
+	if admin != nil {
+		admin.Close()
+	}
+	if server != nil {
+		if code != 0 {
+			fmt.Fprintf(os.Stderr, "--- redis log ---\n%s\n", server.Process().LogTail(60))
+		}
+		server.Close()
+	}
+	os.Exit(code)
+}
+
+func newAdmin() (rueidis.Client, error) {
+	return rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{server.Addr()}, DisableCache: true, ForceSingleClient: true})
+}
+
+func needServer(t *testing.T) {
+	t.Helper()
+	testserver.Unavailable(t, startErr)
+}
+
+// do runs an admin command, retrying while the server restarts.
+func do(t *testing.T, args ...string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		err := admin.Do(ctx, admin.B().Arbitrary(args[0]).Args(args[1:]...).Build()).Error()
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", strings.Join(args, " "), err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func newClient(t *testing.T, nodes []string, opts redis.Options) *redis.Client {
+	t.Helper()
+	if nodes == nil {
+		nodes = []string{server.Addr()}
+	}
+	c, err := redis.New(t.Context(), backends.Config{Backend: "redis", Nodes: nodes}, opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestBackend(t *testing.T) {
+	needServer(t)
+	backendtest.Run(t, func(t *testing.T) backendtest.Harness {
+		return backendtest.Harness{
+			Backend: newClient(t, nil, redis.Options{}),
+			Put:     func(t *testing.T, k, v string) { do(t, "SET", k, v) },
+			Delete:  func(t *testing.T, k string) { do(t, "DEL", k) },
+			Restart: func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+				defer cancel()
+				if err := server.Restart(ctx); err != nil {
+					t.Fatalf("restart: %v", err)
+				}
+			},
+			Caps: backendtest.Caps{Watch: true, Delete: true, Binary: true},
+		}
+	})
+}
+
+// TestKeyModel: hashes give k/field, separators map "/", glob characters
+// in a prefix are literal, db comes from the node.
+func TestKeyModel(t *testing.T) {
+	needServer(t)
+	do(t, "SET", "/km/a", "1")
+	do(t, "HSET", "/km/h", "x", "2", "y", "3")
+	do(t, "SET", "/km*/b", "glob")
+	do(t, "SET", "/km[1]/c", "bracket")
+	do(t, "SET", "/kmx/d", "sibling")
+	do(t, "SET", "km:sep:e", "4")
+	do(t, "SELECT", "0") // admin stays on db 0
+	c := newClient(t, nil, redis.Options{})
+	tests := []struct {
+		name   string
+		c      *redis.Client
+		prefix string
+		want   map[string]string
+	}{
+		{"strings and hashes", c, "/km", map[string]string{"/km/a": "1", "/km/h/x": "2", "/km/h/y": "3"}},
+		{"star literal", c, "/km*", map[string]string{"/km*/b": "glob"}},
+		{"bracket literal", c, "/km[1]", map[string]string{"/km[1]/c": "bracket"}},
+		{"one key", c, "/km/a", map[string]string{"/km/a": "1"}},
+		{"hash itself", c, "/km/h", map[string]string{"/km/h/x": "2", "/km/h/y": "3"}},
+		{"separator", newClient(t, nil, redis.Options{Separator: ":"}), "/km/sep", map[string]string{"/km/sep/e": "4"}},
+		{"other db", newClient(t, []string{server.Addr() + "/3"}, redis.Options{}), "/km", map[string]string{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			snap, err := tc.c.Get(t.Context(), []string{tc.prefix})
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			if fmt.Sprint(snap.KVs) != fmt.Sprint(tc.want) {
+				t.Errorf("Get(%q) = %v, want %v", tc.prefix, snap.KVs, tc.want)
+			}
+		})
+	}
+}
+
+// TestDownServer: New against a closed port fails at once, naming the node.
+func TestDownServer(t *testing.T) {
+	port, err := testserver.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := fmt.Sprintf("127.0.0.1:%d", port)
+	start := time.Now()
+	_, err = redis.New(t.Context(), backends.Config{Nodes: []string{node}}, redis.Options{})
+	if err == nil || !strings.Contains(err.Error(), node) {
+		t.Fatalf("New(%s) = %v, want an error naming the node", node, err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("New took %v, want < 10s", d)
+	}
+}
+
+func TestBadNode(t *testing.T) {
+	_, err := redis.New(t.Context(), backends.Config{Nodes: []string{"127.0.0.1:6379/x"}}, redis.Options{})
+	if err == nil || !strings.Contains(err.Error(), `"127.0.0.1:6379/x"`) {
+		t.Fatalf("New = %v, want an error naming the node", err)
+	}
+}
+
+// recv waits for the watch to converge on want (applying Changes/Resets).
+func recv(t *testing.T, ch <-chan backends.Update, view map[string]string, want map[string]string) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for fmt.Sprint(view) != fmt.Sprint(want) {
+		select {
+		case u, ok := <-ch:
+			if !ok {
+				t.Fatal("watch closed")
+			}
+			switch {
+			case u.Err != nil:
+			case u.Reset:
+				clear(view)
+				for k, v := range u.KVs {
+					view[k] = v
+				}
+			default:
+				for _, c := range u.Changes {
+					if c.Deleted {
+						delete(view, c.Key)
+					} else {
+						view[c.Key] = c.Value
+					}
+				}
+			}
+		case <-deadline:
+			t.Fatalf("view %v, want %v", view, want)
+		}
+	}
+}
+
+// TestWatchExpiryFlushRestart: a TTL expiry, FLUSHALL and a server
+// restart are each seen by a watch (tracking sees expiry; FLUSHALL is a
+// null invalidation; the restart is a re-list).
+func TestWatchExpiryFlushRestart(t *testing.T) {
+	needServer(t)
+	c := newClient(t, nil, redis.Options{})
+	do(t, "SET", "/wx/a", "1")
+	ch, err := c.Watch(t.Context(), "/wx", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := map[string]string{"/wx/a": "1"}
+	do(t, "SET", "/wx/ttl", "soon", "PX", "300")
+	recv(t, ch, view, map[string]string{"/wx/a": "1", "/wx/ttl": "soon"})
+	// Expiry is lazy or by the active cycle (10 Hz): bounded by the wait.
+	recv(t, ch, view, map[string]string{"/wx/a": "1"})
+	do(t, "HSET", "/wx/h", "f", "v")
+	recv(t, ch, view, map[string]string{"/wx/a": "1", "/wx/h/f": "v"})
+	do(t, "FLUSHALL")
+	recv(t, ch, view, map[string]string{})
+	do(t, "SET", "/wx/b", "2")
+	recv(t, ch, view, map[string]string{"/wx/b": "2"})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := server.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	do(t, "DEL", "/wx/b") // while the watch may still be reconnecting
+	do(t, "SET", "/wx/c", "3")
+	recv(t, ch, view, map[string]string{"/wx/c": "3"})
+}
+
+var _ = errors.Is
