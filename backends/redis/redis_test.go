@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -233,3 +234,95 @@ func TestWatchExpiryFlushRestart(t *testing.T) {
 }
 
 var _ = errors.Is
+
+// trackingClients counts the server's connections with CLIENT TRACKING on
+// (flag t in CLIENT LIST): one per live watch.
+func trackingClients(t *testing.T) int {
+	t.Helper()
+	s, err := admin.Do(t.Context(), admin.B().ClientList().Build()).ToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(s, "\n") {
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "flags="); ok && strings.Contains(v, "t") {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestWatchLeak is the shape of confd #550/#551: 200 watched prefixes over
+// 3,000 keys and many changes. The goroutine count and the number of
+// tracking connections stay where they were once every watch was up.
+func TestWatchLeak(t *testing.T) {
+	needServer(t)
+	const watches, perPrefix, changes = 200, 15, 10000
+	c := newClient(t, nil, redis.Options{})
+	for i := range watches {
+		args := []string{"MSET"}
+		for j := range perPrefix {
+			args = append(args, fmt.Sprintf("/leak/r%d/k%d", i, j), "0")
+		}
+		do(t, args...)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	views := make([]map[string]string, watches)
+	chans := make([]<-chan backends.Update, watches)
+	for i := range watches {
+		ch, err := c.Watch(ctx, fmt.Sprintf("/leak/r%d", i), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chans[i] = ch
+		views[i] = map[string]string{}
+		for j := range perPrefix {
+			views[i][fmt.Sprintf("/leak/r%d/k%d", i, j)] = "0"
+		}
+	}
+	// Every watch is up once it saw a first change.
+	for i := range watches {
+		do(t, "SET", fmt.Sprintf("/leak/r%d/k0", i), "warm")
+	}
+	for i := range watches {
+		want := maps(views[i])
+		want[fmt.Sprintf("/leak/r%d/k0", i)] = "warm"
+		recv(t, chans[i], views[i], want)
+	}
+	g0, w0 := runtime.NumGoroutine(), trackingClients(t)
+	for n := range changes {
+		i, j := n%watches, (n/watches)%perPrefix
+		do(t, "SET", fmt.Sprintf("/leak/r%d/k%d", i, j), fmt.Sprint(n))
+	}
+	for i := range watches {
+		want := maps(views[i])
+		for n := range changes {
+			if n%watches == i {
+				want[fmt.Sprintf("/leak/r%d/k%d", i, (n/watches)%perPrefix)] = fmt.Sprint(n)
+			}
+		}
+		recv(t, chans[i], views[i], want)
+	}
+	g1, w1 := runtime.NumGoroutine(), trackingClients(t)
+	t.Logf("%d watches, %d keys, %d changes: goroutines %d -> %d, tracking connections %d -> %d",
+		watches, watches*perPrefix, changes, g0, g1, w0, w1)
+	if g1 > g0+10 || w1 != w0 || w0 != watches {
+		t.Errorf("goroutines %d -> %d, tracking connections %d -> %d (want %d, stable)", g0, g1, w0, w1, watches)
+	}
+	cancel()
+	for _, ch := range chans {
+		for range ch {
+		}
+	}
+}
+
+func maps(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
