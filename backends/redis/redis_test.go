@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -325,4 +326,29 @@ func maps(m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// TestWatchLatency logs SET → Update p50/p99 over 200 changes (a figure,
+// not an assertion beyond the usual 20 s bound per change).
+func TestWatchLatency(t *testing.T) {
+	needServer(t)
+	c := newClient(t, nil, redis.Options{})
+	ch, err := c.Watch(t.Context(), "/lat", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	do(t, "SET", "/lat/warm", "1")
+	recv(t, ch, map[string]string{}, map[string]string{"/lat/warm": "1"})
+	before := c.Stats()
+	var ds []time.Duration
+	for i := range 200 {
+		start := time.Now()
+		do(t, "SET", "/lat/k", fmt.Sprint(i))
+		recv(t, ch, map[string]string{}, map[string]string{"/lat/k": fmt.Sprint(i)})
+		ds = append(ds, time.Since(start))
+	}
+	slices.Sort(ds)
+	st := c.Stats()
+	t.Logf("SET → Update: p50 %v, p99 %v; per change: %.2f key reads, %d re-lists",
+		ds[len(ds)/2], ds[len(ds)*99/100], float64(st.Reads-before.Reads)/200, st.Lists-before.Lists)
 }
