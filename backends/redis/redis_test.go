@@ -1,13 +1,15 @@
 package redis_test
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -234,8 +236,6 @@ func TestWatchExpiryFlushRestart(t *testing.T) {
 	recv(t, ch, view, map[string]string{"/wx/c": "3"})
 }
 
-var _ = errors.Is
-
 // trackingClients counts the server's connections with CLIENT TRACKING on
 // (flag t in CLIENT LIST): one per live watch.
 func trackingClients(t *testing.T) int {
@@ -351,4 +351,53 @@ func TestWatchLatency(t *testing.T) {
 	st := c.Stats()
 	t.Logf("SET → Update: p50 %v, p99 %v; per change: %.2f key reads, %d re-lists",
 		ds[len(ds)/2], ds[len(ds)*99/100], float64(st.Reads-before.Reads)/200, st.Lists-before.Lists)
+}
+
+// TestWatchPolling: a server that refuses CLIENT TRACKING (the CLIENT
+// command renamed away, as some managed Redis do) is polled, and changes
+// are still seen.
+func TestWatchPolling(t *testing.T) {
+	needServer(t)
+	srv := testserver.Redis(t, testserver.RedisOptions{ExtraArgs: []string{"--rename-command", "CLIENT", ""}})
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	c, err := redis.New(t.Context(), backends.Config{Nodes: []string{srv.Addr()}, Logger: log}, redis.Options{PollInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer c.Close()
+	ch, err := c.Watch(t.Context(), "/poll", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr()}, DisableCache: true, ForceSingleClient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.Do(t.Context(), other.B().Set().Key("/poll/a").Value("1").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, ch, map[string]string{}, map[string]string{"/poll/a": "1"})
+	if got := logs.String(); !strings.Contains(got, "CLIENT TRACKING unavailable; polling instead") {
+		t.Errorf("log %q does not say the watch polls", got)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
