@@ -1,0 +1,114 @@
+package main
+
+// Rows measured against a real redis-server (internal/testserver starts it),
+// the same shapes as the etcd watch rows.
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/confit-dev/confit/internal/testserver"
+	"github.com/redis/rueidis"
+)
+
+func init() {
+	extraBenches = append(extraBenches, bench{"redis-watch", benchRedisWatch})
+}
+
+// startRedis starts a fresh redis-server and a client to it; stop undoes
+// both.
+func startRedis(ctx context.Context) (*testserver.RedisServer, rueidis.Client, func(), error) {
+	s, err := testserver.StartRedis(ctx, testserver.RedisOptions{})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cli, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{s.Addr()}, DisableCache: true, ForceSingleClient: true})
+	if err != nil {
+		s.Close()
+		return nil, nil, nil, err
+	}
+	return s, cli, func() { cli.Close(); s.Close() }, nil
+}
+
+func redisPut(cli rueidis.Client) putFunc {
+	return func(ctx context.Context, key, value string) error {
+		return cli.Do(ctx, cli.B().Set().Key(key).Value(value).Build()).Error()
+	}
+}
+
+// redisCalls returns how often the server ran each of cmds so far (INFO
+// commandstats).
+func redisCalls(ctx context.Context, cli rueidis.Client, cmds ...string) (map[string]float64, error) {
+	info, err := cli.Do(ctx, cli.B().Info().Section("commandstats").Build()).ToString()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(info, "\n") {
+		for _, c := range cmds {
+			if rest, ok := strings.CutPrefix(line, "cmdstat_"+c+":calls="); ok {
+				n, _, _ := strings.Cut(rest, ",")
+				v, _ := strconv.ParseFloat(n, 64)
+				out[c] = v
+			}
+		}
+	}
+	return out, nil
+}
+
+// benchRedisWatch: change-to-file latency with 1 and 200 resources, the
+// store reads during 100 changes, RSS.
+func benchRedisWatch() ([]row, error) {
+	ctx := context.Background()
+	s, cli, stop, err := startRedis(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	put := redisPut(cli)
+	args := []string{"-watch", "-backend", "redis", "-node", s.Addr()}
+	var rows []row
+	for _, n := range []int{1, 200} {
+		root := fmt.Sprintf("/lat%d", n)
+		d, dir, done, err := valueDaemon(ctx, put, fmt.Sprintf("redis-watch-%d", n), root, n, "", args)
+		if err != nil {
+			done()
+			return rows, fmt.Errorf("%d resources: %w", n, err)
+		}
+		lat, puts, cpuPerChange, err := timedChanges(ctx, d, put, dir, root, n)
+		if err != nil {
+			done()
+			return rows, err
+		}
+		label := fmt.Sprintf("redis watch, %d resource(s)", n)
+		rows = append(rows,
+			row{label + ": change-to-file p50", fmtDur(pct(lat, 50)), "<= 1.5× etcd", fmt.Sprintf("SET → destination seen (inotify), %d changes back to back; SET round trip alone p50 %s", len(lat), fmtDur(pct(puts, 50)))},
+			row{label + ": change-to-file p99", fmtDur(pct(lat, 99)), "", fmt.Sprintf("max %s", fmtDur(pct(lat, 100)))},
+			row{label + ": daemon CPU per change", fmtDur(cpuPerChange), "", "utime+stime delta / changes"},
+		)
+		if n == 200 {
+			c0, err := redisCalls(ctx, cli, "scan", "mget", "hgetall")
+			if err != nil {
+				done()
+				return rows, err
+			}
+			if _, _, err := latencyLoop(ctx, put, dir, root, n, 100, 0, "r"); err != nil {
+				done()
+				return rows, err
+			}
+			c1, err := redisCalls(ctx, cli, "scan", "mget", "hgetall")
+			if err != nil {
+				done()
+				return rows, err
+			}
+			rows = append(rows, row{label + ": store reads during 100 changes", fmt.Sprintf("%.0f MGET, %.0f SCAN", c1["mget"]-c0["mget"], c1["scan"]-c0["scan"]), "100 MGET, 0 SCAN",
+				fmt.Sprintf("INFO commandstats deltas (HGETALL %.0f); one read of the changed key per change, no re-list", c1["hgetall"]-c0["hgetall"])})
+			rss, hwm, _ := procMem(d.pid())
+			rows = append(rows, row{label + ": RSS after the changes", fmtMB(rss), "<= 15 MB", rssSplit(d.pid()) + ", VmHWM " + fmtMB(hwm)})
+		}
+		done()
+	}
+	return rows, nil
+}
