@@ -75,6 +75,7 @@ type Client struct {
 	closeCtx  context.Context
 	closeStop context.CancelFunc
 	wg        sync.WaitGroup
+	trk       *tracker // the shared tracking connection, started by the first Watch
 }
 
 // parseNode splits "host:port[/db]" (a redis:// prefix is tolerated).
