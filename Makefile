@@ -1,9 +1,10 @@
-# confit — see README.md. Every target works on a fresh machine with Go and git.
+# confit — see README.md. Needs Go, git, make and a C compiler (for -race); make test-deps/test also
+# need Debian or Ubuntu with root or sudo (they apt-get install HAProxy and nginx).
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/confit
-# TAGS=confit_no_etcd,confit_no_consul leaves those backends out (README: Smaller builds).
+# TAGS=confit_no_etcd,confit_no_consul,confit_no_zookeeper leaves those backends out (README: Smaller builds).
 TAGS     ?=
 
 .PHONY: build demo test test-deps bench lint deadcode fuzz clean

@@ -223,6 +223,53 @@ func IsClean(key string) bool {
 	return true
 }
 
+// HasDotSegment reports whether key, a slash-separated path (absolute or
+// not), has an element "." or "..". Cleaned, such a key names another
+// path: "/a/../b/secret", listed under "/a", would become "/b/secret", and
+// a YAML key "../../etc/passwd" "/etc/passwd". Backends skip keys from the
+// store that have one (see DotKeys); empty elements ("a//b", a Consul
+// folder marker "app/") only collapse, staying under their parent.
+func HasDotSegment(key string) bool {
+	for len(key) > 0 {
+		i := strings.IndexByte(key, '/')
+		elem := key
+		if i >= 0 {
+			elem, key = key[:i], key[i+1:]
+		} else {
+			key = ""
+		}
+		if elem == "." || elem == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// DotKeys logs the keys a backend skipped for a "." or ".." element
+// (HasDotSegment), once per key and source: a store read every interval
+// does not repeat the warning. The zero value logs nothing until Log is
+// set; it is safe for concurrent use.
+type DotKeys struct {
+	Log  *slog.Logger
+	seen sync.Map // source + "\x00" + key → struct{}
+}
+
+// Skip records that key, from source (a file name, or "" for the store),
+// was skipped, and warns the first time.
+func (d *DotKeys) Skip(key, source string) {
+	if d == nil || d.Log == nil {
+		return
+	}
+	if _, dup := d.seen.LoadOrStore(source+"\x00"+key, struct{}{}); dup {
+		return
+	}
+	attrs := []any{"key", key}
+	if source != "" {
+		attrs = append(attrs, "file", source)
+	}
+	d.Log.Warn("skipping a key with a \".\" or \"..\" element: it would name a path outside its prefix", attrs...)
+}
+
 // Under reports whether key is prefix itself or lies below prefix + "/".
 // Both must be clean (see CleanKey). Every key is under "/".
 func Under(key, prefix string) bool {

@@ -157,3 +157,31 @@ func TestCoverPrefixes(t *testing.T) {
 		t.Errorf(`UnderSet("/x", {"/"}) = false`)
 	}
 }
+
+func TestHasDotSegment(t *testing.T) {
+	for _, tc := range []struct {
+		key  string
+		want bool
+	}{
+		{"/a/b", false},
+		{"a/b", false},
+		{"/a//b", false},
+		{"app/", false},
+		{"/a/.hidden", false},
+		{"/a/b..c", false},
+		{"/a/...", false},
+		{"", false},
+		{"/a/../b/secret", true},
+		{"../../etc/passwd", true},
+		{"/a/./b", true},
+		{".", true},
+		{"..", true},
+		{"/a/..", true},
+		{"/a/.", true},
+		{"a/../", true},
+	} {
+		if got := HasDotSegment(tc.key); got != tc.want {
+			t.Errorf("HasDotSegment(%q) = %v, want %v", tc.key, got, tc.want)
+		}
+	}
+}

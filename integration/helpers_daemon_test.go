@@ -7,6 +7,7 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net/http"
@@ -35,7 +36,7 @@ var (
 )
 
 // confitBinary builds cmd/confit once per test process into a fixed path
-// under the temporary directory (rebuilt every run, so it is never stale,
+// (one per work tree) under the temporary directory (rebuilt every run, so it is never stale,
 // and not left behind once per run).
 func confitBinary(t *testing.T) string {
 	t.Helper()
@@ -45,7 +46,10 @@ func confitBinary(t *testing.T) string {
 			buildErr = err
 			return
 		}
-		dir := filepath.Join(os.TempDir(), "confit-integration")
+		// One directory per work tree: test runs of two trees on one
+		// machine would otherwise run each other's binary.
+		sum := sha256.Sum256([]byte(root))
+		dir := filepath.Join(os.TempDir(), fmt.Sprintf("confit-integration-%x", sum[:6]))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			buildErr = err
 			return

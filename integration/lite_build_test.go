@@ -19,7 +19,7 @@ func TestLiteBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(t.TempDir(), "confit-lite")
-	build := exec.Command("go", "build", "-tags", "confit_no_etcd,confit_no_consul", "-o", bin, "./cmd/confit")
+	build := exec.Command("go", "build", "-tags", "confit_no_etcd,confit_no_consul,confit_no_zookeeper", "-o", bin, "./cmd/confit")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -61,15 +63,22 @@ func (e *CmdError) Unwrap() error { return e.Err }
 
 // runCmd runs command with /bin/sh -c in its own process group, with the
 // combined output captured. When timeout expires or ctx is done, the whole
-// group is killed with SIGKILL. It returns nil on exit status 0 — also when
-// a background child still holds the output open, which is then left
-// running and detached after cmdWaitDelay — and a *CmdError otherwise.
-func runCmd(ctx context.Context, name, command string, timeout time.Duration) error {
+// group is killed with SIGKILL. On exit status 0 — also when a background
+// child still holds the output open, which is then left running and
+// detached after cmdWaitDelay — it returns the output (its tail, as
+// CmdError.Output) and a nil error; otherwise a *CmdError.
+func runCmd(ctx context.Context, name, command string, timeout time.Duration) ([]byte, error) {
+	return runCmdEnv(ctx, name, command, nil, timeout)
+}
+
+// runCmdEnv is runCmd with the environment env (nil: confit's own).
+func runCmdEnv(ctx context.Context, name, command string, env []string, timeout time.Duration) ([]byte, error) {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
 	var out tailBuffer
 	cmd := exec.CommandContext(cctx, "/bin/sh", "-c", command)
+	cmd.Env = env
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -90,7 +99,7 @@ func runCmd(ctx context.Context, name, command string, timeout time.Duration) er
 		err = nil
 	}
 	if err == nil {
-		return nil
+		return out.Bytes(), nil
 	}
 	e := &CmdError{Name: name, Cmd: command, Output: out.Bytes(), Err: err}
 	switch {
@@ -100,7 +109,17 @@ func runCmd(ctx context.Context, name, command string, timeout time.Duration) er
 		e.Timeout = timeout
 		e.Err = fmt.Errorf("%w after %s (%v)", context.DeadlineExceeded, timeout, err)
 	}
-	return e
+	return nil, e
+}
+
+// logCmdOutput logs at debug level what a command that succeeded printed,
+// so that `-log-level debug` shows it (a failure's output is in its error).
+func logCmdOutput(log *slog.Logger, name string, out []byte) {
+	if o := strings.TrimSpace(string(out)); o != "" {
+		log.Debug(name+" succeeded", "output", o)
+	} else {
+		log.Debug(name + " succeeded")
+	}
 }
 
 // tailBuffer is an io.Writer keeping the last maxCmdOutput bytes written.
@@ -143,10 +162,21 @@ type cmdTemplate struct {
 	tmpl *ttemplate.Template // nil when raw has no action
 }
 
+// Placeholder values are marked in the template's output by these, then
+// replaced by expand according to the shell quoting around each one. A NUL
+// cannot be part of a command run by /bin/sh -c.
+const (
+	srcMark  = "\x00src\x00"
+	destMark = "\x00dest\x00"
+)
+
 // parseCmdTemplate parses a command template; {{.src}} and {{.dest}} are
 // the only fields. Unknown fields are caught here, not at run time.
 func parseCmdTemplate(name, raw string) (*cmdTemplate, error) {
 	c := &cmdTemplate{raw: raw}
+	if strings.ContainsRune(raw, 0) {
+		return nil, errors.New("a command cannot contain a NUL character")
+	}
 	if !strings.Contains(raw, "{{") {
 		return c, nil
 	}
@@ -161,17 +191,180 @@ func parseCmdTemplate(name, raw string) (*cmdTemplate, error) {
 	return c, nil
 }
 
-// expand returns the command with src and dest substituted, shell-quoted.
+// expand returns the command with {{.src}} and {{.dest}} substituted so
+// that no file name can run anything, whatever the quoting the user wrote
+// around the placeholder:
+//
+//   - a path made only of shellSafe characters is substituted verbatim,
+//     as confd does (it means the same bare, in '…' and in "…");
+//   - any other path is substituted as a reference to the environment
+//     variable CONFIT_SRC or CONFIT_DEST (which the command receives, see
+//     cmdEnv), written for the quoting context it lands in: "${CONFIT_SRC}"
+//     bare, ${CONFIT_SRC} inside "…", '"${CONFIT_SRC}"' inside '…'. The
+//     text substituted holds no byte of the path, so even a quoting
+//     context read wrongly (nested $(…) or backticks) cannot turn a file
+//     name into code: the worst it can do is split the path into words.
+//
+// The stage file's own name is made of shellSafe characters (stageBase),
+// so {{.src}} is verbatim whenever the destination's directory is.
 func (c *cmdTemplate) expand(src, dest string) (string, error) {
 	if c.tmpl == nil {
 		return c.raw, nil
 	}
 	var b strings.Builder
-	err := c.tmpl.Execute(&b, map[string]string{"src": shellQuote(src), "dest": shellQuote(dest)})
-	if err != nil {
+	if err := c.tmpl.Execute(&b, map[string]string{"src": srcMark, "dest": destMark}); err != nil {
 		return "", err
 	}
-	return b.String(), nil
+	return substitute(b.String(), src, dest), nil
+}
+
+// Shell quoting contexts, as far as substitute follows them.
+const (
+	ctxBare = iota
+	ctxSingle
+	ctxDouble
+	ctxBacktick
+)
+
+// substitute replaces srcMark and destMark in s, reading the shell quoting
+// around each: '…', "…", backslash escapes, $(…) and `…` (inside which a
+// new bare context starts).
+func substitute(s, src, dest string) string {
+	var b strings.Builder
+	stack := []int{ctxBare}
+	parens := []int{0} // open ( per $( level, to find the ) closing it
+	top := func() int { return stack[len(stack)-1] }
+	push := func(c int) { stack = append(stack, c); parens = append(parens, 0) }
+	pop := func() {
+		if len(stack) > 1 {
+			stack, parens = stack[:len(stack)-1], parens[:len(parens)-1]
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			mark, val, env := srcMark, src, "CONFIT_SRC"
+			if strings.HasPrefix(s[i:], destMark) {
+				mark, val, env = destMark, dest, "CONFIT_DEST"
+			}
+			b.WriteString(quoteFor(top(), val, env))
+			i += len(mark) - 1
+			continue
+		}
+		ch := s[i]
+		b.WriteByte(ch)
+		switch top() {
+		case ctxSingle:
+			if ch == '\'' {
+				pop()
+			}
+		case ctxDouble:
+			switch {
+			case ch == '\\' && i+1 < len(s) && s[i+1] != 0:
+				i++
+				b.WriteByte(s[i])
+			case ch == '"':
+				pop()
+			case ch == '$' && i+1 < len(s) && s[i+1] == '(':
+				i++
+				b.WriteByte(s[i])
+				push(ctxBare)
+			case ch == '`':
+				push(ctxBacktick)
+			}
+		default: // bare or backtick: the same rules, but ` closes a backtick
+			switch {
+			case ch == '\\' && i+1 < len(s) && s[i+1] != 0:
+				i++
+				b.WriteByte(s[i])
+			case ch == '\'':
+				push(ctxSingle)
+			case ch == '"':
+				push(ctxDouble)
+			case ch == '`' && top() == ctxBacktick:
+				pop()
+			case ch == '`':
+				push(ctxBacktick)
+			case ch == '$' && i+1 < len(s) && s[i+1] == '(':
+				i++
+				b.WriteByte(s[i])
+				push(ctxBare)
+			case ch == '(':
+				parens[len(parens)-1]++
+			case ch == ')' && parens[len(parens)-1] > 0:
+				parens[len(parens)-1]--
+			case ch == ')' && len(stack) > 1 && top() == ctxBare:
+				pop()
+			}
+		}
+	}
+	return b.String()
+}
+
+// quoteFor is what substitute writes for a placeholder with value val in
+// quoting context ctx: val itself when it is shell-safe, else a reference
+// to the environment variable env, quoted for ctx.
+func quoteFor(ctx int, val, env string) string {
+	if shellSafe(val) {
+		return val
+	}
+	switch ctx {
+	case ctxSingle:
+		return `'"${` + env + `}"'`
+	case ctxDouble:
+		return "${" + env + "}"
+	default:
+		return `"${` + env + `}"`
+	}
+}
+
+// shellSafe reports whether s means the same to /bin/sh bare, in single
+// quotes and in double quotes, and is one word: letters, digits and
+// / . _ - + , : @ % only (no ~, =, space, quote, $, `, \, glob or operator).
+func shellSafe(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("/._-+,:@%", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// cmdEnv is the environment of a check_cmd or reload_cmd: confit's own
+// (or, with clean, only cleanEnvKeys of it) plus CONFIT_SRC and
+// CONFIT_DEST, the paths {{.src}} and {{.dest}} stand for.
+func cmdEnv(clean bool, src, dest string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "CONFIT_SRC" || k == "CONFIT_DEST" {
+			continue
+		}
+		if clean && !keepInCleanEnv(k) {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "CONFIT_SRC="+src, "CONFIT_DEST="+dest)
+}
+
+// cleanEnvKeys are the variables a command keeps with Options.CmdEnvClean
+// (-cmd-env-clean), besides LC_*.
+var cleanEnvKeys = map[string]bool{
+	"PATH": true, "HOME": true, "LANG": true, "LANGUAGE": true, "TZ": true,
+	"USER": true, "LOGNAME": true, "SHELL": true, "TMPDIR": true, "TERM": true,
+}
+
+// keepInCleanEnv reports whether the variable k stays in a clean
+// environment.
+func keepInCleanEnv(k string) bool {
+	return cleanEnvKeys[k] || strings.HasPrefix(k, "LC_")
 }
 
 // shellQuote quotes s for /bin/sh: single quotes, each embedded single

@@ -19,8 +19,10 @@ func TestRunCmd(t *testing.T) {
 		cmd     string
 		timeout time.Duration
 		want    string // error substring; "" means success
+		wantOut string // output on success
 	}{
 		{name: "ok", cmd: "true"},
+		{name: "ok with output", cmd: "echo valid; echo warned >&2", wantOut: "valid\nwarned\n"},
 		{name: "exit status", cmd: "echo bad config >&2; exit 3", want: `check_cmd "echo bad config >&2; exit 3" failed: exit status 3: bad config`},
 		{name: "no output", cmd: "exit 1", want: `failed: exit status 1`},
 		{name: "timeout", cmd: "echo started; sleep 30", timeout: 200 * time.Millisecond, want: `timed out after 200ms: started`},
@@ -31,13 +33,16 @@ func TestRunCmd(t *testing.T) {
 				tc.timeout = 10 * time.Second
 			}
 			start := time.Now()
-			err := runCmd(t.Context(), "check_cmd", tc.cmd, tc.timeout)
+			out, err := runCmd(t.Context(), "check_cmd", tc.cmd, tc.timeout)
 			if d := time.Since(start); d > 8*time.Second {
 				t.Errorf("took %v", d)
 			}
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("got %v", err)
+				}
+				if string(out) != tc.wantOut {
+					t.Errorf("output = %q, want %q", out, tc.wantOut)
 				}
 				return
 			}
@@ -59,7 +64,7 @@ func TestRunCmdBackgroundChildKeepsStdout(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	// The child holds the output pipe open after the shell exited 0.
 	start := time.Now()
-	err := runCmd(t.Context(), "reload_cmd", "sleep 30 & echo $! > "+shellQuote(pidFile), 10*time.Second)
+	_, err := runCmd(t.Context(), "reload_cmd", "sleep 30 & echo $! > "+shellQuote(pidFile), 10*time.Second)
 	if err != nil {
 		t.Errorf("got %v, want success", err)
 	}
@@ -104,7 +109,7 @@ func TestRunCmdTimeoutKillsProcessGroup(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	cmd := "sleep 30 & echo $! > " + shellQuote(pidFile) + "; sleep 30"
 	start := time.Now()
-	err := runCmd(t.Context(), "reload_cmd", cmd, 300*time.Millisecond)
+	_, err := runCmd(t.Context(), "reload_cmd", cmd, 300*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "timed out after 300ms") {
 		t.Fatalf("got %v, want a timeout", err)
 	}
@@ -132,7 +137,7 @@ func TestRunCmdTimeoutKillsProcessGroup(t *testing.T) {
 func TestRunCmdCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	time.AfterFunc(100*time.Millisecond, cancel)
-	err := runCmd(ctx, "check_cmd", "sleep 30", time.Minute)
+	_, err := runCmd(ctx, "check_cmd", "sleep 30", time.Minute)
 	if err == nil || !strings.Contains(err.Error(), "canceled") {
 		t.Fatalf("got %v, want canceled", err)
 	}
@@ -184,7 +189,7 @@ func execEcho(s string) (string, error) {
 	}
 	defer os.RemoveAll(dir)
 	out := filepath.Join(dir, "out")
-	if err := runCmd(context.Background(), "check_cmd", "printf %s "+shellQuote(s)+" > "+shellQuote(out), 10*time.Second); err != nil {
+	if _, err := runCmd(context.Background(), "check_cmd", "printf %s "+shellQuote(s)+" > "+shellQuote(out), 10*time.Second); err != nil {
 		return "", err
 	}
 	b, err := os.ReadFile(out)

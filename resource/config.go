@@ -59,6 +59,9 @@ type Config struct {
 	Template TemplateConfig `toml:"template"`
 	// Backend is nil when the file has no [backend] table.
 	Backend BackendConfig `toml:"backend"`
+	// Warnings are about keys confit read but the file should spell
+	// otherwise ("file:line: ..."); the loader logs them.
+	Warnings []string `toml:"-"`
 
 	spec *backends.Spec // Backend, checked by DecodeConfig
 }
@@ -172,9 +175,13 @@ var decodeErrRE = sync.OnceValue(func() *regexp.Regexp {
 })
 
 // DecodeConfig decodes the resource file content data. name is used in
-// errors, which are *LoadError. Unknown keys, keys spelt in another case,
-// and values of the wrong type are errors; nothing is resolved against the
-// file system.
+// errors, which are *LoadError. Unknown keys and values of the wrong type
+// are errors; nothing is resolved against the file system.
+//
+// A key spelt in another case ("Dest", "Check_cmd") is read as its lower
+// case spelling, as confd (BurntSushi/toml's case-insensitive field match)
+// reads it, with a warning in Config.Warnings naming the file, the line, the
+// key and its lower-case spelling. A key given in two spellings is an error.
 func DecodeConfig(name string, data []byte) (*Config, error) {
 	var c Config
 	md, err := toml.Decode(string(data), &c)
@@ -195,18 +202,37 @@ func DecodeConfig(name string, data []byte) (*Config, error) {
 	for _, k := range md.Undecoded() {
 		bad[k.String()] = true
 	}
+	spelt := map[string]string{} // lower-case key -> the spelling first seen
 	for _, k := range md.Keys() {
-		if strings.HasPrefix(k.String(), "backend.") {
+		key := k.String()
+		if bad[key] {
+			continue
+		}
+		lower := strings.ToLower(key)
+		if strings.HasPrefix(lower, "backend.") {
 			continue // checked against the backend's own settings by BackendConfig.Spec
 		}
-		if !knownKeys[k.String()] {
-			bad[k.String()] = true
+		if !knownKeys[lower] {
+			bad[key] = true
+			continue
+		}
+		if other, dup := spelt[lower]; dup && !isTable(lower) {
+			return nil, &LoadError{File: name, Line: keyLine(data, key),
+				Err: fmt.Errorf("key %q is also set as %q: keep one (keys are lower case)", key, other)}
+		}
+		spelt[lower] = key
+		if key != lower {
+			line := ""
+			if n := keyLine(data, key); n > 0 {
+				line = fmt.Sprintf(":%d", n)
+			}
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s%s: key %q read as %q, as confd reads it; write it in lower case", name, line, key, lower))
 		}
 	}
 	if len(bad) > 0 {
 		return nil, unknownKeyError(name, data, bad)
 	}
-	if !md.IsDefined("template") {
+	if spelt["template"] == "" && !md.IsDefined("template") {
 		return nil, &LoadError{File: name, Err: errors.New("missing [template] table")}
 	}
 	spec, key, err := c.Backend.Spec()
@@ -221,8 +247,11 @@ func DecodeConfig(name string, data []byte) (*Config, error) {
 	return &c, nil
 }
 
+// isTable reports whether the known key k names a table.
+func isTable(k string) bool { return k == "template" || k == "backend" }
+
 // unknownKeyError reports the first unknown key (in file order, as far as
-// it can tell), with its line and a hint when only the case is wrong.
+// it can tell), with its line.
 func unknownKeyError(name string, data []byte, bad map[string]bool) error {
 	keys := make([]string, 0, len(bad))
 	for k := range bad {
@@ -254,12 +283,6 @@ func unknownKeyError(name string, data []byte, bad map[string]bool) error {
 	})
 	first := all[0]
 	msg := fmt.Sprintf("unknown key %q", first.key)
-	for k := range knownKeys {
-		if strings.EqualFold(k, first.key) {
-			msg += fmt.Sprintf(" (keys are lower case: did you mean %q?)", k)
-			break
-		}
-	}
 	if len(all) > 1 {
 		rest := make([]string, 0, len(all)-1)
 		for _, f := range all[1:] {

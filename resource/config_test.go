@@ -112,9 +112,15 @@ func TestDecodeConfigErrors(t *testing.T) {
 			line: 4,
 		},
 		{
-			name: "wrong case",
-			data: "[template]\nsrc = \"a\"\nDest = \"b\"\n",
-			want: []string{`unknown key "template.Dest"`, `did you mean "template.dest"`},
+			name: "two spellings of one key",
+			data: "[template]\nsrc = \"a\"\nSrc = \"b\"\n",
+			want: []string{`key "template.Src" is also set as "template.src"`},
+			line: 3,
+		},
+		{
+			name: "typo in a capitalised key",
+			data: "[template]\nSrc = \"a\"\nDestt = \"b\"\n",
+			want: []string{`unknown key "template.Destt"`},
 			line: 3,
 		},
 		{
@@ -166,7 +172,7 @@ func TestDecodeConfigErrors(t *testing.T) {
 		{
 			name: "backend's own check",
 			data: "[template]\nsrc = \"a\"\n[backend]\nbackend = \"file\"\n",
-			want: []string{"backend: file: no files given"},
+			want: []string{"backend: file: no file given"},
 			line: 3,
 			key:  "backend",
 		},
@@ -205,6 +211,40 @@ func TestDecodeConfigErrors(t *testing.T) {
 				t.Errorf("key: got %q, want %q", le.Key, tc.key)
 			}
 		})
+	}
+}
+
+// TestDecodeConfigAnyCase reads keys spelt with capitals as confd does
+// (BurntSushi/toml matches field names case-insensitively), each with a
+// warning naming the file, the line, the key and its lower-case spelling.
+func TestDecodeConfigAnyCase(t *testing.T) {
+	data := "[Template]\nSrc = \"web.tmpl\"\nDest = \"/etc/web.conf\"\nKeys = [\"/web\"]\n" +
+		"Prefix = \"/app\"\nMode = \"0600\"\nCheck_cmd = \"check {{.src}}\"\nReload_CMD = \"reload\"\n"
+	c, err := DecodeConfig("conf.d/web.toml", []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := TemplateConfig{Src: "web.tmpl", Dest: "/etc/web.conf", Keys: []string{"/web"}, Prefix: "/app",
+		Mode: "0600", CheckCmd: "check {{.src}}", ReloadCmd: "reload"}
+	if !reflect.DeepEqual(c.Template, want) {
+		t.Errorf("template: got %+v, want %+v", c.Template, want)
+	}
+	wantWarn := []string{
+		`conf.d/web.toml:1: key "Template" read as "template", as confd reads it; write it in lower case`,
+		`conf.d/web.toml:2: key "Template.Src" read as "template.src", as confd reads it; write it in lower case`,
+		`conf.d/web.toml:3: key "Template.Dest" read as "template.dest", as confd reads it; write it in lower case`,
+		`conf.d/web.toml:4: key "Template.Keys" read as "template.keys", as confd reads it; write it in lower case`,
+		`conf.d/web.toml:5: key "Template.Prefix" read as "template.prefix", as confd reads it; write it in lower case`,
+		`conf.d/web.toml:6: key "Template.Mode" read as "template.mode", as confd reads it; write it in lower case`,
+		`conf.d/web.toml:7: key "Template.Check_cmd" read as "template.check_cmd", as confd reads it; write it in lower case`,
+		`conf.d/web.toml:8: key "Template.Reload_CMD" read as "template.reload_cmd", as confd reads it; write it in lower case`,
+	}
+	if !reflect.DeepEqual(c.Warnings, wantWarn) {
+		t.Errorf("warnings:\ngot  %q\nwant %q", c.Warnings, wantWarn)
+	}
+	c, err = DecodeConfig("x.toml", []byte("[template]\nsrc = \"a\"\n"))
+	if err != nil || c.Warnings != nil {
+		t.Errorf("lower case: got warnings %q, error %v; want none", c.Warnings, err)
 	}
 }
 

@@ -35,8 +35,12 @@
 // Differences from confd, on purpose:
 //   - mode is always octal; confd read "644" as decimal (0204).
 //   - owner and group are supported (as in the abtreece fork).
-//   - check_cmd and reload_cmd are Go templates with {{.src}} and {{.dest}};
-//     the values are shell-quoted when substituted. In check_cmd {{.src}} is
+//   - check_cmd and reload_cmd are Go templates with {{.src}} and {{.dest}}.
+//     A path made only of letters, digits and / . _ - + , : @ % is
+//     substituted verbatim, as in confd; any other path becomes a reference
+//     to $CONFIT_SRC / $CONFIT_DEST (exported to the command), quoted for
+//     where it stands (bare, '…' or "…"), so no file name is ever run as
+//     shell code. Stage file names are made of those characters only. In check_cmd {{.src}} is
 //     the stage file; in reload_cmd (which runs after the commit, when the
 //     stage file no longer exists) {{.src}} is the destination.
 //   - Commands run with a timeout, and the whole process group is killed

@@ -41,11 +41,22 @@ type Options struct {
 	// CmdTimeout is the default timeout of check_cmd and reload_cmd;
 	// zero means DefaultCmdTimeout.
 	CmdTimeout time.Duration
+	// CmdEnvClean gives check_cmd and reload_cmd a minimal environment
+	// (PATH, HOME, LANG, LC_*, TZ, USER, LOGNAME, SHELL, TMPDIR, TERM, plus
+	// CONFIT_SRC and CONFIT_DEST) instead of confit's whole environment,
+	// which may hold tokens such as CONSUL_HTTP_TOKEN.
+	CmdEnvClean bool
 	// Logger receives the pipeline's logs; nil discards them.
 	Logger *slog.Logger
 	// Diff receives a unified diff per changed resource in Noop mode;
-	// nil discards it.
+	// nil discards it. For a destination others may not read (its mode,
+	// or the mode it would get, lacks o+r: it may hold secrets) Diff
+	// gets one line saying how many lines change, unless
+	// NoopShowSecrets.
 	Diff io.Writer
+	// NoopShowSecrets makes Noop print the diff of every destination in
+	// full, also of those others may not read.
+	NoopShowSecrets bool
 	// TemplateOptions are passed to template.Parse.
 	TemplateOptions template.Options
 	// DeferParse reads each template when its resource loads but parses
@@ -197,6 +208,9 @@ func load(file string, opts Options, cache *templateCache) (*Resource, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, w := range c.Warnings {
+		r.log.Warn(w)
+	}
 	return r, nil
 }
 
@@ -320,13 +334,12 @@ func newResource(file string, c *Config, opts Options, cache *templateCache) (*R
 // parseTemplate parses the template's text. The error names the template
 // file and the line.
 func (r *Resource) parseTemplate(text string) (*template.Template, error) {
-	t, err := template.Parse(filepath.Base(r.Src), text, r.opts.TemplateOptions)
+	name := filepath.Base(r.Src)
+	t, err := template.Parse(name, text, r.opts.TemplateOptions)
 	if err != nil {
-		msg := err.Error()
-		if !strings.Contains(msg, r.Src) && !strings.Contains(msg, filepath.Base(r.Src)) {
-			err = fmt.Errorf("%s: %w", r.Src, err)
-		}
-		return nil, fmt.Errorf("template: %s: %w", r.Src, err)
+		// "parse templates/web.tmpl:4: ...", not text/template's
+		// "template: web.tmpl:4: ..." after the path.
+		return nil, fmt.Errorf("parse %w", template.WithPath(err, name, r.Src))
 	}
 	return t, nil
 }
@@ -382,10 +395,51 @@ func (r *Resource) RenderSorted(kvs map[string]string, keys []string) ([]byte, R
 	out, reads, err := tmpl.Execute(template.NewStoreSorted(rel, relKeys))
 	abs := Reads{Keys: r.absKeys(reads.Keys, false), Prefixes: r.absKeys(reads.Prefixes, true)}
 	if err != nil {
-		return nil, abs, fmt.Errorf("resource %s: render %s: %w", r.Name, r.Src, err)
+		err = r.explainMissing(template.WithPath(err, tmpl.Name(), r.Src))
+		return nil, abs, fmt.Errorf("resource %s: render %w", r.Name, err)
 	}
 	return out, abs, nil
 }
+
+// explainMissing adds to the message of err, when it ends with a
+// template.NotExistError, the store key (when there is a prefix) and
+// whether the key lies outside the resource's keys, which is then why the
+// store's key is not seen: "key does not exist: /db/host (store key
+// /app/db/host, not under this resource's keys [/app/web])".
+func (r *Resource) explainMissing(err error) error {
+	var ne *template.NotExistError
+	msg := err.Error()
+	if !errors.As(err, &ne) || !strings.HasSuffix(msg, ne.Error()) {
+		return err
+	}
+	key := path.Join(r.Prefix, backends.CleanKey(ne.Key))
+	var notes []string
+	if r.Prefix != "/" {
+		notes = append(notes, "store key "+key)
+	}
+	if !backends.UnderAny(key, r.Keys) {
+		var keys []string
+		for _, k := range r.Keys {
+			if !backends.IsVirtual(k) {
+				keys = append(keys, k)
+			}
+		}
+		notes = append(notes, fmt.Sprintf("not under this resource's keys [%s]", strings.Join(keys, " ")))
+	}
+	if len(notes) == 0 {
+		return err
+	}
+	return &noteError{msg: msg + " (" + strings.Join(notes, ", ") + ")", err: err}
+}
+
+// noteError is err with more said in its message.
+type noteError struct {
+	msg string
+	err error
+}
+
+func (e *noteError) Error() string { return e.msg }
+func (e *noteError) Unwrap() error { return e.err }
 
 // template returns the parsed template. A deferred one is parsed now: a
 // template only this resource uses is parsed at each render and not kept;

@@ -21,6 +21,46 @@ import (
 // since the resource was loaded or last rolled back.
 var ErrNoRollback = errors.New("nothing to roll back")
 
+// ErrWrite marks a failure to write a stage file or move it into place:
+// the file system is full, read-only or otherwise refuses the write. The
+// destination is as it was; the daemon retries such a commit sooner than
+// other failures. Its message names the stage file by its pattern
+// (".NAME…"), never by its random name, so that two attempts failing the
+// same way fail with the same message.
+var ErrWrite = errors.New("write failed")
+
+// writeError is an error writing or committing the stage file stage,
+// shown with the stage file's pattern in place of its name.
+type writeError struct {
+	err          error
+	stage, shown string
+}
+
+func (e *writeError) Error() string { return strings.ReplaceAll(e.err.Error(), e.stage, e.shown) }
+func (e *writeError) Unwrap() error { return e.err }
+
+// Is makes errors.Is(err, ErrWrite) true.
+func (e *writeError) Is(target error) bool { return target == ErrWrite }
+
+// asWriteError wraps err, from writing or committing a stage file of dest
+// (stage: its name, "" when not known), as a writeError.
+func asWriteError(err error, dest, stage string) error {
+	if err == nil {
+		return nil
+	}
+	shown := stagePrefix(dest) + "…"
+	if stage == "" {
+		// The name is in the error (a *fs.PathError); find it.
+		var pe *fs.PathError
+		if errors.As(err, &pe) && strings.HasPrefix(pe.Path, stagePrefix(dest)) {
+			stage = pe.Path
+		} else {
+			return &writeError{err: err, stage: "\x00", shown: ""}
+		}
+	}
+	return &writeError{err: err, stage: stage, shown: shown}
+}
+
 // ApplyOptions change what Apply does after a commit.
 type ApplyOptions struct {
 	// SkipReload leaves reload_cmd to the caller, who calls Reload once
@@ -180,7 +220,7 @@ func (s *Staged) Commit(ctx context.Context, o ApplyOptions) (Result, error) {
 	defer s.r.mu.Unlock()
 	if err := syncFile(s.stage); err != nil {
 		os.Remove(s.stage)
-		return s.res, s.r.errorf("fsync stage file: %w", err)
+		return s.res, s.r.errorf("%w", asWriteError(fmt.Errorf("fsync stage file: %w", err), s.r.Dest, s.stage))
 	}
 	return s.commit(ctx, o)
 }
@@ -216,12 +256,12 @@ func (r *Resource) stage(ctx context.Context, out []byte, sync bool) (*Staged, R
 	if errors.Is(err, fs.ErrNotExist) {
 		// Like consul-template, create a missing destination directory.
 		if err := os.MkdirAll(filepath.Dir(r.Dest), 0o755); err != nil {
-			return nil, res, r.errorf("create destination directory: %w", err)
+			return nil, res, r.errorf("create destination directory: %w", asWriteError(err, r.Dest, ""))
 		}
 		stage, err = writeStage(r.Dest, out, want, sync)
 	}
 	if err != nil {
-		return nil, res, r.errorf("%w", err)
+		return nil, res, r.errorf("%w", asWriteError(err, r.Dest, ""))
 	}
 	st := &Staged{r: r, stage: stage, cur: cur, want: want}
 	if sync {
@@ -251,15 +291,27 @@ func (s *Staged) commit(ctx context.Context, o ApplyOptions) (Result, error) {
 		if err != nil {
 			return res, r.errorf("check_cmd: %w", err)
 		}
-		if err := runCmd(ctx, "check_cmd", cmd, r.CheckCmdTimeout); err != nil {
+		out, err := runCmdEnv(ctx, "check_cmd", cmd, cmdEnv(r.opts.CmdEnvClean, stage, r.Dest), r.CheckCmdTimeout)
+		if err != nil {
 			if r.opts.KeepStageFile {
 				keep = true
 				r.log.Info("check failed; stage file kept", "stage", stage)
 			}
 			return res, r.errorf("%w", err)
 		}
+		logCmdOutput(r.log, "check_cmd", out)
 	}
 
+	owedBefore := r.ReloadOwed()
+	if r.ReloadCommand() != "" && !owedBefore {
+		// The reload is owed from the moment the file is in place: record
+		// it before, durably (the directory fsync after the rename makes
+		// the record's name durable too), so that a run killed before the reload
+		// succeeded runs it at its next start.
+		if err := r.oweReload(); err != nil {
+			return res, r.errorf("%w", asWriteError(err, r.Dest, stage))
+		}
+	}
 	prev := r.prev
 	renamed, err := commit(stage, r.Dest, out, want, inPlace{
 		old:         &cur,
@@ -271,8 +323,12 @@ func (s *Staged) commit(ctx context.Context, o ApplyOptions) (Result, error) {
 	if errors.Is(err, errWrittenBack) {
 		r.prev = prev // the destination is as it was: so is what it replaced
 	}
+	var linkErr *os.LinkError
+	if err != nil && !owedBefore && (errors.Is(err, errWrittenBack) || errors.As(err, &linkErr)) {
+		r.Reloaded() // the destination is as it was: no reload is owed
+	}
 	if err != nil {
-		return res, r.errorf("%w", err)
+		return res, r.errorf("%w", asWriteError(err, r.Dest, stage))
 	}
 	keep = renamed || r.opts.KeepStageFile
 	if !o.DeferDirSync {
@@ -308,11 +364,59 @@ func (r *Resource) reload(ctx context.Context) error {
 	if err != nil {
 		return r.errorf("reload_cmd: %w", err)
 	}
-	if err := runCmd(ctx, "reload_cmd", cmd, r.ReloadCmdTimeout); err != nil {
+	out, err := runCmdEnv(ctx, "reload_cmd", cmd, cmdEnv(r.opts.CmdEnvClean, r.Dest, r.Dest), r.ReloadCmdTimeout)
+	if err != nil {
 		return r.errorf("%w", err)
 	}
-	r.log.Debug("reloaded")
+	logCmdOutput(r.log, "reload_cmd", out)
+	r.Reloaded()
 	return nil
+}
+
+// owedPath is the file recording that the destination's reload_cmd is owed:
+// ".<base>.reload-owed" beside the destination (base sanitized as for
+// stage files). Its content is the destination's path, for whoever finds it.
+func (r *Resource) owedPath() string { return stagePrefix(r.Dest) + ".reload-owed" }
+
+// oweReload records, durably, that reload_cmd is owed. What counts is the
+// record's name, made durable by the directory fsync of the commit that
+// follows (its content, for a reader, is not fsynced: that would cost a
+// disk flush per commit).
+func (r *Resource) oweReload() error {
+	p := r.owedPath()
+	f, err := openFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("record the owed reload: %w", err)
+	}
+	_, err = f.WriteString(r.Dest + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(p)
+		return fmt.Errorf("record the owed reload: %w", err)
+	}
+	return nil
+}
+
+// ReloadOwed reports whether a reload_cmd of the destination is owed: a
+// commit put the file in place but no reload of it has succeeded since
+// (confit was killed in between, or the reload failed). The daemon runs
+// owed reloads at start. It is false when no reload_cmd would run.
+func (r *Resource) ReloadOwed() bool {
+	if r.ReloadCommand() == "" {
+		return false
+	}
+	_, err := os.Lstat(r.owedPath())
+	return err == nil
+}
+
+// Reloaded clears the owed reload: the daemon calls it for every resource a
+// shared reload_cmd reloaded (Reload clears the resource it ran for).
+func (r *Resource) Reloaded() {
+	if err := os.Remove(r.owedPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		r.log.Warn("clear the owed reload record", "err", err)
+	}
 }
 
 // Rollback puts back the destination the last committing Apply replaced
@@ -364,6 +468,9 @@ func (r *Resource) Restore() error {
 
 // ReloadCommand returns reload_cmd as it runs (placeholders expanded), or
 // "" when none would run. Resources with the same command can share one run.
+// A command that reads the destination from the environment (CONFIT_DEST,
+// also what {{.dest}} becomes for a path that needs quoting) is followed by
+// a NUL and the destination, so it is shared only by that destination.
 func (r *Resource) ReloadCommand() string {
 	if r.opts.Noop || r.opts.SyncOnly || r.ReloadCmd == "" {
 		return ""
@@ -371,6 +478,9 @@ func (r *Resource) ReloadCommand() string {
 	cmd, err := r.reloadTpl.expand(r.Dest, r.Dest)
 	if err != nil {
 		return r.ReloadCmd
+	}
+	if strings.Contains(cmd, "CONFIT_") {
+		return cmd + "\x00" + r.Dest
 	}
 	return cmd
 }
@@ -423,15 +533,35 @@ func readDest(dest string) (fileState, error) {
 	return st, nil
 }
 
+// stagePrefix is the path of dest's stage files without their random
+// digits: "." and the destination's base name in dest's directory, each
+// byte that is not shellSafe replaced by "_", so that {{.src}} needs no
+// quoting when the directory needs none.
+func stagePrefix(dest string) string {
+	dir, base := filepath.Split(dest)
+	return filepath.Join(dir, "."+stageBase(base))
+}
+
+// stageBase is base with every byte that is not shellSafe replaced by "_".
+func stageBase(base string) string {
+	b := []byte(base)
+	for i, c := range b {
+		if !shellSafe(string(c)) {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
 // writeStage writes data to a new stage file ".<base><random>" in dest's
 // directory, created with O_EXCL, owned and moded as t says regardless of
 // the umask, and fsynced if sync is set (else the caller fsyncs it). It
 // returns the stage file's path; on error no stage file is left.
 func writeStage(dest string, data []byte, t target, sync bool) (_ string, err error) {
-	dir, base := filepath.Split(dest)
+	prefix := stagePrefix(dest)
 	var f *os.File
 	for range 100 {
-		name := filepath.Join(dir, "."+base+strconv.FormatUint(uint64(rand.Uint32()), 10))
+		name := prefix + strconv.FormatUint(uint64(rand.Uint32()), 10)
 		f, err = openFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, t.mode.Perm())
 		if !errors.Is(err, fs.ErrExist) {
 			break
@@ -629,15 +759,30 @@ func (r *Resource) writeDiff(cur fileState, out []byte, want target) error {
 	if !cur.exists {
 		from = "/dev/null"
 	}
-	text, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-		A:        splitLines(cur.data),
-		B:        splitLines(out),
-		FromFile: from,
-		ToFile:   r.Dest,
-		Context:  3,
-	})
-	if err != nil {
-		return err
+	a, b := splitLines(cur.data), splitLines(out)
+	var text string
+	if hidden := (cur.exists && cur.mode&0o004 == 0) || want.mode&0o004 == 0; hidden && !r.opts.NoopShowSecrets {
+		// A file others may not read may hold secrets: say how much
+		// changes, not what.
+		mode := want.mode
+		if cur.exists && cur.mode&0o004 == 0 {
+			mode = cur.mode
+		}
+		removed, added := countChanges(a, b)
+		text = fmt.Sprintf("# %s: %s removed, %s added (content not shown: mode %04o, not readable by others; -noop-show-secrets shows it)\n",
+			r.Dest, plural(removed, "line"), plural(added, "line"), unixMode(mode))
+	} else {
+		var err error
+		text, err = difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+			A:        a,
+			B:        b,
+			FromFile: from,
+			ToFile:   r.Dest,
+			Context:  3,
+		})
+		if err != nil {
+			return err
+		}
 	}
 	if cur.exists {
 		if cur.mode != want.mode {
@@ -649,8 +794,32 @@ func (r *Resource) writeDiff(cur fileState, out []byte, want target) error {
 	}
 	diffMu.Lock()
 	defer diffMu.Unlock()
-	_, err = r.opts.Diff.Write([]byte(text))
+	_, err := r.opts.Diff.Write([]byte(text))
 	return err
+}
+
+// countChanges returns how many lines a diff from a to b removes and adds.
+func countChanges(a, b []string) (removed, added int) {
+	for _, op := range difflib.NewMatcher(a, b).GetOpCodes() {
+		switch op.Tag {
+		case 'r':
+			removed += op.I2 - op.I1
+			added += op.J2 - op.J1
+		case 'd':
+			removed += op.I2 - op.I1
+		case 'i':
+			added += op.J2 - op.J1
+		}
+	}
+	return removed, added
+}
+
+// plural is "1 line", "2 lines".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // splitLines splits b after each newline for difflib. A last line without

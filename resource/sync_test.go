@@ -3,6 +3,7 @@ package resource
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -296,6 +297,51 @@ func TestSyncNoopNewFile(t *testing.T) {
 	}
 	if !strings.HasPrefix(diff.String(), "--- /dev/null\n+++ "+f.dest+"\n") {
 		t.Errorf("diff:\n%s", diff.String())
+	}
+}
+
+// TestSyncNoopSecretFile checks that -noop does not print the content of a
+// destination others may not read (it may hold secrets), existing or new,
+// unless NoopShowSecrets.
+func TestSyncNoopSecretFile(t *testing.T) {
+	tests := []struct {
+		name     string
+		extra    string      // resource lines
+		existing os.FileMode // 0: no destination yet
+		show     bool
+		want     string // %s is the destination
+	}{
+		{name: "existing 0600", existing: 0o600,
+			want: "# %s: 1 line removed, 1 line added (content not shown: mode 0600, not readable by others; -noop-show-secrets shows it)\n"},
+		{name: "new with mode 0640", extra: "mode = \"0640\"\n",
+			want: "# %s: 0 lines removed, 1 line added (content not shown: mode 0640, not readable by others; -noop-show-secrets shows it)\n"},
+		{name: "0644 made 0600", extra: "mode = \"0600\"\n", existing: 0o644,
+			want: "# %s: 1 line removed, 1 line added (content not shown: mode 0600, not readable by others; -noop-show-secrets shows it)\n# %[1]s: mode 0644 -> 0600\n"},
+		{name: "shown on request", existing: 0o600, show: true,
+			want: "--- %s\n+++ %[1]s\n@@ -1 +1 @@\n-db=old-s3cr3t\n+db=s3cr3t\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var diff bytes.Buffer
+			f := newFixture(t, tc.extra, Options{Noop: true, Diff: &diff, NoopShowSecrets: tc.show})
+			if tc.existing != 0 {
+				if err := os.WriteFile(f.dest, []byte("db=old-s3cr3t\n"), tc.existing); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(f.dest, tc.existing); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := f.r.Sync(t.Context(), kvs("s3cr3t")); err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf(tc.want, f.dest); diff.String() != want {
+				t.Errorf("diff:\n%s\nwant:\n%s", diff.String(), want)
+			}
+			if !tc.show && strings.Contains(diff.String()+f.logs.String(), "s3cr3t") {
+				t.Errorf("the value shows in the diff or the logs")
+			}
+		})
 	}
 }
 

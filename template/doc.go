@@ -30,7 +30,9 @@
 //
 // # confd's general functions
 //
-// Same names, argument order, sort orders and errors as confd:
+// Same names, argument order, sort orders and errors as confd, except that
+// an error never shows a value of the store (errors.go: the key and the
+// value's length instead):
 //
 //	base dir                         path.Base, path.Dir
 //	split S SEP, join LIST SEP       strings.Split, strings.Join
@@ -49,7 +51,7 @@
 //	                                 empty on error
 //	fileExists PATH                  true unless stat says it does not exist
 //	base64Encode, base64Decode       standard encoding; decode may error
-//	parseBool, atoi                  strconv.ParseBool, strconv.Atoi (may error)
+//	parseBool, atoi                  strconv.ParseBool, strconv.Atoi (may error: a *ValueError)
 //	reverse LIST                     reverses []string, []KVPair or []any in place
 //	sortByLength LIST                []string in place by length (stable)
 //	sortKVByLength LIST              []KVPair in place by key length (stable)

@@ -2,7 +2,6 @@ package template
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -11,7 +10,6 @@ import (
 	"path"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -62,8 +60,8 @@ func confdFuncs() template.FuncMap {
 		"fileExists":     fileExists,
 		"base64Encode":   base64Encode,
 		"base64Decode":   base64Decode,
-		"parseBool":      strconv.ParseBool,
-		"atoi":           strconv.Atoi,
+		"parseBool":      parseBool,
+		"atoi":           atoi,
 		"reverse":        reverse,
 		"sortByLength":   sortByLength,
 		"sortKVByLength": sortKVByLength,
@@ -81,6 +79,10 @@ func confdFuncs() template.FuncMap {
 func forkFuncs() template.FuncMap {
 	return template.FuncMap{
 		"hostname": os.Hostname,
+		// sprig's versions put the value in their errors (errors.go).
+		"mustFromJson":   mustFromJSON,
+		"mustToDate":     mustToDate,
+		"mustDateModify": mustDateModify,
 		// sprig's keys and values follow map iteration order, which would
 		// make a rendered file differ on every render; the fork sorts.
 		"keys":   sortedKeys,
@@ -105,18 +107,6 @@ func FuncNames() []string {
 	names = append(names, storeFuncNames...)
 	sort.Strings(names)
 	return slices.Compact(names)
-}
-
-func unmarshalJSONObject(data string) (map[string]any, error) {
-	var ret map[string]any
-	err := json.Unmarshal([]byte(data), &ret)
-	return ret, err
-}
-
-func unmarshalJSONArray(data string) ([]any, error) {
-	var ret []any
-	err := json.Unmarshal([]byte(data), &ret)
-	return ret, err
 }
 
 // createMap is confd's map: map k1 v1 k2 v2 ...
@@ -203,15 +193,12 @@ func base64Decode(data string) (string, error) {
 	return string(s), err
 }
 
-// reverse reverses a []string, []KVPair or []any in place and returns it;
-// any other value is returned unchanged.
+// reverse reverses a []string in place and returns it. Any other value,
+// the KV pairs of gets and the list of jsonArray among them, is returned
+// unchanged, as confd returns them (its type switch misses memkv.KVPairs
+// and []interface{}).
 func reverse(values any) any {
-	switch v := values.(type) {
-	case []string:
-		slices.Reverse(v)
-	case []KVPair:
-		slices.Reverse(v)
-	case []any:
+	if v, ok := values.([]string); ok {
 		slices.Reverse(v)
 	}
 	return values

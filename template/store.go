@@ -245,6 +245,9 @@ func (r *recorder) reset(s *Store) {
 }
 
 // lookup returns the position of key in the store, recording the read.
+// The key is looked up as written, as confd's memkv does: "/key/", "key"
+// and "/a//b" are never found, since every stored key is clean. Such a miss
+// is not recorded: no change to the store can make it a hit.
 func (r *recorder) lookup(key string) (int, bool) {
 	// Templates mostly read keys in order (a range over ls or lsdir, then
 	// getv of each child's keys): try the key after the last one first.
@@ -252,9 +255,8 @@ func (r *recorder) lookup(key string) (int, bool) {
 	if !ok {
 		i, ok = r.store.find(key)
 	}
-	if !ok {
-		key = backends.CleanKey(key)
-		i, ok = r.store.find(key)
+	if !ok && key != backends.CleanKey(key) {
+		return 0, false
 	}
 	if ok {
 		r.present[i>>6] |= 1 << (uint(i) & 63)
@@ -315,7 +317,7 @@ func (r *recorder) reads() Reads {
 func (r *recorder) get(key string) (KVPair, error) {
 	i, ok := r.lookup(key)
 	if !ok {
-		return KVPair{}, fmt.Errorf("%w: %s", ErrNotExist, key)
+		return KVPair{}, &NotExistError{Key: key}
 	}
 	return KVPair{Key: r.store.keys[i], Value: r.store.vals[i]}, nil
 }
@@ -326,7 +328,7 @@ func (r *recorder) getv(key string, def ...string) (string, error) {
 		if len(def) > 0 {
 			return def[0], nil
 		}
-		return "", fmt.Errorf("%w: %s", ErrNotExist, key)
+		return "", &NotExistError{Key: key}
 	}
 	return r.store.vals[i], nil
 }

@@ -16,6 +16,7 @@ import (
 	"text/template/parse"
 
 	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/template/internal/exec"
 )
 
 // Options tune how a template is parsed.
@@ -56,7 +57,7 @@ type Template struct {
 	// cannot run there; funcs are the first binding's functions. slow is
 	// set once a render fell back to text/template for what the fast
 	// executor does not handle, so later renders go there directly.
-	fast  *fastProg
+	fast  *exec.Prog
 	funcs template.FuncMap
 	slow  atomic.Bool
 	// trees are the parse trees text/template runs (under mu). A
@@ -76,22 +77,23 @@ func (t *Template) VirtualKeys() []string { return t.virtual }
 type binding struct {
 	rec   *recorder
 	funcs template.FuncMap
-	fast  []fastFunc         // the functions for the fast executor; nil without it
+	fast  []exec.Func        // the functions for the fast executor; nil without it
 	tmpl  *template.Template // built on first use (textTemplate)
 }
 
 // ParseFile reads and parses the template file at path. The template is
-// named after the file's base name, as confd names it, so errors read
-// `template: haproxy.cfg.tmpl:12: function "nope" not defined`; parse
-// errors are prefixed with path.
+// named after the file's base name, as confd names it; parse errors name
+// path once (WithPath): `templates/haproxy.cfg.tmpl:12: function "nope"
+// not defined`.
 func ParseFile(path string, opts Options) (*Template, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	t, err := Parse(filepath.Base(path), string(b), opts)
+	name := filepath.Base(path)
+	t, err := Parse(name, string(b), opts)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, WithPath(err, name, path)
 	}
 	return t, nil
 }
@@ -114,19 +116,8 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 		// Funcs validates names and values (and panics on bad ones).
 		template.New("").Funcs(template.FuncMap{n: f})
 	}
-	// Most templates are read by parseFast, straight into the fast
-	// executor's program; the others are parsed by text/template.
-	var (
-		trees         map[string]*parse.Tree
-		used, virtual []string
-		prog          *fastProg
-	)
-	if !opts.TextTemplate && (opts.LeftDelim == "" || opts.LeftDelim == "{{") && (opts.RightDelim == "" || opts.RightDelim == "}}") {
-		prog = parseFast(text, func(fn string) bool { return knownFunc(fn, opts) })
-	}
-	if prog != nil {
-		used = slices.Sorted(slices.Values(prog.funcs))
-	} else if trees, used, virtual, err = parseTrees(name, text, opts); err != nil {
+	trees, used, virtual, err := parseTrees(name, text, opts)
+	if err != nil {
 		return nil, err
 	}
 	// The first binding's store functions are bound to rec; concurrent
@@ -149,18 +140,14 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 	}
 	t.funcs = funcs
 	first := &binding{rec: rec, funcs: funcs}
-	if prog == nil && !opts.TextTemplate {
-		prog = compileFast(trees, name)
-	}
-	if prog != nil {
-		if first.fast = prog.bind(funcs); first.fast != nil {
-			t.fast = prog
+	if !opts.TextTemplate {
+		if prog := exec.Compile(text, trees, name); prog != nil {
+			if first.fast = prog.Bind(funcs, fastAdapters); first.fast != nil {
+				t.fast = prog
+			}
 		}
 	}
 	if t.fast == nil {
-		// Without trees (parseFast read it, but a function has a
-		// signature the fast executor does not call) textTemplate
-		// parses the text.
 		t.trees = trees
 		if _, err := t.textTemplate(first); err != nil {
 			return nil, err
@@ -200,13 +187,6 @@ func (t *Template) textTemplate(b *binding) (*template.Template, error) {
 	return tm, nil
 }
 
-// builtins are text/template's own functions.
-var builtins = map[string]bool{
-	"and": true, "call": true, "html": true, "index": true, "slice": true, "js": true, "len": true,
-	"not": true, "or": true, "print": true, "printf": true, "println": true, "urlquery": true,
-	"eq": true, "ge": true, "gt": true, "le": true, "lt": true, "ne": true,
-}
-
 // parseTrees parses text without checking function names, then checks
 // them, and returns the trees (the template and its {{define}}s), the
 // sorted names of the non-builtin functions it calls and the
@@ -230,7 +210,7 @@ func parseTrees(name, text string, opts Options) (map[string]*parse.Tree, []stri
 				return
 			}
 			id, ok := n.(*parse.IdentifierNode)
-			if !ok || builtins[id.Ident] || seen[id.Ident] {
+			if !ok || exec.IsBuiltin(id.Ident) || seen[id.Ident] {
 				return
 			}
 			if !knownFunc(id.Ident, opts) {
@@ -393,7 +373,7 @@ func (t *Template) acquire() (*binding, error) {
 	}
 	b := &binding{rec: rec, funcs: funcs}
 	if t.fast != nil {
-		b.fast = t.fast.bind(funcs)
+		b.fast = t.fast.Bind(funcs, fastAdapters)
 	}
 	return b, nil
 }
@@ -405,6 +385,11 @@ func (t *Template) acquire() (*binding, error) {
 // template name and position, e.g. `template: app.tmpl:3:4: executing
 // "app.tmpl" at <getv "/database/url">: error calling getv: key does not
 // exist: /database/url`, and wrap the function's error (ErrNotExist).
+// They never show a value of s (errors.go): a function that fails on a
+// value returns a *ValueError naming the key and the value's length, and
+// any value left in another error's message is replaced by "[value of KEY
+// redacted, N bytes]" (values of 4 bytes or more). Print the error
+// returned, not an error it wraps.
 //
 // Execute is safe for concurrent use; each call records its own Reads.
 func (t *Template) Execute(s *Store) ([]byte, Reads, error) {
@@ -425,9 +410,9 @@ func (t *Template) execute(s *Store, fast bool) ([]byte, Reads, error) {
 	buf.Grow(int(t.size.Load()) + 512)
 	rendered := false
 	if fast && b.fast != nil && !t.slow.Load() {
-		err = t.fast.exec(&buf, b.fast)
+		err = t.fast.Exec(&buf, b.fast)
 		rendered = err == nil
-		if errors.Is(err, errBail) {
+		if errors.Is(err, exec.ErrBail) {
 			t.slow.Store(true)
 		}
 		if !rendered {
@@ -443,6 +428,9 @@ func (t *Template) execute(s *Store, fast bool) ([]byte, Reads, error) {
 		}
 	}
 	reads := b.rec.reads()
+	if err != nil {
+		err = redact(err, s, b.rec)
+	}
 	b.rec.store = nil
 	t.mu.Lock()
 	t.free = append(t.free, b)

@@ -9,7 +9,9 @@
 // string prefix ("/app/foobar" is not under "/app/foo"; confd gets this
 // wrong). Consul folder markers ("app/") are cleaned like confd does
 // (path.Join), so they appear as the key "/app" with an empty value unless a
-// real key "app" exists.
+// real key "app" exists. A key with a "." or ".." element ("app/../b") is
+// skipped with a warning naming it: cleaned, it would name a path outside
+// its prefix (backends.HasDotSegment).
 //
 // # Services as virtual keys
 //
@@ -77,9 +79,18 @@
 // after the first read is treated as 1; re-queries are rate-limited to one
 // per [Options.MinRequeryInterval] on average, with bursts of 10; a wake-up with unchanged data sends nothing;
 // each request's deadline exceeds wait plus both jitters (ours and the
-// server's wait/16). Errors send one Update{Err} per transition to degraded
-// and are retried with jittered exponential backoff; recovery sends a Reset
-// with the full contents.
+// server's wait/16). While a query runs, the agent is asked for its leader
+// every [Options.ProbeInterval] (15s): an agent that accepts connections but
+// does not answer (SIGSTOPped, wedged) fails the query within
+// ProbeInterval+ProbeTimeout (25s by default) with [ErrAgentNotAnswering]
+// instead of at the query's own deadline minutes later. Errors send one
+// Update{Err} per transition to degraded and are retried with jittered
+// exponential backoff; recovery sends a Reset with the full contents, read
+// again and compared by value rather than by ModifyIndex, because an agent
+// restarted and re-populated (a -dev agent) can give a changed key the
+// index it had before. (An agent restarted between two answers without any
+// query failing would go unseen; a query is always in flight, so the
+// restart breaks its connection.)
 //
 // # Empty lists
 //
@@ -165,6 +176,16 @@ type Options struct {
 	// MaxReadConns bounds the connections used by Get and by the first read
 	// of each Watch. Default 2.
 	MaxReadConns int
+	// ProbeInterval is how often, while a blocking query waits, the agent
+	// is asked for its leader (a request it answers at once) to tell a
+	// frozen agent from a quiet one: a blocking query to an agent that
+	// accepts connections but never answers would otherwise only end with
+	// its own deadline, minutes later. Default 15s; negative disables.
+	ProbeInterval time.Duration
+	// ProbeTimeout bounds each probe; a probe without an answer ends the
+	// blocking query with an error (reported as a degraded watch, retried
+	// with backoff). Default 10s.
+	ProbeTimeout time.Duration
 	// DialContext, when set, dials every connection (tests count them).
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
@@ -190,6 +211,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.BackoffMax < o.BackoffMin {
 		o.BackoffMax = o.BackoffMin
+	}
+	if o.ProbeInterval == 0 {
+		o.ProbeInterval = 15 * time.Second
+	}
+	if o.ProbeTimeout <= 0 {
+		o.ProbeTimeout = 10 * time.Second
 	}
 	if o.MaxBlockingConns <= 0 {
 		o.MaxBlockingConns = 6
@@ -229,6 +256,8 @@ func init() {
 type Client struct {
 	opts Options
 	log  *slog.Logger
+	addr string           // the agent's address, for errors
+	dots backends.DotKeys // keys skipped for a "." or ".." element
 	// anonymous: no ACL token configured (Consul does not tell anonymous
 	// requests that results were filtered).
 	anonymous bool
@@ -283,7 +312,8 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 	ac.Datacenter = opts.Datacenter
 	ac.WaitTime = opts.WaitTime
 
-	c := &Client{opts: opts, log: opts.Logger, hubs: map[string]*hub{}}
+	c := &Client{opts: opts, log: opts.Logger, addr: ac.Address, hubs: map[string]*hub{}}
+	c.dots.Log = opts.Logger
 	c.anonymous = ac.Token == "" && ac.TokenFile == ""
 	c.query = api.QueryOptions{Datacenter: opts.Datacenter, AllowStale: opts.Stale}
 	var err error
@@ -393,6 +423,9 @@ func (c *Client) Close() error {
 	c.closeIdle()
 	return nil
 }
+
+// Endpoints returns the agent's address.
+func (c *Client) Endpoints() []string { return []string{c.addr} }
 
 // queryOptions returns the per-request options for one request.
 func (c *Client) queryOptions(ctx context.Context, index uint64, wait time.Duration) *api.QueryOptions {
@@ -510,6 +543,10 @@ func (s source) fetch(ctx context.Context, c *Client, cl *api.Client, index uint
 		}
 		vals := make(map[string]string, len(pairs))
 		for _, p := range pairs {
+			if backends.HasDotSegment(p.Key) {
+				c.dots.Skip("/"+p.Key, "")
+				continue
+			}
 			k := backends.CleanKey(p.Key)
 			if _, dup := vals[k]; dup && strings.HasSuffix(p.Key, "/") {
 				continue // a folder marker never hides a real key

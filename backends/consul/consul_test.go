@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -458,4 +460,141 @@ func TestGetRevsPerPrefix(t *testing.T) {
 	if got := snap.RevOf("/a"); got != alone["/a"] {
 		t.Errorf("RevOf(/a) = %d, want %d", got, alone["/a"])
 	}
+}
+
+// putRaw writes key verbatim through a transaction: a key in the URL path
+// ("a/../b") would be cleaned by the HTTP layer on the way.
+func putRaw(t testing.TB, c *api.Client, key, value string) {
+	t.Helper()
+	ok, resp, _, err := c.Txn().Txn(api.TxnOps{{KV: &api.KVTxnOp{Verb: api.KVSet, Key: key, Value: []byte(value)}}}, nil)
+	if err != nil || !ok {
+		t.Fatalf("txn put %q: ok=%v err=%v resp=%+v", key, ok, err, resp)
+	}
+}
+
+// TestDotKeysSkipped is issue 20 item 3c: a Consul key with a "." or ".."
+// element ("dots/../b/secret") is never resolved into another path: Get and
+// the watch skip it, and the warning names the key.
+func TestDotKeysSkipped(t *testing.T) {
+	srv := testserver.Consul(t, testserver.ConsulOptions{Dev: true})
+	adm := admin(t, srv)
+	var logs lockedLog
+	b := newClient(t, srv, "", consul.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	putRaw(t, adm, "dots/../b/secret", "s")
+	putRaw(t, adm, "dots/./x", "s")
+	put(t, adm, "/dots/ok", "v")
+	m := watch(t, b, "/dots")
+	if want := map[string]string{"/dots/ok": "v"}; !maps.Equal(m.kvs, want) {
+		t.Errorf("Get(/dots) = %v, want %v", m.kvs, want)
+	}
+	// Cleaned, "dots/../b/secret" would be "/b/secret": listed from the
+	// root, it would reach a template reading /b.
+	root := watch(t, b, "/")
+	if v, ok := root.kvs["/b/secret"]; ok {
+		t.Errorf("Get(/) has /b/secret = %q", v)
+	}
+	putRaw(t, adm, "dots/../c", "s")
+	put(t, adm, "/dots/ok2", "w")
+	m.until("the clean key", func(kvs map[string]string) bool { return kvs["/dots/ok2"] == "w" })
+	root.until("the clean key", func(kvs map[string]string) bool { return kvs["/dots/ok2"] == "w" })
+	for k := range root.kvs {
+		if k == "/b/secret" || k == "/c" {
+			t.Errorf("watch on / delivered %s", k)
+		}
+	}
+	for _, view := range m.seen {
+		if want := map[string]string{"/dots/ok": "v", "/dots/ok2": "w"}; !maps.Equal(view, want) {
+			t.Errorf("watch view %v, want %v", view, want)
+		}
+	}
+	for _, k := range []string{"/dots/../b/secret", "/dots/./x", "/dots/../c"} {
+		if !strings.Contains(logs.String(), "key="+k) {
+			t.Errorf("no warning naming %s in:\n%s", k, logs.String())
+		}
+	}
+}
+
+// lockedLog collects log output from several goroutines.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestFrozenAgentNoticed is issue 20 item 7: an agent that accepts
+// connections but never answers (SIGSTOP) was never noticed by a watch (0
+// log lines in 90 s). The probe ends the blocking query and the watch
+// reports it (a warning and an Err update) within a generous bound; once
+// the agent runs again, changes flow.
+func TestFrozenAgentNoticed(t *testing.T) {
+	srv := testserver.Consul(t, testserver.ConsulOptions{Dev: true})
+	adm := admin(t, srv)
+	var logs lockedLog
+	b := newClient(t, srv, "", consul.Options{
+		Logger:        slog.New(slog.NewTextHandler(&logs, nil)),
+		ProbeInterval: 500 * time.Millisecond, ProbeTimeout: time.Second,
+	})
+	put(t, adm, "/frozen/a", "1")
+	m := watch(t, b, "/frozen")
+	pid := srv.Process().PID()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	cont := func() { syscall.Kill(pid, syscall.SIGCONT) }
+	t.Cleanup(cont)
+	stopped := time.Now()
+	m.until("a degraded update", func(map[string]string) bool { return m.errs > 0 })
+	took := time.Since(stopped)
+	t.Logf("frozen agent noticed after %v", took.Round(time.Millisecond))
+	if took > 10*time.Second {
+		t.Errorf("frozen agent noticed after %v, want at most 10 s", took)
+	}
+	if !strings.Contains(logs.String(), "agent not answering") || !strings.Contains(logs.String(), srv.Addr()) {
+		t.Errorf("log does not say the agent %s is not answering:\n%s", srv.Addr(), logs.String())
+	}
+	cont()
+	put(t, adm, "/frozen/a", "2")
+	m.until("the write after SIGCONT", func(kvs map[string]string) bool { return kvs["/frozen/a"] == "2" })
+}
+
+// TestAgentRestartSameIndex is issue 20 item 7: a -dev agent restarted and
+// re-populated by the same writes gives a changed key the ModifyIndex it had
+// before, so comparing by index missed the new value (2–4 runs of 4). The
+// answer after a lost query is compared by value.
+func TestAgentRestartSameIndex(t *testing.T) {
+	srv := testserver.Consul(t, testserver.ConsulOptions{Dev: true})
+	adm := admin(t, srv)
+	b := newClient(t, srv, "", consul.Options{})
+	put(t, adm, "/same/a", "before")
+	before, _, err := adm.KV().Get("same/a", nil)
+	if err != nil || before == nil {
+		t.Fatalf("get: %v", err)
+	}
+	m := watch(t, b, "/same")
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	m.until("a degraded update", func(map[string]string) bool { return m.errs > 0 })
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	adm = admin(t, srv)
+	put(t, adm, "/same/a", "after")
+	after, _, err := adm.KV().Get("same/a", nil)
+	if err != nil || after == nil {
+		t.Fatalf("get: %v", err)
+	}
+	t.Logf("ModifyIndex before the restart %d, after %d", before.ModifyIndex, after.ModifyIndex)
+	m.until("the value written after the restart", func(kvs map[string]string) bool { return kvs["/same/a"] == "after" })
 }

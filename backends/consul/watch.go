@@ -3,6 +3,7 @@ package consul
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"sort"
@@ -10,7 +11,7 @@ import (
 	"time"
 
 	"github.com/confit-dev/confit/backends"
-	"github.com/confit-dev/confit/backends/internal/retry"
+	"github.com/confit-dev/confit/internal/retry"
 	"github.com/hashicorp/consul/api"
 )
 
@@ -220,7 +221,6 @@ type take struct {
 	full    bool              // cur replaces the prefix's contents
 	cur     map[string]string // when full
 	changes []keyEntry        // when not full
-	reset   bool
 }
 
 type keyEntry struct {
@@ -471,6 +471,7 @@ func (h *hub) run() {
 		last     uint64 // the last index delivered, to detect going backwards
 		limit    = newRequeryLimiter(c.opts.MinRequeryInterval)
 		failures int
+		afterErr bool // the last query failed: compare the next answer by value
 	)
 	for {
 		c.mu.Lock()
@@ -517,18 +518,26 @@ func (h *hub) run() {
 			wait = jitter(c.opts.WaitTime)
 		}
 		full := index == 0
+		reset := false
 		var (
 			pairs api.KVPairs
 			list  kvList
 			idx   uint64
 			err   error
 		)
+		pctx, stopProbe := context.WithCancelCause(qctx)
+		probing := h.probe(pctx, stopProbe, wait)
 		if src.kind == kindKV {
-			pairs, idx, err = h.list(qctx, src.root, index, wait)
+			pairs, idx, err = h.list(pctx, src.root, index, wait)
 		} else {
-			list, idx, err = src.fetch(qctx, c, c.block, index, wait)
+			list, idx, err = src.fetch(pctx, c, c.block, index, wait)
 		}
+		stopProbe(nil)
+		<-probing
 		superseded := qctx.Err() != nil
+		if cause := context.Cause(pctx); err != nil && errors.Is(cause, ErrAgentNotAnswering) {
+			err = cause
+		}
 		cancel()
 		if c.ctx.Err() != nil {
 			return
@@ -539,6 +548,10 @@ func (h *hub) run() {
 			}
 			failures++
 			index = 0
+			// The next answer is a full read compared by value, not by
+			// ModifyIndex: an agent restarted and re-populated (a -dev
+			// agent) can give a changed key the index it had before.
+			afterErr = true
 			h.broadcastErr(err)
 			if !retry.Sleep(c.ctx, retry.Backoff(c.opts.BackoffMin, c.opts.BackoffMax, failures)) {
 				return
@@ -546,10 +559,12 @@ func (h *hub) run() {
 			continue
 		}
 		failures = 0
+		if afterErr {
+			afterErr, reset = false, true
+		}
 		if idx == 0 {
 			idx = 1 // Consul rule: never block on index 0 after the first read
 		}
-		reset := false
 		if last > 0 && idx < last {
 			// Consul rule: an index that goes backwards resets to 0 (a full
 			// read next); receivers cannot tell what changed.
@@ -581,6 +596,46 @@ func (h *hub) run() {
 	}
 }
 
+// ErrAgentNotAnswering is wrapped by the error of a blocking query ended
+// because the agent did not answer a probe (Options.ProbeInterval): it
+// accepts connections but does not answer (frozen, overloaded).
+var ErrAgentNotAnswering = errors.New("agent not answering")
+
+// probe asks the agent for its leader every ProbeInterval while a query
+// (blocking, waiting up to wait, or a plain read) runs under ctx; when a probe gets no answer
+// within ProbeTimeout it cancels ctx with an error wrapping
+// ErrAgentNotAnswering. The returned channel is closed when the probe
+// stopped (ctx done).
+func (h *hub) probe(ctx context.Context, cancel context.CancelCauseFunc, _ time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	c := h.c
+	if c.opts.ProbeInterval < 0 {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		t := time.NewTicker(c.opts.ProbeInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			pctx, stop := context.WithTimeout(ctx, c.opts.ProbeTimeout)
+			_, err := c.read.Status().LeaderWithQueryOptions(c.queryOptions(pctx, 0, 0))
+			timedOut := pctx.Err() != nil && ctx.Err() == nil
+			stop()
+			if timedOut {
+				cancel(fmt.Errorf("consul: agent %s: %w: no answer to a status request within %v (err: %v)", c.addr, ErrAgentNotAnswering, c.opts.ProbeTimeout, err))
+				return
+			}
+		}
+	}()
+	return done
+}
+
 // list runs the KV blocking query on root. The answer's body is left in
 // h.tap when the transport could take it (pairs is then empty).
 func (h *hub) list(ctx context.Context, root string, index uint64, wait time.Duration) (api.KVPairs, uint64, error) {
@@ -605,11 +660,15 @@ type differ struct {
 	upds    []update
 	at      map[string]int // key without "/" → index in upds, for keys listed twice
 	seenOld int            // distinct entries of old listed
+	dots    *backends.DotKeys
 }
 
 func (h *hub) newDiffer(root string, reset bool) *differ {
 	h.gen++
 	d := &differ{old: h.state, root: root, gen: h.gen}
+	if h.c != nil {
+		d.dots = &h.c.dots
+	}
 	if reset {
 		d.old = map[string]*entry{}
 	}
@@ -654,6 +713,10 @@ func (d *differ) pair(p *rawPair) error {
 		k, err := p.keyString()
 		if err != nil {
 			return err
+		}
+		if backends.HasDotSegment(k) {
+			d.dots.Skip("/"+k, "")
+			return nil
 		}
 		clean := backends.CleanKey(k)
 		if !backends.Under(clean, d.root) {

@@ -17,6 +17,10 @@
 // that change is the healthy Update, and nothing was skipped). Watches also require a leader, so a member cut off from its
 // cluster cancels them (ErrNoLeader, reported the same way), and the client
 // sends keepalive pings, so a silently dropped connection is noticed too.
+//
+// Keys with a "." or ".." element ("/a/../b/secret") are skipped, by Get and
+// by watches, with a warning naming the key (backends.HasDotSegment): they
+// would name a path outside the prefix they were listed under.
 package etcd
 
 import (
@@ -28,6 +32,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,12 +40,16 @@ import (
 	"time"
 
 	"github.com/confit-dev/confit/backends"
-	"github.com/confit-dev/confit/backends/internal/retry"
+	"github.com/confit-dev/confit/internal/retry"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/status"
 )
 
 // ErrConnectionLost is wrapped by the Err of the Update a watch sends when
@@ -77,7 +86,26 @@ const (
 
 	backoffMin = 100 * time.Millisecond
 	backoffMax = 5 * time.Second
+
+	// ConnectBackoffMax caps gRPC's backoff between connection attempts
+	// (its default grows to 120 s): after an outage of any length the
+	// client is connected again within about this long of etcd answering.
+	// The delays keep gRPC's 20 % jitter, so a fleet does not reconnect in
+	// step; a refused TCP connection a second per client costs the
+	// restarting server little.
+	ConnectBackoffMax = time.Second
 )
+
+// connectParams bounds gRPC's connection backoff (see ConnectBackoffMax).
+var connectParams = grpc.ConnectParams{
+	Backoff: backoff.Config{
+		BaseDelay:  100 * time.Millisecond,
+		Multiplier: 1.6,
+		Jitter:     0.2,
+		MaxDelay:   ConnectBackoffMax,
+	},
+	MinConnectTimeout: DialTimeout,
+}
 
 // Stats counts requests made to the store, for benchmarks.
 type Stats struct {
@@ -92,6 +120,10 @@ type Stats struct {
 type Client struct {
 	cli      *clientv3.Client
 	pageSize int64
+	nodes    string // the endpoints, comma-separated, for errors
+
+	dialErr atomic.Pointer[error] // the last failed dial, nil after a good one
+	dots    backends.DotKeys      // keys skipped for a "." or ".." element
 
 	gets, ranges atomic.Uint64
 
@@ -182,14 +214,46 @@ func New(ctx context.Context, cfg backends.Config) (*Client, error) {
 			return nil, err
 		}
 	}
+	c := &Client{pageSize: PageSize, nodes: strings.Join(endpoints, ",")}
+	c.dots.Log = cfg.Logger
+	ccfg.DialOptions = []grpc.DialOption{grpc.WithConnectParams(connectParams)}
+	if !slices.ContainsFunc(endpoints, func(e string) bool { return strings.HasPrefix(e, "unix") }) {
+		ccfg.DialOptions = append(ccfg.DialOptions, grpc.WithContextDialer(c.dial))
+	}
 	cli, err := clientv3.New(ccfg)
 	if err != nil {
-		return nil, fmt.Errorf("etcd: connect %s: %w", strings.Join(endpoints, ","), err)
+		return nil, fmt.Errorf("etcd: connect %s: %w", c.nodes, err)
 	}
 	closeCtx, stop := context.WithCancel(context.Background())
-	c := &Client{cli: cli, pageSize: PageSize, closeCtx: closeCtx, closeStop: stop}
+	c.cli, c.closeCtx, c.closeStop = cli, closeCtx, stop
 	c.wg.Go(func() { c.monitor(closeCtx) })
 	return c, nil
+}
+
+// dial is gRPC's TCP dialer, keeping the last failure for errors: the etcd
+// client retries until the request's deadline and then reports only
+// "context deadline exceeded".
+func (c *Client) dial(ctx context.Context, addr string) (net.Conn, error) {
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		c.dialErr.Store(&err)
+		return nil, err
+	}
+	c.dialErr.Store(nil)
+	return conn, nil
+}
+
+// Endpoints returns the nodes the client talks to.
+func (c *Client) Endpoints() []string { return c.cli.Endpoints() }
+
+// explain adds to a request's error the nodes asked and, when the request
+// ran out of time while the client could not connect, the last dial error
+// ("connect: connection refused").
+func (c *Client) explain(err error) error {
+	if e := c.dialErr.Load(); e != nil && (errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded || status.Code(err) == codes.Unavailable) {
+		return fmt.Errorf("node %s: %w (last connection attempt: %v)", c.nodes, err, *e)
+	}
+	return fmt.Errorf("node %s: %w", c.nodes, err)
 }
 
 // endpoints resolves the node list: SRV when asked, else Nodes, else the
@@ -323,13 +387,18 @@ func (c *Client) read(ctx context.Context, ps []string, rev int64) (backends.Sna
 			cancel()
 			c.ranges.Add(1)
 			if err != nil {
-				return backends.Snapshot{}, fmt.Errorf("etcd: get %q: %w", p, err)
+				return backends.Snapshot{}, fmt.Errorf("etcd: get %q: %w", p, c.explain(err))
 			}
 			if rev == 0 {
 				rev = resp.Header.Revision
 			}
 			for _, kv := range resp.Kvs {
-				if k := string(kv.Key); backends.Under(k, p) {
+				k := string(kv.Key)
+				switch {
+				case !backends.Under(k, p):
+				case backends.HasDotSegment(k):
+					c.dots.Skip(k, "")
+				default:
 					kvs[k] = string(kv.Value)
 					keys = append(keys, k)
 				}
@@ -347,7 +416,7 @@ func (c *Client) read(ctx context.Context, ps []string, rev int64) (backends.Sna
 		resp, err := c.cli.Get(rctx, "/", clientv3.WithCountOnly())
 		c.ranges.Add(1)
 		if err != nil {
-			return backends.Snapshot{}, fmt.Errorf("etcd: get revision: %w", err)
+			return backends.Snapshot{}, fmt.Errorf("etcd: get revision: %w", c.explain(err))
 		}
 		rev = resp.Header.Revision
 	}
@@ -390,7 +459,7 @@ func (c *Client) Watch(ctx context.Context, prefix string, rev uint64) (<-chan b
 		c.ranges.Add(1)
 		if err != nil {
 			c.wg.Done()
-			return nil, fmt.Errorf("etcd: watch %q: %w", prefix, err)
+			return nil, fmt.Errorf("etcd: watch %q: %w", prefix, c.explain(err))
 		}
 		rev = uint64(resp.Header.Revision)
 	}
@@ -562,6 +631,10 @@ func (w *watch) deliver(ctx context.Context, events []*clientv3.Event) bool {
 			ev := events[i]
 			key := string(ev.Kv.Key)
 			if rev <= w.last || !backends.Under(key, w.prefix) {
+				continue
+			}
+			if backends.HasDotSegment(key) {
+				w.c.dots.Skip(key, "")
 				continue
 			}
 			if ev.Type == mvccpb.DELETE {

@@ -1,10 +1,16 @@
 package etcd_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"maps"
 	"os"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -240,4 +246,61 @@ func TestWatchAfterCompactionResets(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no update after Reset")
 	}
+}
+
+// TestDotKeysSkipped is issue 20 item 3c: a key with a "." or ".." element
+// ("/dots/../b/secret") is never resolved into another path: Get and Watch
+// skip it, and the warning names the key.
+func TestDotKeysSkipped(t *testing.T) {
+	needServer(t)
+	var logs bytes.Buffer
+	c, err := etcd.New(t.Context(), backends.Config{
+		Backend: "etcd", Nodes: []string{server.Endpoint()},
+		Logger: slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil)),
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	for _, k := range []string{"/dots/../b/secret", "/dots/./x", "/dots/ok"} {
+		retry(t, "put "+k, func(ctx context.Context) error { _, err := admin.Put(ctx, k, "v"); return err })
+	}
+	snap, err := c.Get(t.Context(), []string{"/dots"})
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if want := map[string]string{"/dots/ok": "v"}; !maps.Equal(snap.KVs, want) {
+		t.Errorf("Get(/dots) = %v, want %v", snap.KVs, want)
+	}
+	ch, err := c.Watch(t.Context(), "/dots", snap.Rev)
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	retry(t, "put", func(ctx context.Context) error { _, err := admin.Put(ctx, "/dots/../c", "w"); return err })
+	retry(t, "put", func(ctx context.Context) error { _, err := admin.Put(ctx, "/dots/ok2", "w"); return err })
+	select {
+	case u := <-ch:
+		if want := []backends.Change{{Key: "/dots/ok2", Value: "w"}}; u.Err != nil || !slices.Equal(u.Changes, want) {
+			t.Errorf("first update = %+v, want only %v", u, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no update within 10 s")
+	}
+	for _, k := range []string{"/dots/../b/secret", "/dots/./x", "/dots/../c"} {
+		if !strings.Contains(logs.String(), "key="+k) {
+			t.Errorf("no warning naming %s in:\n%s", k, logs.String())
+		}
+	}
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"os"
 	"testing"
 	"time"
 
@@ -208,4 +209,86 @@ func TestCloseDuringOutage(t *testing.T) {
 			t.Errorf("watch %d still open after Close returned", i)
 		}
 	}
+}
+
+// TestWatchBackSoonAfterKill is issue 20 item 1: etcd killed with SIGKILL
+// for longer than the connection backoff's cap, then restarted on the same
+// port and data directory. A put made once it answers reaches the watch
+// within a bound generous for a loaded machine (10 s); with gRPC's default
+// connection backoff (growing to 120 s) it took 5–54 s. The outage lasts
+// 15 s, or CONFIT_ETCD_OUTAGE (e.g. 30s, 60s, 120s) to measure; the figure
+// is logged.
+func TestWatchBackSoonAfterKill(t *testing.T) {
+	outage := 15 * time.Second
+	if v := os.Getenv("CONFIT_ETCD_OUTAGE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("CONFIT_ETCD_OUTAGE=%q: %v", v, err)
+		}
+		outage = d
+	}
+	if testing.Short() {
+		t.Skip("a 15 s outage: not in -short")
+	}
+	s, adm := ownServer(t)
+	c, err := etcd.New(t.Context(), backends.Config{Backend: "etcd", Nodes: []string{s.Endpoint()}})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	const ns = "/kill9"
+	retry(t, "put a", func(ctx context.Context) error { _, err := adm.Put(ctx, ns+"/a", "before"); return err })
+	ch, err := c.Watch(t.Context(), ns, 0)
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	if err := s.Kill(); err != nil {
+		t.Fatalf("kill etcd: %v", err)
+	}
+	if u := next(t, ch, "outage"); u.Err == nil {
+		t.Fatalf("update during the outage = %+v, want an Err", u)
+	}
+	time.Sleep(outage)
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatalf("start etcd: %v", err)
+	}
+	// Start returns once the server answers: from here, time the put's
+	// way to the watch.
+	answered := time.Now()
+	// A fresh client for the put: the admin client has gRPC's default
+	// backoff too.
+	fresh, err := clientv3.New(clientv3.Config{
+		Endpoints: []string{s.Endpoint()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+	})
+	if err != nil {
+		t.Fatalf("client after the restart: %v", err)
+	}
+	defer fresh.Close()
+	retry(t, "put a", func(ctx context.Context) error { _, err := fresh.Put(ctx, ns+"/a", "after"); return err })
+	const bound = 10 * time.Second
+	deadline := time.After(bound - time.Since(answered))
+	for {
+		select {
+		case u, ok := <-ch:
+			if !ok {
+				t.Fatal("watch channel closed")
+			}
+			if u.Reset && u.KVs[ns+"/a"] == "after" || changed(u, ns+"/a", "after") {
+				t.Logf("after a %v outage, the put reached the watch %v after etcd answered", outage, time.Since(answered).Round(time.Millisecond))
+				return
+			}
+		case <-deadline:
+			t.Fatalf("after a %v outage, the put did not reach the watch within %v of etcd answering", outage, bound)
+		}
+	}
+}
+
+// changed reports whether u sets key to val.
+func changed(u backends.Update, key, val string) bool {
+	for _, c := range u.Changes {
+		if c.Key == key && !c.Deleted && c.Value == val {
+			return true
+		}
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package file
 
 import (
 	"context"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -75,6 +76,10 @@ func TestNewErrors(t *testing.T) {
 		{name: "no files", wantErr: "no files"},
 		{name: "missing file", paths: []string{filepath.Join(dir, "nope.yaml")}, wantErr: "nope.yaml"},
 		{name: "bad filter", paths: []string{ok}, filter: "[", wantErr: "filter"},
+		{name: "bad filter in braces", paths: []string{ok}, filter: "{*.yaml,[}", wantErr: "filter"},
+		{name: "filter matches no file", paths: []string{dir}, filter: "*.json", wantErr: "no file in directory " + dir + ` matches -filter "*.json"`},
+		{name: "braces match no file", paths: []string{dir}, filter: "*.{yml,json}", wantErr: `matches -filter "*.{yml,json}"`},
+		{name: "empty directory", paths: []string{t.TempDir()}, wantErr: "holds no file to read"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -155,6 +160,13 @@ func TestGet(t *testing.T) {
 			filter:   "*.y*ml",
 			prefixes: []string{"/"},
 			want:     map[string]string{"/tree/one": "override", "/tree/two": "2"},
+		},
+		{
+			name:     "directory walk with braces",
+			paths:    []string{tree},
+			filter:   "*.{yml,txt}",
+			prefixes: []string{"/"},
+			want:     map[string]string{"/tree/two": "2", "/tree/txt": "1"},
 		},
 		{
 			name:     "filter only applies to directories",
@@ -259,8 +271,8 @@ func TestGetErrorsNameTheFile(t *testing.T) {
 	})
 }
 
-// TestGetSortedKeys checks Snapshot.Keys: the sorted keys when the one
-// values file lists them in order and every key is wanted, else nil.
+// TestGetSortedKeys checks Snapshot.Keys: the sorted keys when every key
+// is wanted, else nil.
 func TestGetSortedKeys(t *testing.T) {
 	dir := t.TempDir()
 	sorted := writeFile(t, dir, "sorted.yaml", "a:\n  x: 1\n  y: 2\nb: 3\n")
@@ -274,8 +286,8 @@ func TestGetSortedKeys(t *testing.T) {
 	}{
 		{"sorted file, all keys", []string{sorted}, []string{"/"}, []string{"/a/x", "/a/y", "/b"}},
 		{"sorted file, some keys", []string{sorted}, []string{"/a"}, nil},
-		{"unsorted file", []string{unsorted}, []string{"/"}, nil},
-		{"two files", []string{sorted, other}, []string{"/"}, nil},
+		{"unsorted file", []string{unsorted}, []string{"/"}, []string{"/a", "/b"}},
+		{"two files", []string{sorted, other}, []string{"/"}, []string{"/a/x", "/a/y", "/b", "/c"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -292,5 +304,75 @@ func TestGetSortedKeys(t *testing.T) {
 				t.Errorf("Keys = %q, want %q", snap.Keys, tc.want)
 			}
 		})
+	}
+}
+
+func TestExpandBraces(t *testing.T) {
+	tests := []struct {
+		pattern string
+		want    []string
+	}{
+		{pattern: "*", want: []string{"*"}},
+		{pattern: "*.{yaml,json}", want: []string{"*.yaml", "*.json"}},
+		{pattern: "{a,b}{1,2}", want: []string{"a1", "a2", "b1", "b2"}},
+		{pattern: "x{a,{b,c}}", want: []string{"xa", "xb", "xc"}},
+		{pattern: "*.{yaml}", want: []string{"*.{yaml}"}},      // no comma: literal, as in a shell
+		{pattern: "{a,b", want: []string{"{a,b"}},              // unterminated: literal
+		{pattern: `\{a,b}`, want: []string{`\{a,b}`}},          // escaped
+		{pattern: "[{]{a,b}", want: []string{"[{]a", "[{]b"}},  // a class is not a group
+		{pattern: "{x}.{a,}", want: []string{"{x}.a", "{x}."}}, // empty alternative
+		{pattern: "{,.}{yaml,yml}", want: []string{"yaml", "yml", ".yaml", ".yml"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.pattern, func(t *testing.T) {
+			if got := expandBraces(tc.pattern); !slices.Equal(got, tc.want) {
+				t.Errorf("expandBraces(%q) = %q, want %q", tc.pattern, got, tc.want)
+			}
+		})
+	}
+	if got := len(expandBraces(strings.Repeat("{a,b}", 12))); got != maxPatterns {
+		t.Errorf("expansion of 2^12 patterns kept %d, want %d", got, maxPatterns)
+	}
+}
+
+// TestDotKeysSkipped is issue 20 item 3c: a mapping key with a "." or ".."
+// element ("../../etc/passwd") never names a path outside its parent: the
+// key is skipped, in every format, with a warning naming the file and the
+// key; the other keys are read as before.
+func TestDotKeysSkipped(t *testing.T) {
+	dir := t.TempDir()
+	files := []string{
+		writeFile(t, dir, "v.yaml", "a:\n  ../../etc/passwd: y\n  ok: 1\n  x/./y: 2\n"),
+		writeFile(t, dir, "v.json", `{"j": {"..": {"etc": "j"}, "ok": "2"}}`),
+		writeFile(t, dir, "v.toml", "[t]\n\"../up\" = \"t\"\nok = 3\n"),
+	}
+	var logs strings.Builder
+	b := newBackend(t, "", files...)
+	b.SetLogger(slog.New(slog.NewTextHandler(&logs, nil)))
+	snap, err := b.Get(t.Context(), []string{"/"})
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	want := map[string]string{"/a/ok": "1", "/j/ok": "2", "/t/ok": "3"}
+	if !maps.Equal(snap.KVs, want) {
+		t.Errorf("Get(/) = %v, want %v", snap.KVs, want)
+	}
+	for _, k := range []string{"/a/../../etc/passwd", "/a/x/./y", "/j/../etc", "/t/../up"} {
+		if !strings.Contains(logs.String(), "key="+k) {
+			t.Errorf("no warning naming %s in:\n%s", k, logs.String())
+		}
+	}
+	for _, f := range files {
+		if !strings.Contains(logs.String(), "file="+f) {
+			t.Errorf("no warning naming the file %s in:\n%s", f, logs.String())
+		}
+	}
+	// A second read does not warn again.
+	n := strings.Count(logs.String(), "\n")
+	if _, err := b.Get(t.Context(), []string{"/"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := strings.Count(logs.String(), "\n"); m != n {
+		t.Errorf("second read logged %d more lines", m-n)
 	}
 }

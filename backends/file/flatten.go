@@ -9,6 +9,7 @@ import (
 	"maps"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,45 +46,36 @@ func formatOf(name string) format {
 // parse decodes data in the format given by name's extension and flattens it
 // into absolute keys. Errors carry the parser's line (and column when
 // known) but not the file name; the caller adds it.
-//
-// keys, when not nil, are the keys of kvs in sorted order: the fast YAML
-// path reads them in document order, which is often sorted already.
-func parse(name string, data []byte) (kvs map[string]string, keys []string, err error) {
+func parse(name string, data []byte) (kvs map[string]string, err error) {
 	kvs = map[string]string{}
 	switch formatOf(name) {
 	case formatJSON:
 		v, err := decodeJSON(data)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if err := flattenTop(v, kvs); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	case formatTOML:
 		var v map[string]any
 		if _, err := toml.Decode(string(data), &v); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if err := flattenTop(v, kvs); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	default:
-		if fast, order, ok := fastYAML(data); ok {
-			if !slices.IsSorted(order) {
-				order = nil
-			}
-			return fast, order, nil
-		}
 		if err := parseYAML(data, kvs); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
-	return kvs, nil, nil
+	return kvs, nil
 }
 
 // parseYAML flattens every document of a YAML stream into kvs through
-// yaml.v3's node trees; later documents win on the same key, as later files
-// do. It reads the whole language, where fastYAML reads a common subset.
+// yaml.v3's node trees, with values read as YAML 1.1 reads them (see
+// resolveYAML11); later documents win on the same key, as later files do.
 func parseYAML(data []byte, kvs map[string]string) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {
@@ -95,7 +87,7 @@ func parseYAML(data []byte, kvs map[string]string) error {
 		if err != nil {
 			return err
 		}
-		keepText(&doc)
+		resolveYAML11(&doc, false)
 		if err := flattenYAML(&doc, kvs, yamlBudget(len(data))); err != nil {
 			return err
 		}
@@ -113,26 +105,84 @@ func yamlBudget(size int) int {
 	return min(10000+100*size, maxYAMLBudget)
 }
 
-// keepText retags the scalars of a YAML tree whose decoded form would lose
-// their source text as strings: timestamps (which yaml.v3 turns into
-// time.Time for some spellings) and integers too large for 64 bits (which it
-// turns into floats). Aliases are not followed: their targets are in the
-// tree already.
-func keepText(n *yaml.Node) {
-	if n.Kind == yaml.ScalarNode {
-		switch n.ShortTag() {
-		case "!!timestamp":
+// resolveYAML11 retags the scalars of a YAML tree so that decoding it
+// gives what confd's YAML 1.1 reader (yaml.v2) gives, as strings:
+//
+//   - a plain value scalar is resolved by resolve11: yes/no/on/off/y/n in
+//     their YAML 1.1 spellings are "true"/"false", 0777 is "511", 0x1F is
+//     "31", 1e21 is "1000000000000000000000", and null, ~ or nothing is
+//     null, which flatten leaves out (confd drops those keys);
+//   - mapping keys stay as yaml.v3 reads them (a "y:" key is "y"; yaml.v2
+//     makes it a boolean and confd crashes);
+//   - timestamps keep their source text, as yaml.v2 gives them to confd;
+//   - integers too large for 64 bits keep their digits (yaml.v2 makes them
+//     floats or confd drops them: a documented difference).
+//
+// Quoted, block and explicitly tagged scalars are left to yaml.v3. key
+// tells whether n is a mapping key. Aliases are not followed: their
+// targets are in the tree already.
+func resolveYAML11(n *yaml.Node, key bool) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		switch {
+		case !key && n.Style == 0:
+			n.Tag, n.Value = resolve11(n.Value)
+		case n.ShortTag() == "!!timestamp":
 			n.Tag = "!!str"
-		case "!!float":
-			if n.Style == 0 && isBigInt(n.Value) {
-				n.Tag, n.Value = "!!str", strings.ReplaceAll(n.Value, "_", "")
-			}
+		case n.ShortTag() == "!!float" && n.Style == 0 && isBigInt(n.Value):
+			n.Tag, n.Value = "!!str", strings.ReplaceAll(n.Value, "_", "")
 		}
-		return
+	case yaml.MappingNode:
+		for i, c := range n.Content {
+			resolveYAML11(c, i%2 == 0)
+		}
+	default:
+		for _, c := range n.Content {
+			resolveYAML11(c, false)
+		}
 	}
-	for _, c := range n.Content {
-		keepText(c)
+}
+
+// yaml11Float is yaml.v2's pattern for a plain scalar read as a float.
+var yaml11Float = regexp.MustCompile(`^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`)
+
+// resolve11 reads the plain scalar s with yaml.v2's rules, rendered as
+// confd's file backend renders the result. It returns the tag "!!null" for
+// a null and "!!str" with the rendered value for everything else.
+func resolve11(s string) (tag, value string) {
+	switch s {
+	case "", "~", "null", "Null", "NULL":
+		return "!!null", ""
+	case "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON":
+		return "!!str", "true"
+	case "n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF":
+		return "!!str", "false"
+	case ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF":
+		return "!!str", "+Inf"
+	case "-.inf", "-.Inf", "-.INF":
+		return "!!str", "-Inf"
+	case ".nan", ".NaN", ".NAN":
+		return "!!str", "NaN"
 	}
+	if !strings.ContainsRune("+-.0123456789", rune(s[0])) {
+		return "!!str", s
+	}
+	plain := strings.ReplaceAll(s, "_", "")
+	if i, err := strconv.ParseInt(plain, 0, 64); err == nil {
+		return "!!str", strconv.FormatInt(i, 10)
+	}
+	if u, err := strconv.ParseUint(plain, 0, 64); err == nil {
+		return "!!str", strconv.FormatUint(u, 10)
+	}
+	if isBigInt(s) {
+		return "!!str", plain
+	}
+	if yaml11Float.MatchString(plain) {
+		if f, err := strconv.ParseFloat(plain, 64); err == nil {
+			return "!!str", strconv.FormatFloat(f, 'f', -1, 64)
+		}
+	}
+	return "!!str", s
 }
 
 // isBigInt reports whether s is a plain decimal integer, optionally signed
@@ -219,15 +269,16 @@ func flattenTop(v any, kvs map[string]string) error {
 // flatten walks v, writing one entry per scalar: mapping keys become path
 // elements (/a/b) and list items their index (/list/0). Keys are cleaned as
 // backends.CleanKey does, so "a/b" as a single mapping key becomes two path
-// elements and ".." climbs, exactly as confd's path.Join does. Mapping keys
+// elements, as confd's path.Join does; a key with a "." or ".." element is
+// joined verbatim instead (see joinName), for read to skip. Mapping keys
 // are visited in sorted order so that two spellings of the same path
 // ("a/b" and a: {b:}) collide deterministically: the later one in sort
-// order wins. Empty mappings and lists produce no key.
+// order wins. Empty mappings and lists, and nulls, produce no key.
 func flatten(v any, key string, kvs map[string]string) {
 	switch n := v.(type) {
 	case map[string]any:
 		for _, k := range slices.Sorted(maps.Keys(n)) {
-			flatten(n[k], path.Join(key, k), kvs)
+			flatten(n[k], joinName(key, k), kvs)
 		}
 	case map[any]any:
 		// YAML mappings with non-string keys (8080:, true:, 1.5:) decode
@@ -249,7 +300,7 @@ func flatten(v any, key string, kvs map[string]string) {
 			return strings.Compare(a.order, b.order)
 		})
 		for _, e := range entries {
-			flatten(e.v, path.Join(key, e.name), kvs)
+			flatten(e.v, joinName(key, e.name), kvs)
 		}
 	case []any:
 		for i, item := range n {
@@ -259,9 +310,25 @@ func flatten(v any, key string, kvs map[string]string) {
 		for i, item := range n {
 			flatten(item, path.Join(key, strconv.Itoa(i)), kvs)
 		}
+	case nil:
+		// A null (YAML ~ or nothing, JSON null) has no value: confd
+		// leaves the key out.
 	default:
-		kvs[backends.CleanKey(key)] = scalar(n)
+		if !backends.HasDotSegment(key) {
+			key = backends.CleanKey(key)
+		}
+		kvs[key] = scalar(n)
 	}
+}
+
+// joinName is path.Join(key, name), except that a name with a "." or ".."
+// element is appended as it is: cleaned, "../../etc/passwd" would climb
+// out of its parent. read skips the keys it makes (backends.HasDotSegment).
+func joinName(key, name string) string {
+	if backends.HasDotSegment(name) || backends.HasDotSegment(key) {
+		return strings.TrimSuffix(key, "/") + "/" + name
+	}
+	return path.Join(key, name)
 }
 
 // scalar renders a decoded scalar the way confd's file backend does:

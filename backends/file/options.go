@@ -20,13 +20,18 @@ type Options struct {
 // found before anything runs.
 func (o *Options) Validate() error {
 	if len(o.Files) == 0 {
-		return errors.New("file: no files given (use -file)")
+		return errors.New("file: no file given: -file (or file in a [backend] table) names a YAML, JSON or TOML file, or a directory of them")
 	}
 	return nil
 }
 
 func init() {
-	backends.Register("file", func(_ context.Context, o *Options, _ *slog.Logger) (backends.Backend, error) {
-		return New(o.Files, o.Filter)
+	backends.Register("file", func(_ context.Context, o *Options, log *slog.Logger) (backends.Backend, error) {
+		b, err := New(o.Files, o.Filter)
+		if err != nil {
+			return nil, err
+		}
+		b.SetLogger(log)
+		return b, nil
 	})
 }

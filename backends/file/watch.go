@@ -284,7 +284,7 @@ func (b *Backend) relevant(fsw *fsnotify.Watcher, ev fsnotify.Event) bool {
 			continue
 		}
 		base := filepath.Base(name)
-		if ok, _ := filepath.Match(b.filter, base); ok && !strings.HasPrefix(base, ".") {
+		if b.match(base) && !strings.HasPrefix(base, ".") {
 			hit = true
 		}
 	}

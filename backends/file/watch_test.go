@@ -407,3 +407,19 @@ func TestWatchSlowReceiverGetsReset(t *testing.T) {
 		t.Errorf("got %d updates with %d resets for %d changes; want the queue collapsed into a Reset", updates, resets, writes)
 	}
 }
+
+// A filter with braces picks the files a watch reacts to as it picks the
+// files read.
+func TestWatchDirectoryBraces(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "a.yaml", "app: {a: 1}\n")
+	b := newBackend(t, "*.{yaml,json}", dir)
+	ch, err := b.Watch(t.Context(), "/app", 0)
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	writeFile(t, dir, "notes.txt", "app: {txt: 1}\n")
+	writeFile(t, dir, "b.json", `{"app": {"b": 2}}`)
+	view := map[string]string{"/app/a": "1"}
+	mirror(t, ch, "/app", view, map[string]string{"/app/a": "1", "/app/b": "2"})
+}

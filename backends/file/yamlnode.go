@@ -3,7 +3,6 @@ package file
 import (
 	"errors"
 	"fmt"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -187,7 +186,9 @@ func (w *yamlWalker) flatten(n *yaml.Node, key string) error {
 		if err != nil {
 			return err
 		}
-		w.kvs[key] = scalar(v)
+		if v != nil { // a null has no value: confd leaves the key out
+			w.kvs[key] = scalar(v)
+		}
 	}
 	return nil
 }
@@ -319,7 +320,7 @@ func needsClean(name string) bool {
 // cleaning when name is a plain path element (the common case).
 func joinKey(key, name string) string {
 	if needsClean(name) {
-		return path.Join(key, name)
+		return joinName(key, name)
 	}
 	if key == "/" {
 		return "/" + name

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"io"
 	"maps"
-	"slices"
 	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/confit-dev/confit/backends"
 )
 
 // decodeFlatten is the reference: decode each document into `any` with
@@ -26,7 +27,7 @@ func decodeFlatten(data []byte) (map[string]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		keepText(&doc)
+		resolveYAML11(&doc, false)
 		var v any
 		if err := doc.Decode(&v); err != nil {
 			return nil, err
@@ -120,10 +121,7 @@ func checkYAMLAgrees(t *testing.T, data []byte) {
 		return
 	}
 	want, wantErr := decodeFlatten(data)
-	got, keys, gotErr := parse("x.yaml", data)
-	if keys != nil && !slices.Equal(keys, slices.Sorted(maps.Keys(got))) {
-		t.Errorf("%q: parse gave keys %q, not the sorted keys of its map", data, keys)
-	}
+	got, gotErr := parse("x.yaml", data)
 	if wantErr != nil {
 		// The decoder's aliasing limit is a ratio of expanded to parsed
 		// nodes; ours is a fixed budget. Both bound the work.
@@ -140,6 +138,14 @@ func checkYAMLAgrees(t *testing.T, data []byte) {
 	}
 	if gotErr != nil {
 		t.Fatalf("%q: flattenYAML fails (%v) but decoder gives %v", data, gotErr, want)
+	}
+	for k := range got {
+		if backends.HasDotSegment(k) {
+			// The walker keeps a "." or ".." key as written, for read to
+			// skip it (issue 20 item 3c); the decoder's reference cleans
+			// it into another key: no common ground to compare.
+			return
+		}
 	}
 	if !maps.Equal(got, want) {
 		t.Errorf("%q:\n flattenYAML %v\n decoder     %v", data, got, want)
@@ -165,14 +171,14 @@ func TestFlattenYAMLSelfAlias(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			// A cyclic walk would hit the budget (or the test timeout)
 			// instead of this error.
-			_, _, err := parse("x.yaml", data)
+			_, err := parse("x.yaml", data)
 			if err == nil || !strings.Contains(err.Error(), "contains itself") {
 				t.Fatalf("got %v, want an anchor that contains itself", err)
 			}
 			checkYAMLAgrees(t, data)
 		})
 	}
-	if _, _, err := parse("x.yaml", selfAlias()); err == nil || !strings.Contains(err.Error(), `anchor "x" contains itself`) {
+	if _, err := parse("x.yaml", selfAlias()); err == nil || !strings.Contains(err.Error(), `anchor "x" contains itself`) {
 		t.Errorf("got %v, want the anchor named", err)
 	}
 }

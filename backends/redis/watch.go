@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/confit-dev/confit/backends"
-	"github.com/confit-dev/confit/backends/internal/retry"
+	"github.com/confit-dev/confit/internal/retry"
 	"github.com/redis/rueidis"
 )
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/resource"
 )
 
 // errUsage marks errors in flags, environment or the config file: exit code 2.
@@ -30,6 +32,7 @@ type options struct {
 	keepStageFile            bool
 	logLevel, logFormat      string
 	noop, onetime            bool
+	noopShowSecrets          bool
 	path, prefix             string
 	roleID, secretID         string
 	secretKeyring            string
@@ -38,9 +41,14 @@ type options struct {
 	version, watch           bool
 	wait                     string
 	cmdTimeout               time.Duration
+	timeout                  time.Duration
+	cmdEnvClean              bool
 	metricsAddr              string
 	templateExecutor         string
 	settings                 map[string]*settingFlag // by setting name
+
+	// warnings found while parsing, logged once the logger is set up.
+	warnings []string
 }
 
 // settingFlag is the flag of one backend setting. Values are checked
@@ -80,7 +88,8 @@ func (f *settingFlag) Set(v string) error {
 func (f *settingFlag) IsBoolFlag() bool { return f.s.Kind == backends.KindBool }
 
 // newFlagSet declares every flag on a fresh FlagSet bound to o. Usage text is
-// written to w.
+// written to w. The FlagSet does not parse the command line itself:
+// parseCommandLine does, and describes errors in terms of these flags.
 func newFlagSet(o *options, w io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("confit", flag.ContinueOnError)
 	fs.SetOutput(w)
@@ -97,6 +106,7 @@ func newFlagSet(o *options, w io.Writer) *flag.FlagSet {
 	b(&o.keepStageFile, "keep-stage-file", false, "keep staged files that were not moved into place")
 	s(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	b(&o.noop, "noop", false, "render and print a diff, never write a destination nor run a command")
+	b(&o.noopShowSecrets, "noop-show-secrets", false, "with -noop, print the diff of destinations others may not read (mode without o+r, e.g. 0600) too; without it they get a line counting the changes")
 	b(&o.onetime, "onetime", false, "render every resource once and exit (1 if any failed)")
 	s(&o.path, "path", "", "Vault auth mount path (accepted for confd compatibility)")
 	s(&o.prefix, "prefix", "", "key prefix; replaces the prefix of every resource")
@@ -113,6 +123,8 @@ func newFlagSet(o *options, w io.Writer) *flag.FlagSet {
 	s(&o.logFormat, "log-format", "text", "log format: text (confd's layout) or json")
 	s(&o.wait, "wait", "", "watch: render after MIN of quiet, at most MAX after the first change (MIN[:MAX], e.g. 100ms:2s)")
 	fs.DurationVar(&o.cmdTimeout, "cmd-timeout", 60*time.Second, "default timeout of check_cmd and reload_cmd")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "one-shot and interval mode: deadline of each read of the store, connecting included")
+	b(&o.cmdEnvClean, "cmd-env-clean", false, "run check_cmd and reload_cmd with only PATH, HOME, LANG, LC_*, TZ, USER, LOGNAME, SHELL, TMPDIR, TERM and CONFIT_SRC/CONFIT_DEST (not tokens such as CONSUL_HTTP_TOKEN); without it they inherit confit's environment")
 	s(&o.metricsAddr, "metrics-addr", "", "serve /metrics, /health and /debug/pprof/ on this address (e.g. 127.0.0.1:9115)")
 	s(&o.templateExecutor, "template-executor", "auto", "auto: confit's template executor where it can, text/template for the rest (same output); text: text/template only")
 
@@ -148,22 +160,21 @@ func envName(flagName string) string {
 }
 
 // parseOptions resolves flags, environment and config file with the
-// precedence defaults < config file < environment < command line.
-func parseOptions(args []string, getenv func(string) string, usageOut io.Writer) (*options, error) {
+// precedence defaults < config file < environment < command line. environ
+// lists the environment (os.Environ), for the CONFIT_* variables that name
+// no flag: each is a warning in o.warnings. The -help text is written to
+// helpOut, and flag.ErrHelp returned.
+func parseOptions(args []string, getenv func(string) string, environ func() []string, helpOut io.Writer) (*options, error) {
 	o := &options{}
-	fs := newFlagSet(o, usageOut)
-	fs.Usage = func() { usage(fs) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	fs := newFlagSet(o, helpOut)
+	setOnCLI, err := parseCommandLine(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		usage(fs)
+		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
-	setOnCLI := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { setOnCLI[f.Name] = true })
 
 	// The config file path itself: flag > env > default.
 	cfgPath, explicit := o.configFile, setOnCLI["config-file"]
@@ -184,14 +195,14 @@ func parseOptions(args []string, getenv func(string) string, usageOut io.Writer)
 		}
 		if v, src := o.envValue(f.Name, getenv); src != "" {
 			if err := setValue(fs, f.Name, v, true); err != nil {
-				errs = append(errs, fmt.Errorf("%w: %s: %v", errUsage, src, err))
+				errs = append(errs, fmt.Errorf("%w: %w", errUsage, badValue(f, fromEnv, src, v, err)))
 			}
 			return
 		}
 		if vals, ok := fileVals[f.Name]; ok {
 			for _, v := range vals {
 				if err := fs.Set(f.Name, v); err != nil {
-					errs = append(errs, fmt.Errorf("%w: %s: key %q: %v", errUsage, cfgPath, f.Name, err))
+					errs = append(errs, fmt.Errorf("%w: %w", errUsage, badValue(f, fromConfig, fmt.Sprintf("%s: key %q", cfgPath, f.Name), v, err)))
 				}
 			}
 		}
@@ -199,7 +210,37 @@ func parseOptions(args []string, getenv func(string) string, usageOut io.Writer)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	o.warnings = unknownEnv(fs, environ())
 	return o, o.validate()
+}
+
+// otherEnv are the CONFIT_* variables that are not flags.
+var otherEnv = []string{
+	"CONFIT_CPUPROFILE", "CONFIT_MEMPROFILE", // profile.go
+	"CONFIT_CONSUL_EMPTY_GRACE",            // backends/consul
+	"CONFIT_ETCD_BIN", "CONFIT_CONSUL_BIN", // internal/testserver: the servers tests start
+}
+
+// unknownEnv returns a warning for each CONFIT_* variable of environ that
+// names no flag (a typo such as CONFIT_BACKEN would otherwise be ignored
+// without a word), with the nearest variable that does.
+func unknownEnv(fs *flag.FlagSet, environ []string) []string {
+	known := slices.Clone(otherEnv)
+	fs.VisitAll(func(f *flag.Flag) { known = append(known, envName(f.Name)) })
+	var warns []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "CONFIT_") || slices.Contains(known, name) {
+			continue
+		}
+		w := "environment variable " + name + " names no flag and is ignored"
+		if near := nearest(name, known); near != "" {
+			w += " (did you mean " + near + "?)"
+		}
+		warns = append(warns, w)
+	}
+	slices.Sort(warns)
+	return warns
 }
 
 // envValue returns the environment value for a flag and the variable's
@@ -330,10 +371,36 @@ func (o *options) validate() error {
 	default:
 		return fmt.Errorf("%w: -template-executor %q: want auto or text", errUsage, o.templateExecutor)
 	}
+	if o.onetime && o.watch {
+		return fmt.Errorf("%w: -onetime and -watch exclude each other: -onetime renders once and exits, -watch stays up and follows changes", errUsage)
+	}
+	if _, err := resource.ParseWait(o.wait); err != nil {
+		return fmt.Errorf("%w: -wait %q: %s", errUsage, o.wait, waitHint(o.wait, err))
+	}
+	if o.timeout <= 0 {
+		return fmt.Errorf("%w: -timeout %s: must be positive", errUsage, o.timeout)
+	}
 	if o.cmdTimeout <= 0 {
 		return fmt.Errorf("%w: -cmd-timeout %s: must be positive", errUsage, o.cmdTimeout)
 	}
 	return nil
+}
+
+// waitHint says what is wrong with a -wait value: for a number without a
+// unit, how to write it ("5:10" gets "durations take a unit: 5s:10s").
+func waitHint(wait string, err error) string {
+	minS, maxS, hasMax := strings.Cut(wait, ":")
+	_, e1 := strconv.ParseFloat(strings.TrimSpace(minS), 64)
+	_, e2 := strconv.ParseFloat(strings.TrimSpace(maxS), 64)
+	switch {
+	case e1 == nil && !hasMax:
+		return "durations take a unit: " + strings.TrimSpace(minS) + "s"
+	case e1 == nil && e2 == nil:
+		return "durations take a unit: " + strings.TrimSpace(minS) + "s:" + strings.TrimSpace(maxS) + "s"
+	case strings.Contains(err.Error(), "min <= max"):
+		return "want MIN <= MAX"
+	}
+	return "want MIN[:MAX] durations, e.g. 100ms:2s"
 }
 
 // usage prints the -help text.

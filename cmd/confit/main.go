@@ -74,18 +74,21 @@ func mainWithSignals() int {
 			}
 		}
 	}()
-	return run(ctx, os.Args[1:], os.Getenv, reload, os.Stdout, os.Stderr)
+	return run(ctx, os.Args[1:], os.Getenv, os.Environ, reload, os.Stdout, os.Stderr)
 }
 
 // run is main without globals: it parses args, runs the daemon and returns
-// the exit code. reload receives a value for each SIGHUP.
-func run(ctx context.Context, args []string, getenv func(string) string, reload <-chan struct{}, stdout, stderr io.Writer) int {
-	o, err := parseOptions(args, getenv, stderr)
+// the exit code. getenv and environ read the environment; reload receives
+// a value for each SIGHUP.
+func run(ctx context.Context, args []string, getenv func(string) string, environ func() []string, reload <-chan struct{}, stdout, stderr io.Writer) int {
+	o, err := parseOptions(args, getenv, environ, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "confit: %v\n", strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+		for line := range strings.Lines(err.Error()) {
+			fmt.Fprintf(stderr, "confit: %s\n", strings.TrimSuffix(strings.TrimPrefix(line, errUsage.Error()+": "), "\n"))
+		}
 		if errors.Is(err, errUsage) {
 			fmt.Fprintln(stderr, "Run 'confit -help' for usage.")
 			return exitUsage
@@ -98,6 +101,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, reload 
 		return exitOK
 	}
 	log := newLogger(stderr, o.logFormat, o.logLevel)
+	for _, w := range o.warnings {
+		log.Warn(w)
+	}
 	defer startProfiles(getenv, stderr)()
 	defer tuneGC(o.onetime, getenv)()
 
@@ -106,11 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, reload 
 		fmt.Fprintf(stderr, "confit: %v\nRun 'confit -help' for usage.\n", err)
 		return exitUsage
 	}
-	wait, err := resource.ParseWait(o.wait)
-	if err != nil {
-		fmt.Fprintf(stderr, "confit: -wait: %v\n", err)
-		return exitUsage
-	}
+	wait, _ := resource.ParseWait(o.wait) // checked by validate
 	cfg := daemon.Config{
 		Resource: resource.Options{
 			ConfDir:       o.confdir,
@@ -119,6 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, reload 
 			SyncOnly:      o.syncOnly,
 			KeepStageFile: o.keepStageFile,
 			CmdTimeout:    o.cmdTimeout,
+			CmdEnvClean:   o.cmdEnvClean,
 			Logger:        log,
 			Diff:          stdout,
 			TemplateOptions: template.Options{
@@ -127,6 +130,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, reload 
 		},
 		Backend:     spec,
 		Onetime:     o.onetime,
+		ReadTimeout: o.timeout,
 		Watch:       o.watch,
 		Interval:    time.Duration(o.interval) * time.Second,
 		Wait:        wait,
@@ -134,6 +138,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, reload 
 		Reload:      reload,
 		MetricsAddr: o.metricsAddr,
 	}
+	cfg.Resource.NoopShowSecrets = o.noopShowSecrets
 	err = daemon.Run(ctx, cfg)
 	switch {
 	case err == nil:

@@ -83,7 +83,7 @@ func TestBackendSettingsEveryPath(t *testing.T) {
 						for _, v := range want {
 							args = append(args, "-"+s.Name+"="+v)
 						}
-						o, err := parseOptions(args, noEnv, io.Discard)
+						o, err := parseOptions(args, noEnv, func() []string { return nil }, io.Discard)
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -95,7 +95,7 @@ func TestBackendSettingsEveryPath(t *testing.T) {
 							env[k] = v
 						}
 						getenv := func(k string) string { return env[k] }
-						o, err := parseOptions([]string{"-backend", name, "-config-file", os.DevNull}, getenv, io.Discard)
+						o, err := parseOptions([]string{"-backend", name, "-config-file", os.DevNull}, getenv, func() []string { return nil }, io.Discard)
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -107,7 +107,7 @@ func TestBackendSettingsEveryPath(t *testing.T) {
 						if err := os.WriteFile(cfg, []byte(data), 0o644); err != nil {
 							t.Fatal(err)
 						}
-						o, err := parseOptions([]string{"-config-file", cfg}, noEnv, io.Discard)
+						o, err := parseOptions([]string{"-config-file", cfg}, noEnv, func() []string { return nil }, io.Discard)
 						if err != nil {
 							t.Fatal(err)
 						}

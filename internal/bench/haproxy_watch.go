@@ -12,7 +12,65 @@ import (
 )
 
 func init() {
-	extraBenches = append(extraBenches, bench{"etcd-watch-haproxy", benchEtcdWatchHAProxy})
+	extraBenches = append(extraBenches,
+		bench{"oneshot-haproxy-10k-etcd", benchOneshotHAProxyEtcd},
+		bench{"etcd-watch-haproxy", benchEtcdWatchHAProxy})
+}
+
+// putHAProxy puts the 10,000 servers of the haproxy rows (20,000 keys under
+// /hap/upstreams) into etcd, in transactions of 100 puts.
+func putHAProxy(ctx context.Context, cli *clientv3.Client, servers int) error {
+	for i := 0; i < servers; i += 50 {
+		var ops []clientv3.Op
+		for j := i; j < i+50; j++ {
+			ops = append(ops,
+				clientv3.OpPut(fmt.Sprintf("/hap/upstreams/srv%05d/addr", j), haproxyAddr(j)),
+				clientv3.OpPut(fmt.Sprintf("/hap/upstreams/srv%05d/weight", j), fmt.Sprint(j%100+1)))
+		}
+		if _, err := cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// haproxyConfdir writes the one haproxy resource (prefix /hap) into a new
+// temporary directory; rm removes it and is set even when err is not nil.
+func haproxyConfdir() (dir, dest string, rm func(), err error) {
+	dir, rm, err = tempDir()
+	if err != nil {
+		return "", "", func() {}, err
+	}
+	dest = filepath.Join(dir, "out", "haproxy.cfg")
+	err = writeConfdir(dir, 1, func(int) string {
+		return fmt.Sprintf("[template]\nsrc = \"haproxy.tmpl\"\ndest = %q\nprefix = \"/hap\"\nkeys = [\"/upstreams\"]\n", dest)
+	}, map[string]string{"haproxy.tmpl": haproxyTemplate})
+	return dir, dest, rm, err
+}
+
+// benchOneshotHAProxyEtcd: one-shot of haproxy.cfg for 10,000 servers read
+// from etcd, where a list of that size lives in practice (the file row
+// stays as oneshot-haproxy-10k).
+func benchOneshotHAProxyEtcd() ([]row, error) {
+	ctx := context.Background()
+	s, cli, stop, err := startEtcd(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	if err := putHAProxy(ctx, cli, 10000); err != nil {
+		return nil, err
+	}
+	dir, _, rm, err := haproxyConfdir()
+	defer rm()
+	if err != nil {
+		return nil, err
+	}
+	st, err := oneshot(*runsFlag, filepath.Join(dir, "out"), "-onetime", "-backend", "etcd", "-node", s.Endpoint(), "-confdir", dir, "-log-level", "warn")
+	if err != nil {
+		return nil, err
+	}
+	return oneshotRows("one-shot, haproxy.cfg with 10k servers, 20k keys (etcd)", "", "", "", "", st), nil
 }
 
 // benchEtcdWatchHAProxy: in watch mode, one haproxy.cfg of 10,000 servers
@@ -28,30 +86,14 @@ func benchEtcdWatchHAProxy() ([]row, error) {
 	}
 	defer stop()
 	const servers = 10000
-	// 20,000 keys in transactions of 100 puts.
-	for i := 0; i < servers; i += 50 {
-		var ops []clientv3.Op
-		for j := i; j < i+50; j++ {
-			ops = append(ops,
-				clientv3.OpPut(fmt.Sprintf("/hap/upstreams/srv%05d/addr", j), haproxyAddr(j)),
-				clientv3.OpPut(fmt.Sprintf("/hap/upstreams/srv%05d/weight", j), fmt.Sprint(j%100+1)))
-		}
-		if _, err := cli.Txn(ctx).Then(ops...).Commit(); err != nil {
-			return nil, err
-		}
+	if err := putHAProxy(ctx, cli, servers); err != nil {
+		return nil, err
 	}
 	put := etcdPut(cli)
 	changes := min(*changesFlag, 100)
 	var rows []row
 	for round, executor := range []string{"auto", "text"} {
-		dir, rm, err := tempDir()
-		if err != nil {
-			return rows, err
-		}
-		dest := filepath.Join(dir, "out", "haproxy.cfg")
-		err = writeConfdir(dir, 1, func(int) string {
-			return fmt.Sprintf("[template]\nsrc = \"haproxy.tmpl\"\ndest = %q\nprefix = \"/hap\"\nkeys = [\"/upstreams\"]\n", dest)
-		}, map[string]string{"haproxy.tmpl": haproxyTemplate})
+		dir, dest, rm, err := haproxyConfdir()
 		if err != nil {
 			rm()
 			return rows, err

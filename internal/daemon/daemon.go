@@ -45,6 +45,9 @@ type Config struct {
 	Wait resource.Wait
 	// Reload receives a value for each request to reload conf.d (SIGHUP).
 	Reload <-chan struct{}
+	// ReadTimeout, when positive, bounds each read of a store in one-shot
+	// and interval mode, connecting included (see readStore).
+	ReadTimeout time.Duration
 	// MetricsAddr, if set, serves /metrics and /health.
 	MetricsAddr string
 	Logger      *slog.Logger
@@ -94,6 +97,9 @@ func loadResources(cfg Config) ([]*resource.Resource, int, error) {
 	for _, err := range errs {
 		cfg.Logger.Error("load resource", "err", err)
 	}
+	if len(res) == 0 && len(errs) == 0 {
+		warnNoResources(cfg)
+	}
 	return res, len(errs), nil
 }
 
@@ -113,18 +119,38 @@ func runOnce(ctx context.Context, cfg Config, pool *pool, m *metrics) error {
 	if err != nil {
 		return err
 	}
-	failed := loadErrs + syncAll(ctx, cfg, pool, m, res, nil)
+	logStart(cfg, "onetime", res, loadErrs)
+	resource.RemoveStaleStages(res, res)
+	failed := loadErrs + syncAll(ctx, cfg, pool, m, res, owedReloads(cfg, res, nil))
+	resource.RemoveStaleStages(res, res)
 	if failed > 0 {
 		return fmt.Errorf("%w: %d of %d", ErrFailed, failed, len(res)+loadErrs)
 	}
 	return nil
 }
 
+// owedReloads adds to pending (nil: a new map) the resources of res whose
+// reload is owed from an interrupted run (resource.ReloadOwed).
+func owedReloads(cfg Config, res []*resource.Resource, pending map[string]bool) map[string]bool {
+	if pending == nil {
+		pending = map[string]bool{}
+	}
+	for _, r := range res {
+		if !pending[r.File] && owedReload(cfg.Logger, r) {
+			pending[r.File] = true
+		}
+	}
+	return pending
+}
+
 // syncAll fetches and syncs every resource; it returns how many failed.
+// Cancelling ctx (SIGTERM) stops the store reads, not the work after them:
+// the resources of a snapshot read render, check, commit and reload to the
+// end (each command within its timeout), as in watch mode.
 //
-// pending (nil in one-shot mode) carries, from one interval run to the
-// next, the files whose reload_cmd failed without a rollback: they are
-// reloaded again even if nothing changed since.
+// pending carries, from one interval run to the next, the files whose
+// reload_cmd failed without a rollback, and the reloads owed since an
+// interrupted run: they are reloaded even if nothing changed since.
 func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*resource.Resource, pending map[string]bool) int {
 	groups := map[string][]*resource.Resource{}
 	var order []string
@@ -138,12 +164,15 @@ func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*res
 	failed := 0
 	for _, key := range order {
 		rs := groups[key]
-		var snap backends.Snapshot
-		b, err := pool.get(ctx, key)
-		if err == nil {
-			snap, err = b.Get(ctx, unionKeys(rs))
-			m.storeGets.Add(1)
+		if err := ctx.Err(); err != nil {
+			// Stopping (SIGTERM): the groups not read yet are not started.
+			for _, r := range rs {
+				cfg.Logger.Warn("not synced: stopping", "resource", r.Name)
+			}
+			failed += len(rs)
+			continue
 		}
+		snap, err := readStore(ctx, cfg, pool, m, key, unionKeys(rs))
 		if err != nil {
 			for _, r := range rs {
 				cfg.Logger.Error("sync failed", "resource", r.Name, "err", err)
@@ -152,7 +181,7 @@ func syncAll(ctx context.Context, cfg Config, pool *pool, m *metrics, res []*res
 			m.failures.Add(uint64(len(rs)))
 			continue
 		}
-		failed += syncGroup(ctx, cfg, m, rs, snap, pending)
+		failed += syncGroup(context.WithoutCancel(ctx), cfg, m, rs, snap, pending)
 	}
 	return failed
 }
@@ -279,12 +308,17 @@ func runInterval(ctx context.Context, cfg Config, pool *pool, m *metrics) error 
 	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
 	pending := map[string]bool{}
-	for {
-		res, _, err := loadResources(cfg)
+	for first := true; ; first = false {
+		res, broken, err := loadResources(cfg)
 		if err != nil {
 			cfg.Logger.Error("load resources", "err", err)
 		} else {
-			syncAll(ctx, cfg, pool, m, res, pending)
+			if first {
+				logStart(cfg, "interval", res, broken)
+			}
+			resource.RemoveStaleStages(res, res)
+			syncAll(ctx, cfg, pool, m, res, owedReloads(cfg, res, pending))
+			resource.RemoveStaleStages(res, res)
 		}
 		select {
 		case <-ctx.Done():
@@ -342,7 +376,11 @@ func (p *pool) get(ctx context.Context, key string) (backends.Backend, error) {
 		if errors.Is(err, backends.ErrUnknownBackend) {
 			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 		}
-		return nil, fmt.Errorf("%s: %w", spec.Backend, err)
+		if !strings.HasPrefix(err.Error(), spec.Backend+": ") {
+			// Backends name themselves ("file: stat ..."); once is enough.
+			err = fmt.Errorf("%s: %w", spec.Backend, err)
+		}
+		return nil, err
 	}
 	p.clients[key] = b
 	return b, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
 	"runtime/debug"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/internal/retry"
 	"github.com/confit-dev/confit/resource"
 )
 
@@ -32,14 +34,14 @@ import (
 // store is one backend client and the mirror of the prefixes watched on it.
 type store struct {
 	key, name string
-	b         backends.Backend
-	kvs       map[string]string             // every key under a watched prefix
-	idx       *keyIndex                     // kvs's keys, sorted; nil: to rebuild (index)
-	watches   map[string]context.CancelFunc // watched prefix -> stop
-	revs      map[string]uint64             // last revision applied per prefix
-	target    map[string]bool               // the prefixes the resources need now
-	ready     bool                          // the first snapshot is in
-	stopLoad  context.CancelFunc            // cancels the load in flight; nil: none
+
+	kvs      map[string]string             // every key under a watched prefix
+	idx      *keyIndex                     // kvs's keys, sorted; nil: to rebuild (index)
+	watches  map[string]context.CancelFunc // watched prefix -> stop
+	revs     map[string]uint64             // last revision applied per prefix
+	target   map[string]bool               // the prefixes the resources need now
+	ready    bool                          // the first snapshot is in
+	stopLoad context.CancelFunc            // cancels the load in flight; nil: none
 }
 
 // resState is a resource and its schedule.
@@ -111,16 +113,18 @@ func newEngine(cfg Config, p *pool, m *metrics) *engine {
 }
 
 func (e *engine) run(ctx context.Context) error {
-	res, _, err := loadResources(e.cfg)
+	res, broken, err := loadResources(e.cfg)
 	if err != nil {
 		return err
 	}
+	logStart(e.cfg, "watch", res, broken)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	e.ctx = ctx
 	e.work = context.WithoutCancel(ctx)
 	e.timer = time.NewTimer(time.Hour)
 	e.timer.Stop()
+	resource.RemoveStaleStages(res, res)
 	e.setResources(res)
 	e.kick() // resources that need no data render now
 
@@ -180,7 +184,7 @@ func (e *engine) setResources(res []*resource.Resource) {
 	need := map[string][]string{}
 	for _, r := range res {
 		key := e.pool.key(r.Backend)
-		rs := &resState{r: r, store: key, reloadPending: pendingReload[r.File]}
+		rs := &resState{r: r, store: key, reloadPending: pendingReload[r.File] || owedReload(e.cfg.Logger, r)}
 		e.res = append(e.res, rs)
 		names["resource "+r.Name] = true
 		need[key] = append(need[key], r.Keys...)
@@ -652,7 +656,11 @@ func (e *engine) kick() {
 	}
 	if len(batch) > 0 {
 		e.busy = true
-		go e.runBatch(batch)
+		all := make([]*resource.Resource, len(e.res))
+		for i, rs := range e.res {
+			all[i] = rs.r
+		}
+		go e.runBatch(batch, all)
 		return
 	}
 	if !next.IsZero() {
@@ -678,9 +686,25 @@ func (e *engine) failed(rs *resState, err error, now time.Time) {
 	if e.m.setHealth("resource "+rs.r.Name, err) {
 		e.cfg.Logger.Error("sync failed; keeping the last good file", "resource", rs.r.Name, "err", err)
 	}
-	delay := min(time.Second<<min(rs.fails-1, 6), time.Minute)
-	rs.pending, rs.due = true, now.Add(jitter(delay))
+	rs.pending, rs.due = true, now.Add(retryDelay(err, rs.fails))
 }
+
+// retryDelay is how long a resource waits after its fails-th failure in a
+// row: up to writeRetryMax when the file system refused the commit (full,
+// read-only: the destination is stale until space returns, and a retry
+// costs only a failed write), else up to a minute.
+func retryDelay(err error, fails int) time.Duration {
+	if errors.Is(err, resource.ErrWrite) {
+		return retry.Backoff(writeRetryMin, writeRetryMax, fails)
+	}
+	return jitter(min(time.Second<<min(fails-1, 6), time.Minute))
+}
+
+// The bounds of the backoff between commits the file system refused.
+const (
+	writeRetryMin = 250 * time.Millisecond
+	writeRetryMax = 2 * time.Second
+)
 
 // runBatch writes the rendered files, then runs each distinct reload_cmd
 // once. When a reload fails, the resources it reloads are rolled back to
@@ -693,7 +717,11 @@ func (e *engine) failed(rs *resState, err error, now time.Time) {
 // changes converged later (~290 against ~130 ms) for more CPU, and with
 // them in parallel batches followed each other faster than they coalesce,
 // for 2.4 times the CPU and the same end state.
-func (e *engine) runBatch(batch []batchItem) {
+//
+// Then it removes the stale stage files in the batch's destination
+// directories (all: every resource, to attribute them; no other commit is
+// in flight).
+func (e *engine) runBatch(batch []batchItem, all []*resource.Resource) {
 	ctx := e.work
 	results := make([]batchResult, len(batch))
 	var toReload []*resource.Resource
@@ -708,6 +736,11 @@ func (e *engine) runBatch(batch []batchItem) {
 		}
 	}
 	outcomes := reloadAll(ctx, e.m, toReload)
+	done := make([]*resource.Resource, len(batch))
+	for i, it := range batch {
+		done[i] = it.rs.r
+	}
+	resource.RemoveStaleStages(done, all)
 	for i := range results {
 		if o, ok := outcomes[batch[i].rs.r]; ok {
 			results[i].reloadTried = true
@@ -755,6 +788,7 @@ func reloadAll(ctx context.Context, m *metrics, written []*resource.Resource) ma
 		err := lead.Reload(ctx)
 		if err == nil {
 			for _, r := range rs {
+				r.Reloaded()
 				out[r] = reloadOutcome{}
 			}
 			continue
@@ -777,6 +811,9 @@ func reloadAll(ctx context.Context, m *metrics, written []*resource.Resource) ma
 				err = fmt.Errorf("%w; reload after rollback: %v", err, rerr)
 			} else {
 				err = fmt.Errorf("%w (previous file restored and reloaded)", err)
+				for r := range restored {
+					r.Reloaded() // the service runs the file in place
+				}
 			}
 		}
 		for _, r := range rs {
@@ -833,12 +870,25 @@ func (e *engine) reload() {
 	if len(res) == 0 && len(errs) > 0 && isDirError(errs) {
 		return
 	}
+	if len(res) == 0 && len(errs) == 0 {
+		warnNoResources(e.cfg)
+	}
 	for _, rs := range e.res {
 		if broken[rs.r.File] { // resource.File is absolute already
 			res = append(res, rs.r)
 		}
 	}
 	e.setResources(res)
+}
+
+// owedReload reports whether r's reload is owed from an interrupted run
+// (resource.ReloadOwed), and logs it.
+func owedReload(log *slog.Logger, r *resource.Resource) bool {
+	if !r.ReloadOwed() {
+		return false
+	}
+	log.Warn("reload_cmd owed (a run was interrupted or the reload failed before): it runs now", "resource", r.Name)
+	return true
 }
 
 // absPath makes p absolute so that paths reported with a relative -confdir

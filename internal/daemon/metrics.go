@@ -111,6 +111,11 @@ func (m *metrics) health(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusServiceUnavailable)
 	for k, v := range m.unhealthy {
+		if strings.HasPrefix(v, k+": ") {
+			// "resource web.toml: resource web.toml: render ..." once.
+			fmt.Fprintln(w, v)
+			continue
+		}
 		fmt.Fprintf(w, "%s: %s\n", k, v)
 	}
 }

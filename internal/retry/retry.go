@@ -1,5 +1,6 @@
-// Package retry is the backoff the store clients wait between failed
-// requests or watches.
+// Package retry is the one jittered backoff of every layer: the store
+// clients wait it between failed requests or watches, the daemon between
+// failed commits.
 package retry
 
 import (
