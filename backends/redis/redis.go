@@ -66,6 +66,8 @@ type Client struct {
 	node string // for errors
 	sep  string
 	poll time.Duration
+	mode string // Options.Watch
+	db   int
 	log  *slog.Logger
 
 	lists, reads atomic.Uint64
@@ -111,6 +113,9 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 10 * time.Second
+	}
+	if opts.Watch == "" {
+		opts.Watch = WatchTracking
 	}
 	node := DefaultNode
 	if len(cfg.Nodes) > 0 {
@@ -167,7 +172,7 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 	if r.err != nil {
 		return nil, fmt.Errorf("redis: connect %s: %w", node, r.err)
 	}
-	c := &Client{cli: r.c, node: node, sep: opts.Separator, poll: opts.PollInterval, log: log}
+	c := &Client{cli: r.c, node: node, sep: opts.Separator, poll: opts.PollInterval, mode: opts.Watch, db: db, log: log}
 	c.closeCtx, c.closeStop = context.WithCancel(context.Background())
 	return c, nil
 }

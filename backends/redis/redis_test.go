@@ -354,8 +354,8 @@ func TestWatchLatency(t *testing.T) {
 }
 
 // TestWatchPolling: a server that refuses CLIENT TRACKING (the CLIENT
-// command renamed away, as some managed Redis do) is polled, and changes
-// are still seen.
+// command renamed away, as some managed Redis do) and has no keyspace
+// notifications is polled, says so, and changes are still seen.
 func TestWatchPolling(t *testing.T) {
 	needServer(t)
 	srv := testserver.Redis(t, testserver.RedisOptions{ExtraArgs: []string{"--rename-command", "CLIENT", ""}})
@@ -379,8 +379,12 @@ func TestWatchPolling(t *testing.T) {
 		t.Fatal(err)
 	}
 	recv(t, ch, map[string]string{}, map[string]string{"/poll/a": "1"})
-	if got := logs.String(); !strings.Contains(got, "CLIENT TRACKING unavailable; polling instead") {
-		t.Errorf("log %q does not say the watch polls", got)
+	got := logs.String()
+	for _, want := range []string{"CLIENT TRACKING unavailable; trying keyspace notifications",
+		"keyspace notifications unavailable; polling instead", `notify-keyspace-events is \"\"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log %q does not say %q", got, want)
+		}
 	}
 }
 
@@ -424,4 +428,180 @@ func TestWatchOverlap(t *testing.T) {
 	do(t, "SET", "/ov/a/2", "z")
 	recv(t, outer, vo, map[string]string{"/ov/a/1": "x", "/ov/a/2": "z", "/ov/b": "y"})
 	recv(t, inner, vi, map[string]string{"/ov/a/1": "x", "/ov/a/2": "z"})
+}
+
+// serverAdmin returns a function running one command against addr.
+func serverAdmin(t *testing.T, addr string) func(args ...string) (rueidis.RedisResult, error) {
+	t.Helper()
+	cli, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true, ForceSingleClient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cli.Close)
+	return func(args ...string) (rueidis.RedisResult, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		r := cli.Do(ctx, cli.B().Arbitrary(args[0]).Args(args[1:]...).Build())
+		return r, r.Error()
+	}
+}
+
+// TestWatchKeyspace: with -redis-watch keyspace and notify-keyspace-events
+// set (CONFIG SET, as a user would), writes, hash fields, deletes, renames,
+// TTL expiry, eviction and FLUSHALL (no notification: found by the
+// commandstats check) are each seen; key-event notifications (E) alone do
+// too. The poll interval is long enough that nothing is found by polling
+// but FLUSHALL, whose check runs at that interval.
+func TestWatchKeyspace(t *testing.T) {
+	needServer(t)
+	for _, tc := range []struct {
+		name, flags string
+		evict       bool
+	}{
+		{name: "KEA", flags: "KEA", evict: true},
+		{name: "keyspace classes", flags: "Kg$hxe"},
+		{name: "key-event only", flags: "EA"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := testserver.Redis(t, testserver.RedisOptions{})
+			run := serverAdmin(t, srv.Addr())
+			must := func(args ...string) {
+				t.Helper()
+				if _, err := run(args...); err != nil {
+					t.Fatalf("%s: %v", strings.Join(args, " "), err)
+				}
+			}
+			must("CONFIG", "SET", "notify-keyspace-events", tc.flags)
+			var logs syncBuffer
+			log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			c, err := redis.New(t.Context(), backends.Config{Nodes: []string{srv.Addr()}, Logger: log},
+				redis.Options{Watch: redis.WatchKeyspace, PollInterval: 300 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			must("SET", "/ks/a", "1")
+			must("SET", "/other/z", "not watched")
+			ch, err := c.Watch(t.Context(), "/ks", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			view := map[string]string{"/ks/a": "1"}
+			must("SET", "/ks/b", "2")
+			recv(t, ch, view, map[string]string{"/ks/a": "1", "/ks/b": "2"})
+			must("HSET", "/ks/h", "f", "v")
+			recv(t, ch, view, map[string]string{"/ks/a": "1", "/ks/b": "2", "/ks/h/f": "v"})
+			must("DEL", "/ks/a")
+			recv(t, ch, view, map[string]string{"/ks/b": "2", "/ks/h/f": "v"})
+			must("RENAME", "/ks/b", "/ks/c")
+			recv(t, ch, view, map[string]string{"/ks/c": "2", "/ks/h/f": "v"})
+			must("SET", "/ks/ttl", "soon", "PX", "300")
+			recv(t, ch, view, map[string]string{"/ks/c": "2", "/ks/h/f": "v", "/ks/ttl": "soon"})
+			recv(t, ch, view, map[string]string{"/ks/c": "2", "/ks/h/f": "v"}) // expired
+			if tc.evict {
+				// volatile-ttl evicts only keys with a TTL: /ks/ev, once the
+				// unwatched filler passes maxmemory.
+				must("SET", "/ks/ev", "evict me", "EX", "3600")
+				recv(t, ch, view, map[string]string{"/ks/c": "2", "/ks/h/f": "v", "/ks/ev": "evict me"})
+				r, _ := run("INFO", "memory")
+				info, _ := r.ToString()
+				var used int
+				for _, line := range strings.Split(info, "\n") {
+					if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+						fmt.Sscan(strings.TrimSpace(v), &used)
+					}
+				}
+				must("CONFIG", "SET", "maxmemory-policy", "volatile-ttl")
+				must("CONFIG", "SET", "maxmemory", fmt.Sprint(used+(1<<20)))
+				filler := strings.Repeat("x", 64<<10)
+				for i := range 64 {
+					if _, err := run("SET", fmt.Sprintf("/filler/%d", i), filler); err != nil {
+						break // OOM: nothing left to evict
+					}
+				}
+				recv(t, ch, view, map[string]string{"/ks/c": "2", "/ks/h/f": "v"}) // evicted
+				must("CONFIG", "SET", "maxmemory", "0")
+			}
+			must("FLUSHALL")
+			recv(t, ch, view, map[string]string{})
+			must("SET", "/ks/d", "4")
+			recv(t, ch, view, map[string]string{"/ks/d": "4"})
+			if got := logs.String(); got != "" {
+				t.Errorf("warnings %q, want none", got)
+			}
+		})
+	}
+}
+
+// TestWatchKeyspaceFallback: a server that refuses CLIENT TRACKING but
+// sends keyspace notifications is watched by them (a change is seen long
+// before the hour-long poll interval); asked for keyspace from a server
+// that does not send them, the watch says so and polls.
+func TestWatchKeyspaceFallback(t *testing.T) {
+	needServer(t)
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		watch string
+		poll  time.Duration
+		logs  []string
+	}{
+		{name: "tracking refused, keyspace on", args: []string{"--rename-command", "CLIENT", "", "--notify-keyspace-events", "KEA"},
+			poll: time.Hour, logs: []string{"CLIENT TRACKING unavailable; trying keyspace notifications"}},
+		{name: "keyspace asked, off", watch: redis.WatchKeyspace, poll: 100 * time.Millisecond,
+			logs: []string{"keyspace notifications unavailable; polling instead", `notify-keyspace-events is \"\"`}},
+		{name: "keyspace asked, events without g", args: []string{"--notify-keyspace-events", "K$hxe"}, watch: redis.WatchKeyspace,
+			poll: 100 * time.Millisecond, logs: []string{"polling instead", `notify-keyspace-events is \"$hxeK\"`}},
+		{name: "poll asked", watch: redis.WatchPoll, poll: 100 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := testserver.Redis(t, testserver.RedisOptions{ExtraArgs: tc.args})
+			run := serverAdmin(t, srv.Addr())
+			var logs syncBuffer
+			log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			c, err := redis.New(t.Context(), backends.Config{Nodes: []string{srv.Addr()}, Logger: log},
+				redis.Options{Watch: tc.watch, PollInterval: tc.poll})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ch, err := c.Watch(t.Context(), "/fb", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := run("SET", "/fb/a", "1"); err != nil {
+				t.Fatal(err)
+			}
+			recv(t, ch, map[string]string{}, map[string]string{"/fb/a": "1"})
+			got := logs.String()
+			for _, want := range tc.logs {
+				if !strings.Contains(got, want) {
+					t.Errorf("log %q does not say %q", got, want)
+				}
+			}
+			if len(tc.logs) == 0 && got != "" {
+				t.Errorf("warnings %q, want none", got)
+			}
+		})
+	}
+}
+
+func TestKeyspaceFlags(t *testing.T) {
+	for _, tc := range []struct {
+		flags        string
+		ok, keyspace bool
+	}{
+		{"", false, false},
+		{"AKE", true, true},
+		{"g$hxeK", true, true},
+		{"AE", true, false},
+		{"g$hxE", false, false},
+		{"A", false, false},
+		{"$hxeK", false, true},
+	} {
+		ok, keyspace := redis.KeyspaceFlags(tc.flags)
+		if ok != tc.ok || keyspace != tc.keyspace {
+			t.Errorf("keyspaceFlags(%q) = %v, %v; want %v, %v", tc.flags, ok, keyspace, tc.ok, tc.keyspace)
+		}
+	}
 }

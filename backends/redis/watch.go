@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,25 +25,40 @@ const (
 	backoffMax = 5 * time.Second
 )
 
-// Watch watches prefix with server-assisted invalidation. One dedicated
-// RESP3 connection per Client, shared by every watch, runs CLIENT TRACKING
-// ON BCAST with one PREFIX per distinct watched prefix (prefixes that
-// contain one another are merged: Redis refuses overlapping ones). That
-// needs no server configuration and reports every write, delete and expiry
-// of a key under the prefix, and FLUSHALL/FLUSHDB as an "everything"
-// invalidation. Each notification costs one read of the keys it names
-// (pipelined MGET/HGETALL); an "everything" notification re-lists the
-// prefix. Notifications are coalesced while a read runs.
+// Watch watches prefix. All watches of a Client share one dedicated RESP3
+// connection that learns of changes by one of two mechanisms
+// (Options.Watch):
 //
-// Invalidation messages are fire and forget, so whenever the tracking
-// connection is (re)made, every watch re-lists its prefix: after an
-// outage it sends the result as a Reset (deletes made meanwhile included).
-// While disconnected each watch sends one Update whose Err wraps
-// ErrConnectionLost; the connection is retried with jittered backoff.
+//   - tracking (the default): CLIENT TRACKING ON BCAST with one PREFIX per
+//     distinct watched prefix (prefixes that contain one another are
+//     merged: Redis refuses overlapping ones). It needs no server
+//     configuration and reports every write, delete, expiry and eviction
+//     of a key under the prefix, and FLUSHALL/FLUSHDB as an "everything"
+//     invalidation.
+//   - keyspace: keyspace notifications, one PSUBSCRIBE
+//     __keyspace@DB__:PREFIX* per prefix (or __keyevent@DB__:* when the
+//     server sends key-event notifications only). The server must have
+//     notify-keyspace-events with K or E, and A or all of g, $, h, x and e;
+//     every event on a key (set, del, hset, expired, evicted, rename_to, ...)
+//     re-reads that key. FLUSHALL, FLUSHDB and SWAPDB send no notification:
+//     they are found within Options.PollInterval by INFO commandstats
+//     counters, and re-list the prefix.
 //
-// When the server refuses CLIENT TRACKING, the backend logs so once and
-// every watch polls its prefix every Options.PollInterval, diffing each
-// read against the last.
+// When the server refuses CLIENT TRACKING, the watch tries keyspace
+// notifications; when notify-keyspace-events lacks what is needed (or
+// cannot be read), it polls: every watch re-lists its prefix every
+// Options.PollInterval, diffing each read against the last. Each fallback
+// is logged at WARN once; Options.Watch "poll" polls from the start.
+//
+// Each notification costs one read of the keys it names (pipelined
+// MGET/HGETALL); an "everything" notification re-lists the prefix.
+// Notifications are coalesced while a read runs.
+//
+// Notifications are fire and forget, so whenever the connection is
+// (re)made, every watch re-lists its prefix: after an outage it sends the
+// result as a Reset (deletes made meanwhile included). While disconnected
+// each watch sends one Update whose Err wraps ErrConnectionLost; the
+// connection is retried with jittered backoff.
 //
 // rev is ignored (Redis has no revisions): changes are sent from the
 // moment of the call.
@@ -95,13 +111,14 @@ type tracker struct {
 	c     *Client
 	added chan struct{} // cap 1: a watch was added
 
-	mu      sync.Mutex
-	watches map[*watch]bool
-	gen     uint64   // bumped on every new tracking connection
-	covered []string // Redis key prefixes tracked on the connection
-	err     error    // non-nil while the connection is down
-	polling bool     // the server refused tracking
-	changed chan struct{}
+	mu         sync.Mutex
+	watches    map[*watch]bool
+	gen        uint64   // bumped on every new tracking connection
+	covered    []string // Redis key prefixes tracked on the connection
+	err        error    // non-nil while the connection is down
+	polling    bool     // the server cannot push changes, or polling was asked for
+	unverified bool     // logged: notify-keyspace-events could not be read
+	changed    chan struct{}
 }
 
 func newTracker(c *Client) *tracker {
@@ -169,19 +186,13 @@ func coveredBy(rp string, covered []string) bool {
 	return false
 }
 
-// dispatch hands invalidated keys (nil: everything) to the watches whose
+// dispatch hands changed Redis keys (all: everything) to the watches whose
 // prefix they fall under.
-func (t *tracker) dispatch(msgs []rueidis.RedisMessage) {
-	var keys []string
-	for _, m := range msgs {
-		if s, err := m.ToString(); err == nil {
-			keys = append(keys, s)
-		}
-	}
+func (t *tracker) dispatch(keys []string, all bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for w := range t.watches {
-		if msgs == nil {
+		if all {
 			w.notify(nil, true)
 			continue
 		}
@@ -197,6 +208,18 @@ func (t *tracker) dispatch(msgs []rueidis.RedisMessage) {
 	}
 }
 
+// invalidated is the tracking connection's callback: nil messages mean
+// everything (FLUSHALL, FLUSHDB).
+func (t *tracker) invalidated(msgs []rueidis.RedisMessage) {
+	keys := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		if s, err := m.ToString(); err == nil {
+			keys = append(keys, s)
+		}
+	}
+	t.dispatch(keys, msgs == nil)
+}
+
 // arm marks the watches the connection covers as armed at the current
 // generation and wakes them; t.mu held.
 func (t *tracker) arm() {
@@ -209,6 +232,12 @@ func (t *tracker) arm() {
 }
 
 func (t *tracker) run(ctx context.Context) {
+	mode := t.c.mode
+	if mode == WatchPoll {
+		t.c.log.Info("redis: watches poll", "node", t.c.node, "interval", t.c.poll)
+		t.poll()
+		return
+	}
 	attempt := 0
 	for ctx.Err() == nil {
 		t.mu.Lock()
@@ -222,21 +251,23 @@ func (t *tracker) run(ctx context.Context) {
 				continue
 			}
 		}
-		err := t.connect(ctx, cover, &attempt)
+		err := t.connect(ctx, mode, cover, &attempt)
 		if ctx.Err() != nil {
 			return
 		}
 		var refused *rueidis.RedisError
-		if errors.As(err, &refused) {
-			t.c.log.Warn("redis: CLIENT TRACKING unavailable; polling instead", "node", t.c.node,
+		var off *keyspaceOffError
+		switch {
+		case mode == WatchTracking && errors.As(err, &refused):
+			t.c.log.Warn("redis: CLIENT TRACKING unavailable; trying keyspace notifications", "node", t.c.node, "err", err)
+			mode = WatchKeyspace
+			continue
+		case errors.As(err, &off), mode == WatchKeyspace && errors.As(err, &refused):
+			t.c.log.Warn("redis: keyspace notifications unavailable; polling instead", "node", t.c.node,
 				"interval", t.c.poll, "err", err)
-			t.mu.Lock()
-			t.polling = true
-			t.broadcast()
-			t.mu.Unlock()
+			t.poll()
 			return
-		}
-		if err != nil {
+		case err != nil:
 			t.mu.Lock()
 			t.err = err
 			t.broadcast()
@@ -249,22 +280,146 @@ func (t *tracker) run(ctx context.Context) {
 	}
 }
 
-// connect runs one tracking connection until it breaks, ctx ends, or a new
-// prefix overlaps the tracked ones (nil: reconnect with the new cover).
-func (t *tracker) connect(ctx context.Context, cover []string, attempt *int) error {
-	dc, release := t.c.cli.Dedicate()
-	defer release()
-	errs := dc.SetOnInvalidations(t.dispatch)
-	track := func(ps []string) error {
-		args := []string{"ON", "BCAST"}
-		for _, p := range ps {
-			if p != "" {
-				args = append(args, "PREFIX", p)
+// poll switches every watch to polling.
+func (t *tracker) poll() {
+	t.mu.Lock()
+	t.polling = true
+	t.broadcast()
+	t.mu.Unlock()
+}
+
+// keyspaceOffError says the server's notify-keyspace-events lacks what a
+// keyspace watch needs.
+type keyspaceOffError struct {
+	flags string
+	err   error // CONFIG GET's error, if it failed
+}
+
+func (e *keyspaceOffError) Error() string {
+	if e.err != nil {
+		return fmt.Sprintf("cannot read notify-keyspace-events: %v", e.err)
+	}
+	return fmt.Sprintf("notify-keyspace-events is %q; keyspace watches need K or E, and A or g$hxe (e.g. CONFIG SET notify-keyspace-events KEA)", e.flags)
+}
+
+func (e *keyspaceOffError) Unwrap() error { return e.err }
+
+// keyspaceFlags reports whether notify-keyspace-events flags send what a
+// keyspace watch needs, and whether keyspace (K) or only key-event (E)
+// notifications are on.
+func keyspaceFlags(flags string) (ok, keyspace bool) {
+	keyspace = strings.Contains(flags, "K")
+	if !keyspace && !strings.Contains(flags, "E") {
+		return false, false
+	}
+	if strings.Contains(flags, "A") {
+		return true, keyspace
+	}
+	for _, class := range "g$hxe" {
+		if !strings.ContainsRune(flags, class) {
+			return false, keyspace
+		}
+	}
+	return true, keyspace
+}
+
+// flushes returns how many FLUSHALL, FLUSHDB and SWAPDB the server has run
+// (INFO commandstats): a change means keys went without a notification.
+func (t *tracker) flushes(ctx context.Context) (uint64, error) {
+	info, err := t.c.cli.Do(ctx, t.c.cli.B().Info().Section("commandstats").Build()).ToString()
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, line := range strings.Split(info, "\n") {
+		for _, cmd := range []string{"flushall", "flushdb", "swapdb"} {
+			if rest, ok := strings.CutPrefix(line, "cmdstat_"+cmd+":calls="); ok {
+				calls, _, _ := strings.Cut(rest, ",")
+				v, _ := strconv.ParseUint(calls, 10, 64)
+				n += v
 			}
 		}
-		return dc.Do(ctx, dc.B().Arbitrary("CLIENT", "TRACKING").Args(args...).Build()).Error()
 	}
-	if err := track(cover); err != nil {
+	return n, nil
+}
+
+// connect runs one connection with mode's notifications until it breaks,
+// ctx ends, or a new prefix overlaps the covered ones (nil: reconnect with
+// the new cover).
+func (t *tracker) connect(ctx context.Context, mode string, cover []string, attempt *int) error {
+	dc, release := t.c.cli.Dedicate()
+	defer release()
+	var errs <-chan error
+	var subscribe func(ps []string) error
+	var flushCheck <-chan time.Time
+	var lastFlushes uint64
+	if mode == WatchTracking {
+		errs = dc.SetOnInvalidations(t.invalidated)
+		subscribe = func(ps []string) error {
+			args := []string{"ON", "BCAST"}
+			for _, p := range ps {
+				if p != "" {
+					args = append(args, "PREFIX", p)
+				}
+			}
+			return dc.Do(ctx, dc.B().Arbitrary("CLIENT", "TRACKING").Args(args...).Build()).Error()
+		}
+	} else {
+		keyspace := true
+		flags, err := dc.Do(ctx, dc.B().ConfigGet().Parameter("notify-keyspace-events").Build()).AsStrMap()
+		var rerr *rueidis.RedisError
+		switch {
+		case errors.As(err, &rerr) && t.c.mode == WatchKeyspace:
+			// CONFIG is often disabled on managed Redis, where the
+			// parameter is set elsewhere: asked for, keyspace it is.
+			if !t.unverified {
+				t.unverified = true
+				t.c.log.Warn("redis: cannot read notify-keyspace-events; assuming the server sends keyspace notifications (K, and A or g$hxe): changes are missed if it does not",
+					"node", t.c.node, "err", err)
+			}
+		case errors.As(err, &rerr):
+			return &keyspaceOffError{err: err}
+		case err != nil:
+			return err
+		default:
+			var ok bool
+			if ok, keyspace = keyspaceFlags(flags["notify-keyspace-events"]); !ok {
+				return &keyspaceOffError{flags: flags["notify-keyspace-events"]}
+			}
+		}
+		if lastFlushes, err = t.flushes(ctx); err != nil {
+			return err
+		}
+		ticker := time.NewTicker(t.c.poll)
+		defer ticker.Stop()
+		flushCheck = ticker.C
+		space := fmt.Sprintf("__keyspace@%d__:", t.c.db)
+		event := fmt.Sprintf("__keyevent@%d__:", t.c.db)
+		errs = dc.SetPubSubHooks(rueidis.PubSubHooks{OnMessage: func(m rueidis.PubSubMessage) {
+			if k, ok := strings.CutPrefix(m.Channel, space); ok {
+				t.dispatch([]string{k}, false)
+			} else if strings.HasPrefix(m.Channel, event) {
+				t.dispatch([]string{m.Message}, false)
+			}
+		}})
+		subscribed := false
+		subscribe = func(ps []string) error {
+			var pats []string
+			switch {
+			case !keyspace && subscribed:
+				return nil // every key-event is already received
+			case !keyspace:
+				pats = []string{event + "*"}
+			default:
+				for _, p := range ps {
+					pats = append(pats, space+escapeGlob(p)+"*")
+				}
+			}
+			subscribed = true
+			return dc.Do(ctx, dc.B().Psubscribe().Pattern(pats...).Build()).Error()
+		}
+	}
+	if err := subscribe(cover); err != nil {
 		return err
 	}
 	*attempt = 0
@@ -281,9 +436,19 @@ func (t *tracker) connect(ctx context.Context, cover []string, attempt *int) err
 			return nil
 		case err, ok := <-errs:
 			if !ok || err == nil {
-				err = errors.New("tracking connection closed")
+				err = errors.New("notification connection closed")
 			}
 			return err
+		case <-flushCheck:
+			n, err := t.flushes(ctx)
+			if err != nil {
+				return fmt.Errorf("info commandstats: %w", err)
+			}
+			if n != lastFlushes {
+				lastFlushes = n
+				t.dispatch(nil, true)
+			}
+			continue
 		case <-t.added:
 		}
 		t.mu.Lock()
@@ -309,7 +474,7 @@ func (t *tracker) connect(ctx context.Context, cover []string, attempt *int) err
 				}
 			}
 		}
-		if err := track(extra); err != nil {
+		if err := subscribe(extra); err != nil {
 			return err
 		}
 		t.mu.Lock()
