@@ -22,6 +22,10 @@ type Options struct {
 	// default), WatchKeyspace or WatchPoll. See Client.Watch for the
 	// fallbacks.
 	Watch string `setting:"redis-watch" default:"tracking" usage:"redis: how a watch learns of changes: tracking (CLIENT TRACKING, no server setup), keyspace (keyspace notifications: the server needs notify-keyspace-events KEA or K/E with g$hxe) or poll (a re-read every -redis-poll-interval)"`
+	// SentinelMaster, when set, is the master set's name to ask Sentinel
+	// for: the nodes are then Sentinels, and the client follows the
+	// master they name across failovers.
+	SentinelMaster string `setting:"redis-sentinel-master" usage:"redis: the master set name to ask Sentinel for; -node then lists the Sentinels (host:port, /db on the first)"`
 	// PollInterval is how often a watch re-lists its prefix when the
 	// server offers no change notifications (CLIENT TRACKING refused and
 	// keyspace notifications off, or Watch is WatchPoll), and how often a

@@ -1,6 +1,6 @@
 // Package redis is the Redis backend, registered as "redis". It speaks to
 // Redis 6 and later and to Valkey (the same protocol), standalone or through
-// Sentinel; Redis Cluster is not supported yet.
+// Sentinel (Options.SentinelMaster); Redis Cluster is not supported yet.
 //
 // Keys follow confd: a string key holds a value, a hash at key k yields one
 // entry k/field per field, and Options.Separator maps "/" ("/app/db" is the
@@ -11,7 +11,10 @@
 // snapshot here: Get is not atomic across keys and Snapshot.Rev is 0.
 //
 // A node is host:port, optionally followed by /db (confd's form,
-// "127.0.0.1:6379/2"); the first node is used. The password is -password;
+// "127.0.0.1:6379/2"); the first node is used. With
+// Options.SentinelMaster the nodes are Sentinels (asked without a
+// password), the master they name is used and followed across failovers,
+// and the database comes from the first node. The password is -password;
 // confd's use of -client-key as the Redis password is accepted with a
 // warning.
 //
@@ -117,13 +120,25 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 	if opts.Watch == "" {
 		opts.Watch = WatchTracking
 	}
-	node := DefaultNode
-	if len(cfg.Nodes) > 0 {
-		node = cfg.Nodes[0]
+	nodes := cfg.Nodes
+	if len(nodes) == 0 {
+		nodes = []string{DefaultNode}
 	}
+	node := nodes[0]
 	addr, db, err := parseNode(node)
 	if err != nil {
 		return nil, err
+	}
+	addrs := []string{addr}
+	if opts.SentinelMaster != "" {
+		for _, n := range nodes[1:] {
+			a, _, err := parseNode(n)
+			if err != nil {
+				return nil, err
+			}
+			addrs = append(addrs, a)
+		}
+		node = fmt.Sprintf("sentinel %s (%s)", opts.SentinelMaster, strings.Join(addrs, ","))
 	}
 	password := cfg.Password
 	if password == "" && cfg.ClientKey != "" {
@@ -131,7 +146,7 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 		password = cfg.ClientKey
 	}
 	o := rueidis.ClientOption{
-		InitAddress:       []string{addr},
+		InitAddress:       addrs,
 		SelectDB:          db,
 		Username:          cfg.Username,
 		Password:          password,
@@ -145,6 +160,15 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 		ReadBufferEachConn:  connBuffer,
 		WriteBufferEachConn: connBuffer,
 		RingScaleEachConn:   8,
+	}
+	if opts.SentinelMaster != "" {
+		o.Sentinel = rueidis.SentinelOption{
+			MasterSet: opts.SentinelMaster,
+			Dialer:    o.Dialer,
+			// Besides +switch-master events (which a broken connection to
+			// the Sentinel misses), ask every few seconds.
+			TopologyRefreshInterval: 5 * time.Second,
+		}
 	}
 	// NewClient dials at once; bound it by ctx and DialTimeout.
 	type result struct {

@@ -605,3 +605,90 @@ func TestKeyspaceFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestSentinel: with -redis-sentinel-master the client asks a real
+// Sentinel for the master, reads and watches it, and after a failover
+// (SENTINEL FAILOVER, then the old master stopped) reads and watches the
+// new one.
+func TestSentinel(t *testing.T) {
+	needServer(t)
+	master := testserver.Redis(t, testserver.RedisOptions{})
+	replica := testserver.Redis(t, testserver.RedisOptions{ExtraArgs: []string{"--replicaof", "127.0.0.1", strings.TrimPrefix(master.Addr(), "127.0.0.1:")}})
+	sentinel := testserver.Redis(t, testserver.RedisOptions{Sentinel: &testserver.SentinelOptions{Name: "mymaster", Master: master.Addr()}})
+	onMaster, onReplica, onSentinel := serverAdmin(t, master.Addr()), serverAdmin(t, replica.Addr()), serverAdmin(t, sentinel.Addr())
+	if _, err := onMaster("SET", "/sn/a", "1"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := redis.New(t.Context(), backends.Config{Nodes: []string{sentinel.Addr() + "/0"}}, redis.Options{SentinelMaster: "mymaster"})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer c.Close()
+	snap, err := c.Get(t.Context(), []string{"/sn"})
+	if err != nil || snap.KVs["/sn/a"] != "1" {
+		t.Fatalf("Get = %v, %v; want /sn/a=1", snap.KVs, err)
+	}
+	ch, err := c.Watch(t.Context(), "/sn", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := map[string]string{"/sn/a": "1"}
+	if _, err := onMaster("SET", "/sn/b", "2"); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, ch, view, map[string]string{"/sn/a": "1", "/sn/b": "2"})
+
+	// The replica has both keys before the failover (its first sync
+	// takes a moment).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, _ := onReplica("GET", "/sn/b")
+		if v, _ := r.ToString(); v == "2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the replica has not synced /sn/b")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The Sentinel learns of the replica from the master's INFO; until
+	// then SENTINEL FAILOVER answers NOGOODSLAVE.
+	for {
+		_, err := onSentinel("SENTINEL", "FAILOVER", "mymaster")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SENTINEL FAILOVER: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for {
+		r, err := onSentinel("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster")
+		addr, _ := r.AsStrSlice()
+		role, _ := onReplica("ROLE")
+		roles, _ := role.ToArray()
+		isMaster := len(roles) > 0 && func() bool { s, _ := roles[0].ToString(); return s == "master" }()
+		if err == nil && len(addr) == 2 && addr[0]+":"+addr[1] == replica.Addr() && isMaster {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no failover to %s: sentinel says %v (%v)", replica.Addr(), addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := master.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := onReplica("SET", "/sn/c", "3"); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, ch, view, map[string]string{"/sn/a": "1", "/sn/b": "2", "/sn/c": "3"})
+	for time.Now().Before(deadline) {
+		if snap, err = c.Get(t.Context(), []string{"/sn"}); err == nil && snap.KVs["/sn/c"] == "3" {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("Get after the failover = %v, %v; want /sn/c=3", snap.KVs, err)
+}

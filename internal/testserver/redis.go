@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,6 +33,17 @@ type RedisOptions struct {
 	// ExtraArgs are appended to redis-server's command line
 	// ("--requirepass", "secret").
 	ExtraArgs []string
+	// Sentinel, when set, starts a Sentinel (redis-server --sentinel)
+	// monitoring Sentinel.Master as Sentinel.Name, instead of a server.
+	Sentinel *SentinelOptions
+}
+
+// SentinelOptions configures a Sentinel: the master it monitors, with a
+// quorum of 1 and a down-after of one second so that a test fails over
+// quickly.
+type SentinelOptions struct {
+	Name   string // the master set's name ("mymaster")
+	Master string // the master's "127.0.0.1:PORT"
 }
 
 // RedisServer is a standalone redis-server on 127.0.0.1. It saves its data
@@ -41,8 +53,9 @@ type RedisServer struct {
 	addr string
 }
 
-// StartRedis starts redis-server on a free loopback port and returns once
-// it answers PING. The caller must Close it.
+// StartRedis starts redis-server (or a Sentinel, see
+// RedisOptions.Sentinel) on a free loopback port and returns once it
+// answers PING. The caller must Close it.
 func StartRedis(ctx context.Context, opts RedisOptions) (*RedisServer, error) {
 	bin, err := RedisBinary()
 	if err != nil {
@@ -64,6 +77,18 @@ func StartRedis(ctx context.Context, opts RedisOptions) (*RedisServer, error) {
 			"--dir", dir, "--dbfilename", fmt.Sprintf("dump%d.rdb", attempt),
 			"--save", "3600 1", "--appendonly", "no", "--daemonize", "no",
 			"--protected-mode", "no", "--loglevel", "warning",
+		}
+		if so := opts.Sentinel; so != nil {
+			// A Sentinel rewrites its configuration file: one per attempt.
+			host, mport, _ := strings.Cut(so.Master, ":")
+			conf := filepath.Join(dir, fmt.Sprintf("sentinel%d.conf", attempt))
+			text := fmt.Sprintf("sentinel monitor %[1]s %[2]s %[3]s 1\nsentinel down-after-milliseconds %[1]s 1000\n"+
+				"sentinel failover-timeout %[1]s 10000\n", so.Name, host, mport)
+			if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+				return err
+			}
+			args = append([]string{conf, "--sentinel"}, args[:4]...)
+			args = append(args, "--dir", dir, "--daemonize", "no", "--protected-mode", "no", "--loglevel", "notice")
 		}
 		args = append(args, opts.ExtraArgs...)
 		s.proc = &Process{
