@@ -152,8 +152,13 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 		Password:          password,
 		DisableCache:      true,
 		ForceSingleClient: true,
-		ConnWriteTimeout:  ConnTimeout,
-		Dialer:            net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second},
+		// No retries inside rueidis: a read-only command would be retried
+		// until its context ends (forever for a watch's re-list) while the
+		// server is down. The watch retries with its own backoff, and says
+		// meanwhile that it is degraded.
+		DisableRetry:     true,
+		ConnWriteTimeout: ConnTimeout,
+		Dialer:           net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second},
 		// Every watched prefix holds a connection: rueidis's defaults
 		// (0.5 MiB read and write buffers, a 1024-slot ring) cost ~0.5 MB
 		// each, 100 MB of RSS for 200 prefixes.

@@ -3,6 +3,7 @@ package redis_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -691,4 +693,84 @@ func TestSentinel(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("Get after the failover = %v, %v; want /sn/c=3", snap.KVs, err)
+}
+
+// TestWatchOutageSaysSo: a watch whose server stops, or freezes (SIGSTOP:
+// the connection stays open and silent), sends an Err wrapping
+// ErrConnectionLost within a bound, instead of waiting inside a retried
+// read; once the server is back it sends a Reset with what is there.
+func TestWatchOutageSaysSo(t *testing.T) {
+	needServer(t)
+	for _, tc := range []struct {
+		name         string
+		stop, resume func(t *testing.T, s *testserver.RedisServer)
+	}{
+		{name: "stopped",
+			stop: func(t *testing.T, s *testserver.RedisServer) {
+				if err := s.Stop(); err != nil {
+					t.Fatal(err)
+				}
+			},
+			resume: func(t *testing.T, s *testserver.RedisServer) {
+				if err := s.Start(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{name: "frozen",
+			stop: func(t *testing.T, s *testserver.RedisServer) {
+				pid := s.Process().PID()
+				if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
+			},
+			resume: func(t *testing.T, s *testserver.RedisServer) {
+				if err := syscall.Kill(s.Process().PID(), syscall.SIGCONT); err != nil {
+					t.Fatal(err)
+				}
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := testserver.Redis(t, testserver.RedisOptions{})
+			run := serverAdmin(t, srv.Addr())
+			c, err := redis.New(t.Context(), backends.Config{Nodes: []string{srv.Addr()}}, redis.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := run("SET", "/out/a", "1"); err != nil {
+				t.Fatal(err)
+			}
+			ch, err := c.Watch(t.Context(), "/out", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := run("SET", "/out/b", "2"); err != nil {
+				t.Fatal(err)
+			}
+			recv(t, ch, map[string]string{"/out/a": "1"}, map[string]string{"/out/a": "1", "/out/b": "2"})
+			start := time.Now()
+			tc.stop(t, srv)
+			select {
+			case u := <-ch:
+				if !errors.Is(u.Err, redis.ErrConnectionLost) || !strings.Contains(u.Err.Error(), srv.Addr()) {
+					t.Fatalf("update %+v, want an Err wrapping ErrConnectionLost naming the node", u)
+				}
+				t.Logf("%s: %v after %v", tc.name, u.Err, time.Since(start).Round(time.Millisecond))
+			case <-time.After(10 * time.Second):
+				buf := make([]byte, 1<<20)
+				n := runtime.Stack(buf, true)
+				t.Fatalf("no Err within 10 s of the outage\n%s", buf[:n])
+			}
+			tc.resume(t, srv)
+			select {
+			case u := <-ch:
+				if !u.Reset || fmt.Sprint(u.KVs) != fmt.Sprint(map[string]string{"/out/a": "1", "/out/b": "2"}) {
+					t.Errorf("update after the outage %+v, want a Reset with both keys", u)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("no Reset within 20 s of the server's return")
+			}
+		})
+	}
 }

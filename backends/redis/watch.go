@@ -25,6 +25,14 @@ const (
 	backoffMax = 5 * time.Second
 )
 
+// The notification connection is PINGed every pingInterval: a connection
+// the server closed (a restart) or that stopped answering is otherwise not
+// noticed while idle. A PING not answered within pingTimeout breaks it.
+const (
+	pingInterval = time.Second
+	pingTimeout  = 3 * time.Second
+)
+
 // Watch watches prefix. All watches of a Client share one dedicated RESP3
 // connection that learns of changes by one of two mechanisms
 // (Options.Watch):
@@ -347,8 +355,11 @@ func (t *tracker) flushes(ctx context.Context) (uint64, error) {
 // ctx ends, or a new prefix overlaps the covered ones (nil: reconnect with
 // the new cover).
 func (t *tracker) connect(ctx context.Context, mode string, cover []string, attempt *int) error {
-	dc, release := t.c.cli.Dedicate()
-	defer release()
+	// The connection is closed, not handed back to the pool: handing it
+	// back sends UNSUBSCRIBE/CLIENT TRACKING OFF and waits for the answers
+	// without a deadline, forever from a frozen server.
+	dc, _ := t.c.cli.Dedicate()
+	defer dc.Close()
 	var errs <-chan error
 	var subscribe func(ps []string) error
 	var flushCheck <-chan time.Time
@@ -430,6 +441,8 @@ func (t *tracker) connect(ctx context.Context, mode string, cover []string, atte
 	t.arm()
 	t.broadcast()
 	t.mu.Unlock()
+	ping := time.NewTicker(pingInterval)
+	defer ping.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -439,6 +452,14 @@ func (t *tracker) connect(ctx context.Context, mode string, cover []string, atte
 				err = errors.New("notification connection closed")
 			}
 			return err
+		case <-ping.C:
+			pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+			err := dc.Do(pctx, dc.B().Ping().Build()).Error()
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				return fmt.Errorf("ping: %w", err)
+			}
+			continue
 		case <-flushCheck:
 			n, err := t.flushes(ctx)
 			if err != nil {
@@ -528,12 +549,41 @@ func (w *watch) degraded(ctx context.Context, err error) {
 	}
 }
 
+// readContext bounds one read of the watch by ConnTimeout, and ends it
+// early when the connection's state changes (changed closed): a read
+// started just before an outage would otherwise hold the watch until
+// ConnTimeout before it says the watch is degraded.
+func readContext(ctx context.Context, changed <-chan struct{}) (context.Context, context.CancelFunc) {
+	rctx, cancel := context.WithTimeout(ctx, ConnTimeout)
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case <-changed:
+			cancel()
+		case <-stop:
+		}
+	}()
+	return rctx, func() { close(stop); cancel() }
+}
+
+// readFailed handles a failed read: when the connection's state changed
+// meanwhile, the loop looks at the new state (a re-list follows once the
+// prefix is covered again); otherwise the watch is degraded.
+func (w *watch) readFailed(ctx context.Context, changed <-chan struct{}, err error) {
+	w.synced = 0
+	select {
+	case <-changed:
+	default:
+		w.degraded(ctx, err)
+	}
+}
+
 func (w *watch) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		polling, terr, armed, changed := w.t.state(w)
 		switch {
 		case polling:
-			if err := w.sync(ctx); err != nil {
+			if err := w.sync(ctx, changed); err != nil {
 				w.degraded(ctx, err)
 			}
 			if !retry.Sleep(ctx, w.c.poll) {
@@ -549,10 +599,10 @@ func (w *watch) run(ctx context.Context) {
 			}
 			continue
 		case armed != 0 && armed != w.synced:
-			// A new tracking connection covers the prefix: what happened
-			// before it is found by a re-list.
-			if err := w.sync(ctx); err != nil {
-				w.degraded(ctx, err)
+			// A new connection covers the prefix: what happened before it
+			// is found by a re-list.
+			if err := w.sync(ctx, changed); err != nil {
+				w.readFailed(ctx, changed, err)
 				if !retry.Sleep(ctx, backoffMin) {
 					return
 				}
@@ -569,16 +619,15 @@ func (w *watch) run(ctx context.Context) {
 		case <-w.wake:
 		}
 		if armed == 0 {
-			continue // not tracked yet: the re-list at arming covers it
+			continue // not covered yet: the re-list at arming covers it
 		}
 		w.mu.Lock()
 		all, pending := w.all, w.pending
 		w.all, w.pending = false, nil
 		w.mu.Unlock()
 		if all {
-			if err := w.sync(ctx); err != nil {
-				w.degraded(ctx, err)
-				w.synced = 0
+			if err := w.sync(ctx, changed); err != nil {
+				w.readFailed(ctx, changed, err)
 			}
 			continue
 		}
@@ -590,10 +639,11 @@ func (w *watch) run(ctx context.Context) {
 			keys = append(keys, rk)
 		}
 		w.c.reads.Add(uint64(len(keys)))
-		srcs, err := w.c.read(ctx, keys)
+		rctx, cancel := readContext(ctx, changed)
+		srcs, err := w.c.read(rctx, keys)
+		cancel()
 		if err != nil {
-			w.degraded(ctx, fmt.Errorf("read: %w", err))
-			w.synced = 0 // re-list once the server answers
+			w.readFailed(ctx, changed, fmt.Errorf("read: %w", err)) // re-lists once the server answers
 			continue
 		}
 		w.apply(ctx, srcs, keys)
@@ -611,8 +661,11 @@ func (w *watch) send(ctx context.Context, u backends.Update) bool {
 }
 
 // sync re-lists the prefix and sends the difference from the last view.
-func (w *watch) sync(ctx context.Context) error {
-	srcs, err := w.c.list(ctx, w.prefix)
+// The read is bounded by readContext.
+func (w *watch) sync(ctx context.Context, changed <-chan struct{}) error {
+	rctx, cancel := readContext(ctx, changed)
+	defer cancel()
+	srcs, err := w.c.list(rctx, w.prefix)
 	if err != nil {
 		return err
 	}
