@@ -68,8 +68,9 @@ const (
 // each watch sends one Update whose Err wraps ErrConnectionLost; the
 // connection is retried with jittered backoff.
 //
-// rev is ignored (Redis has no revisions): changes are sent from the
-// moment of the call.
+// rev is ignored (Redis has no revisions): the first Update is a Reset
+// with the whole prefix, read once the connection covers it, so that a
+// change made between the caller's Get and Watch is not lost.
 func (c *Client) Watch(ctx context.Context, prefix string, _ uint64) (<-chan backends.Update, error) {
 	prefix = backends.CleanKey(prefix)
 	c.mu.Lock()
@@ -94,13 +95,11 @@ func (c *Client) Watch(ctx context.Context, prefix string, _ uint64) (<-chan bac
 	if prefix == "/" {
 		w.rp = ""
 	}
-	// The starting view: from now. If the server is down, the first
-	// successful read is sent as a Reset.
-	if srcs, err := c.list(ctx, prefix); err == nil {
-		w.srcs = srcs
-	} else {
-		w.reset = true
-	}
+	// No starting view: Redis has no revision to resume from, so what
+	// changed between the caller's read and this call is unknown. The first
+	// re-list (once the connection covers the prefix) is sent whole, as a
+	// Reset; a caller holding the same data sees no change.
+	w.reset = true
 	t.add(w)
 	go func() {
 		defer c.wg.Done()
