@@ -18,21 +18,7 @@ if bin="$(command -v redis-server)"; then
 	echo "$bin"
 	exit 0
 fi
-if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
-start=$(date +%s)
-policy=/usr/sbin/policy-rc.d
-added_policy=
-if [[ ! -e $policy ]]; then
-	printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
-	$SUDO chmod +x "$policy"
-	added_policy=1
-fi
-cleanup() { if [[ -n $added_policy ]]; then $SUDO rm -f "$policy"; fi; }
-trap cleanup EXIT
-echo "redis: apt-get install redis-server" >&2
-apt_opts=(-o DPkg::Lock::Timeout=300 -qq)
-$SUDO apt-get "${apt_opts[@]}" update >&2
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get "${apt_opts[@]}" install -y --no-install-recommends redis-server >&2
-bin="$(command -v redis-server)"
-echo "redis: installed $bin in $(($(date +%s) - start))s" >&2
-echo "$bin"
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+apt_install_quiet redis redis-server
+command -v redis-server
