@@ -148,12 +148,12 @@ func (t *tracker) remove(w *watch) {
 	t.mu.Unlock()
 }
 
-// state is what a watch reads: the polling flag, the connection error, and
-// a channel closed at the next change.
-func (t *tracker) state(w *watch) (polling bool, err error, armed uint64, changed <-chan struct{}) {
+// state is what a watch reads: the polling flag, the generation that
+// covers w, a channel closed at the next change, and the connection error.
+func (t *tracker) state(w *watch) (polling bool, armed uint64, changed <-chan struct{}, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.polling, t.err, w.armed, t.changed
+	return t.polling, w.armed, t.changed, t.err
 }
 
 // broadcast wakes every watch; t.mu held.
@@ -579,7 +579,7 @@ func (w *watch) readFailed(ctx context.Context, changed <-chan struct{}, err err
 
 func (w *watch) run(ctx context.Context) {
 	for ctx.Err() == nil {
-		polling, terr, armed, changed := w.t.state(w)
+		polling, armed, changed, terr := w.t.state(w)
 		switch {
 		case polling:
 			if err := w.sync(ctx, changed); err != nil {
