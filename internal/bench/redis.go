@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/confit-dev/confit/internal/testserver"
 	"github.com/redis/rueidis"
@@ -107,8 +108,66 @@ func benchRedisWatch() ([]row, error) {
 				fmt.Sprintf("INFO commandstats deltas (HGETALL %.0f); one read of the changed key per change, no re-list", c1["hgetall"]-c0["hgetall"])})
 			rss, hwm, _ := procMem(d.pid())
 			rows = append(rows, row{label + ": RSS after the changes", fmtMB(rss), "<= 15 MB", rssSplit(d.pid()) + ", VmHWM " + fmtMB(hwm)})
+			r, err := restartRow(ctx, s, cli, put, dir, root, n, label)
+			if err != nil {
+				done()
+				return rows, err
+			}
+			rows = append(rows, r)
 		}
 		done()
 	}
+	// The same with keyspace notifications (-redis-watch keyspace).
+	if err := cli.Do(ctx, cli.B().ConfigSet().ParameterValue().ParameterValue("notify-keyspace-events", "KEA").Build()).Error(); err != nil {
+		return rows, err
+	}
+	root := "/ks1"
+	d, dir, done, err := valueDaemon(ctx, put, "redis-keyspace-1", root, 1, "", append(args, "-redis-watch", "keyspace"))
+	defer done()
+	if err != nil {
+		return rows, fmt.Errorf("keyspace: %w", err)
+	}
+	lat, puts, cpuPerChange, err := timedChanges(ctx, d, put, dir, root, 1)
+	if err != nil {
+		return rows, err
+	}
+	label := "redis watch -redis-watch keyspace, 1 resource"
+	rows = append(rows,
+		row{label + ": change-to-file p50 / p99", fmtDur(pct(lat, 50)) + " / " + fmtDur(pct(lat, 99)), "<= 1.5× etcd", fmt.Sprintf("PSUBSCRIBE __keyspace@0__:<prefix>*; %d changes; SET round trip alone p50 %s", len(lat), fmtDur(pct(puts, 50)))},
+		row{label + ": daemon CPU per change", fmtDur(cpuPerChange), "", "utime+stime delta / changes"},
+	)
 	return rows, nil
+}
+
+// restartRow restarts the server under a running daemon (SIGTERM, the
+// same port) and measures the time from the restart until a change made
+// right after it is in its file, and the prefix re-lists (SCAN walks)
+// since the restart.
+func restartRow(ctx context.Context, s *testserver.RedisServer, cli rueidis.Client, put putFunc, dir, root string, n int, label string) (row, error) {
+	start := time.Now()
+	if err := s.Restart(ctx); err != nil {
+		return row{}, err
+	}
+	up := time.Since(start)
+	// The client's old connection is gone: its first write may fail.
+	retried := func(ctx context.Context, key, value string) error {
+		var err error
+		for range 50 {
+			if err = put(ctx, key, value); err == nil {
+				return nil
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return err
+	}
+	if _, _, err := latencyLoop(ctx, retried, dir, root, n, 1, 0, "restart"); err != nil {
+		return row{}, fmt.Errorf("after the restart: %w", err)
+	}
+	took := time.Since(start)
+	calls, err := redisCalls(ctx, cli, "scan")
+	if err != nil {
+		return row{}, err
+	}
+	return row{label + ": server restart → next change in its file", fmtDur(took), "",
+		fmt.Sprintf("graceful restart on the same port (server up again after %s); %.0f SCAN since (one re-list per watched prefix)", fmtDur(up), calls["scan"])}, nil
 }
