@@ -33,9 +33,19 @@ func startRedis(ctx context.Context) (*testserver.RedisServer, rueidis.Client, f
 	return s, cli, func() { cli.Close(); s.Close() }, nil
 }
 
+// redisPut returns a putFunc that SETs with cli. rueidis does not retry a
+// write whose connection broke (an EOF, seen on a machine loaded enough to
+// miss its keepalive deadline): it is tried again, up to 1 s.
 func redisPut(cli rueidis.Client) putFunc {
 	return func(ctx context.Context, key, value string) error {
-		return cli.Do(ctx, cli.B().Set().Key(key).Value(value).Build()).Error()
+		var err error
+		for range 50 {
+			if err = cli.Do(ctx, cli.B().Set().Key(key).Value(value).Build()).Error(); err == nil {
+				return nil
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return fmt.Errorf("SET %s: %w", key, err)
 	}
 }
 
@@ -44,7 +54,7 @@ func redisPut(cli rueidis.Client) putFunc {
 func redisCalls(ctx context.Context, cli rueidis.Client, cmds ...string) (map[string]float64, error) {
 	info, err := cli.Do(ctx, cli.B().Info().Section("commandstats").Build()).ToString()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("INFO commandstats: %w", err)
 	}
 	out := map[string]float64{}
 	for _, line := range strings.Split(info, "\n") {
@@ -149,18 +159,9 @@ func restartRow(ctx context.Context, s *testserver.RedisServer, cli rueidis.Clie
 		return row{}, err
 	}
 	up := time.Since(start)
-	// The client's old connection is gone: its first write may fail.
-	retried := func(ctx context.Context, key, value string) error {
-		var err error
-		for range 50 {
-			if err = put(ctx, key, value); err == nil {
-				return nil
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		return err
-	}
-	if _, _, err := latencyLoop(ctx, retried, dir, root, n, 1, 0, "restart"); err != nil {
+	// The client's old connection is gone: its first write fails (put
+	// tries again).
+	if _, _, err := latencyLoop(ctx, put, dir, root, n, 1, 0, "restart"); err != nil {
 		return row{}, fmt.Errorf("after the restart: %w", err)
 	}
 	took := time.Since(start)
