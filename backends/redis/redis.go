@@ -11,7 +11,8 @@
 // snapshot here: Get is not atomic across keys and Snapshot.Rev is 0.
 //
 // A node is host:port, optionally followed by /db (confd's form,
-// "127.0.0.1:6379/2"); the first node is used. With
+// "127.0.0.1:6379/2"), or a Unix socket's path (as confd: "/run/redis.sock",
+// or "/run/redis.sock/2"); the first node is used. With
 // Options.SentinelMaster the nodes are Sentinels (asked without a
 // password), the master they name is used and followed across failovers,
 // and the database comes from the first node. The password is -password;
@@ -23,9 +24,11 @@ package redis
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,23 +86,37 @@ type Client struct {
 	trk       *tracker // the shared tracking connection, started by the first Watch
 }
 
-// parseNode splits "host:port[/db]" (a redis:// prefix is tolerated).
-func parseNode(node string) (addr string, db int, err error) {
+// parseNode splits "host:port[/db]" (a redis:// prefix is tolerated), or
+// a Unix socket's path as confd takes it ("/run/redis.sock", optionally
+// followed by /db; a unix:// prefix is tolerated): unix is then true.
+func parseNode(node string) (addr string, db int, unix bool, err error) {
 	addr = strings.TrimPrefix(node, "redis://")
-	if i := strings.LastIndex(addr, "/"); i >= 0 {
+	if rest, ok := strings.CutPrefix(addr, "unix://"); ok || strings.HasPrefix(addr, "/") {
+		addr, unix = rest, true
+		if !ok {
+			addr = node
+		}
+		if _, err := os.Stat(addr); err == nil {
+			return addr, 0, true, nil // the socket itself
+		}
+	}
+	if i := strings.LastIndex(addr, "/"); i >= 0 && !(unix && i == 0) {
 		db, err = strconv.Atoi(addr[i+1:])
 		if err != nil || db < 0 {
-			return "", 0, fmt.Errorf("redis: node %q: database %q is not a number >= 0", node, addr[i+1:])
+			if unix {
+				return addr, 0, true, nil // a socket not there (yet): the dial says so
+			}
+			return "", 0, false, fmt.Errorf("redis: node %q: database %q is not a number >= 0", node, addr[i+1:])
 		}
 		addr = addr[:i]
 	}
 	if addr == "" {
-		return "", 0, fmt.Errorf("redis: node %q: no address", node)
+		return "", 0, false, fmt.Errorf("redis: node %q: no address", node)
 	}
-	if !strings.Contains(addr, ":") {
+	if !unix && !strings.Contains(addr, ":") {
 		addr += ":6379"
 	}
-	return addr, db, nil
+	return addr, db, unix, nil
 }
 
 // New connects to the first of cfg.Nodes (DefaultNode if none) and returns
@@ -125,14 +142,14 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 		nodes = []string{DefaultNode}
 	}
 	node := nodes[0]
-	addr, db, err := parseNode(node)
+	addr, db, unix, err := parseNode(node)
 	if err != nil {
 		return nil, err
 	}
 	addrs := []string{addr}
 	if opts.SentinelMaster != "" {
 		for _, n := range nodes[1:] {
-			a, _, err := parseNode(n)
+			a, _, _, err := parseNode(n)
 			if err != nil {
 				return nil, err
 			}
@@ -165,6 +182,11 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 		ReadBufferEachConn:  connBuffer,
 		WriteBufferEachConn: connBuffer,
 		RingScaleEachConn:   8,
+	}
+	if unix && opts.SentinelMaster == "" {
+		o.DialCtxFn = func(ctx context.Context, path string, d *net.Dialer, _ *tls.Config) (net.Conn, error) {
+			return d.DialContext(ctx, "unix", path)
+		}
 	}
 	if opts.SentinelMaster != "" {
 		o.Sentinel = rueidis.SentinelOption{

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -792,4 +793,39 @@ func TestWatchChangeBeforeWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	recv(t, ch, maps(snap.KVs), map[string]string{"/race/a": "2"})
+}
+
+// TestUnixSocket: a node that is a Unix socket's path (as confd takes it),
+// optionally followed by /db or preceded by unix://, is dialled as one.
+func TestUnixSocket(t *testing.T) {
+	needServer(t)
+	sock := filepath.Join(t.TempDir(), "redis.sock")
+	srv := testserver.Redis(t, testserver.RedisOptions{ExtraArgs: []string{"--unixsocket", sock, "--unixsocketperm", "700"}})
+	run := serverAdmin(t, srv.Addr())
+	if _, err := run("SET", "/sock/k", "db0"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ node, want string }{
+		{sock, "db0"},
+		{sock + "/1", ""}, // db 1 is empty
+		{"unix://" + sock, "db0"},
+	} {
+		t.Run(tc.node, func(t *testing.T) {
+			c := newClient(t, []string{tc.node}, redis.Options{})
+			snap, err := c.Get(t.Context(), []string{"/sock"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := snap.KVs["/sock/k"]; got != tc.want {
+				t.Errorf("Get via %s: /sock/k = %q, want %q", tc.node, got, tc.want)
+			}
+		})
+	}
+	t.Run("missing socket", func(t *testing.T) {
+		missing := filepath.Join(t.TempDir(), "none.sock")
+		_, err := redis.New(t.Context(), backends.Config{Nodes: []string{missing}}, redis.Options{})
+		if err == nil || !strings.Contains(err.Error(), missing) {
+			t.Fatalf("New(%s) = %v, want an error naming the socket", missing, err)
+		}
+	})
 }
