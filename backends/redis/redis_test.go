@@ -411,26 +411,41 @@ func (s *syncBuffer) String() string {
 
 // TestWatchOverlap: a watched prefix that contains an already tracked one
 // (Redis refuses overlapping PREFIXes on one connection) makes the tracker
-// reconnect with the merged prefix; both watches keep seeing changes.
+// reconnect with the merged prefix; both watches keep seeing changes, with
+// tracking and with keyspace notifications.
 func TestWatchOverlap(t *testing.T) {
 	needServer(t)
-	c := newClient(t, nil, redis.Options{})
-	inner, err := c.Watch(t.Context(), "/ov/a", 0)
-	if err != nil {
-		t.Fatal(err)
+	for _, watch := range []string{redis.WatchTracking, redis.WatchKeyspace} {
+		t.Run(watch, func(t *testing.T) {
+			srv := testserver.Redis(t, testserver.RedisOptions{ExtraArgs: []string{"--notify-keyspace-events", "KEA"}})
+			run := serverAdmin(t, srv.Addr())
+			set := func(k, v string) {
+				t.Helper()
+				if _, err := run("SET", k, v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := newClient(t, []string{srv.Addr()}, redis.Options{Watch: watch})
+			inner, err := c.Watch(t.Context(), "/ov/a", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			set("/ov/a/1", "x")
+			vi := map[string]string{}
+			recv(t, inner, vi, map[string]string{"/ov/a/1": "x"})
+			outer, err := c.Watch(t.Context(), "/ov", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vo := map[string]string{}
+			set("/ov/b", "y")
+			set("/ov/a/2", "z")
+			recv(t, outer, vo, map[string]string{"/ov/a/1": "x", "/ov/a/2": "z", "/ov/b": "y"})
+			recv(t, inner, vi, map[string]string{"/ov/a/1": "x", "/ov/a/2": "z"})
+			set("/ov/a/3", "w") // after the reconnect, on the merged prefix
+			recv(t, inner, vi, map[string]string{"/ov/a/1": "x", "/ov/a/2": "z", "/ov/a/3": "w"})
+		})
 	}
-	do(t, "SET", "/ov/a/1", "x")
-	vi := map[string]string{}
-	recv(t, inner, vi, map[string]string{"/ov/a/1": "x"})
-	outer, err := c.Watch(t.Context(), "/ov", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vo := map[string]string{"/ov/a/1": "x"}
-	do(t, "SET", "/ov/b", "y")
-	do(t, "SET", "/ov/a/2", "z")
-	recv(t, outer, vo, map[string]string{"/ov/a/1": "x", "/ov/a/2": "z", "/ov/b": "y"})
-	recv(t, inner, vi, map[string]string{"/ov/a/1": "x", "/ov/a/2": "z"})
 }
 
 // serverAdmin returns a function running one command against addr.
