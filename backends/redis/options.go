@@ -31,7 +31,7 @@ type Options struct {
 	// keyspace notifications off, or Watch is WatchPoll), and how often a
 	// keyspace watch checks for FLUSHALL/FLUSHDB/SWAPDB (which send no
 	// keyspace notification).
-	PollInterval time.Duration `setting:"redis-poll-interval" default:"10s" usage:"redis: how often a watch re-reads its prefix when the server cannot push changes"`
+	PollInterval time.Duration `setting:"redis-poll-interval" default:"10s" usage:"redis: how often a watch re-reads its prefix when the server cannot push changes (and a keyspace watch checks for FLUSHALL)"`
 }
 
 // The values of Options.Watch.
