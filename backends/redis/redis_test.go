@@ -554,7 +554,9 @@ func TestWatchKeyspace(t *testing.T) {
 // TestWatchKeyspaceFallback: a server that refuses CLIENT TRACKING but
 // sends keyspace notifications is watched by them (a change is seen long
 // before the hour-long poll interval); asked for keyspace from a server
-// that does not send them, the watch says so and polls.
+// that does not send them, the watch says so and polls. Where CONFIG is
+// disabled, keyspace asked for is trusted with a WARN, and a fallback
+// from tracking polls.
 func TestWatchKeyspaceFallback(t *testing.T) {
 	needServer(t)
 	for _, tc := range []struct {
@@ -571,6 +573,10 @@ func TestWatchKeyspaceFallback(t *testing.T) {
 		{name: "keyspace asked, events without g", args: []string{"--notify-keyspace-events", "K$hxe"}, watch: redis.WatchKeyspace,
 			poll: 100 * time.Millisecond, logs: []string{"polling instead", `notify-keyspace-events is \"$hxeK\"`}},
 		{name: "poll asked", watch: redis.WatchPoll, poll: 100 * time.Millisecond},
+		{name: "keyspace asked, CONFIG disabled: trusted", args: []string{"--rename-command", "CONFIG", "", "--notify-keyspace-events", "KEA"},
+			watch: redis.WatchKeyspace, poll: time.Hour, logs: []string{"cannot read notify-keyspace-events; assuming the server sends keyspace notifications"}},
+		{name: "tracking refused, CONFIG disabled: polled", args: []string{"--rename-command", "CLIENT", "", "--rename-command", "CONFIG", "", "--notify-keyspace-events", "KEA"},
+			poll: 100 * time.Millisecond, logs: []string{"trying keyspace notifications", "polling instead", "cannot read notify-keyspace-events"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := testserver.Redis(t, testserver.RedisOptions{ExtraArgs: tc.args})
