@@ -42,7 +42,8 @@ func redisAdmin(t *testing.T, addr string) func(args ...string) {
 	}
 }
 
-// TestDaemonRedisWatch: confit -watch -backend redis re-renders on writes,
+// TestDaemonRedisWatch: confit -watch -backend redis, with tracking and
+// with keyspace notifications, re-renders on writes,
 // hash fields, deletes and TTL expiry; after FLUSHALL a gets template
 // renders empty and a getv template keeps its last file (confd's
 // behaviour: no empty-render guard); across a graceful restart and a
@@ -50,7 +51,16 @@ func redisAdmin(t *testing.T, addr string) func(args ...string) {
 // the store after the re-list, changes made while the watch reconnects
 // included.
 func TestDaemonRedisWatch(t *testing.T) {
-	s := testserver.Redis(t, testserver.RedisOptions{})
+	for _, watch := range []string{"tracking", "keyspace"} {
+		t.Run(watch, func(t *testing.T) { testDaemonRedisWatch(t, watch) })
+	}
+}
+
+// testDaemonRedisWatch is TestDaemonRedisWatch with -redis-watch watch
+// (the server sends keyspace notifications; FLUSHALL is found by the
+// check every -redis-poll-interval).
+func testDaemonRedisWatch(t *testing.T, watch string) {
+	s := testserver.Redis(t, testserver.RedisOptions{ExtraArgs: []string{"--notify-keyspace-events", "KEA"}})
 	do := redisAdmin(t, s.Addr())
 	out, confdir := t.TempDir(), t.TempDir()
 	kvDest, nameDest := filepath.Join(out, "kv.conf"), filepath.Join(out, "name.conf")
@@ -62,7 +72,8 @@ func TestDaemonRedisWatch(t *testing.T) {
 	})
 	do("SET", "/w/keep", "k")
 	do("SET", "/w/name", "shop")
-	d := startConfitDaemon(t, "-backend", "redis", "-node", s.Addr(), "-confdir", confdir, "-wait", "50ms:1s")
+	d := startConfitDaemon(t, "-backend", "redis", "-node", s.Addr(), "-confdir", confdir, "-wait", "50ms:1s",
+		"-redis-watch", watch, "-redis-poll-interval", "500ms")
 	waitFile(t, kvDest, "keep=k\nname=shop\n")
 	waitFile(t, nameDest, "name=shop\n")
 
