@@ -4,7 +4,7 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/confit
-# TAGS=confit_no_etcd,confit_no_consul,confit_no_zookeeper leaves those backends out (README: Smaller builds).
+# TAGS=confit_no_etcd,confit_no_consul,confit_no_zookeeper,confit_no_redis leaves those backends out (README: Smaller builds).
 TAGS     ?=
 
 .PHONY: build demo test test-deps bench lint deadcode fuzz clean

@@ -10,7 +10,7 @@ import (
 	"github.com/confit-dev/confit/internal/testserver"
 )
 
-// TestLiteBuild builds confit without the etcd and Consul backends (the
+// TestLiteBuild builds confit without the etcd, Consul, ZooKeeper and Redis backends (the
 // build tags README.md documents): it renders from the file backend, says
 // which backends it has, and refuses the ones it lacks as a usage error.
 func TestLiteBuild(t *testing.T) {
@@ -19,7 +19,7 @@ func TestLiteBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(t.TempDir(), "confit-lite")
-	build := exec.Command("go", "build", "-tags", "confit_no_etcd,confit_no_consul,confit_no_zookeeper", "-o", bin, "./cmd/confit")
+	build := exec.Command("go", "build", "-tags", "confit_no_etcd,confit_no_consul,confit_no_zookeeper,confit_no_redis", "-o", bin, "./cmd/confit")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -36,7 +36,7 @@ func TestLiteBuild(t *testing.T) {
 	if out, err := run.CombinedOutput(); err != nil {
 		t.Errorf("one-shot from the file backend: %v\n%s", err, out)
 	}
-	for _, backend := range []string{"etcd", "consul"} {
+	for _, backend := range []string{"etcd", "consul", "zookeeper", "redis"} {
 		out, err := exec.Command(bin, "-onetime", "-backend", backend, "-confdir", quickstart, "-config-file", "/dev/null").CombinedOutput()
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "not in this build of confit") {

@@ -89,6 +89,8 @@ main() {
 	./scripts/servers/consul.sh >/dev/null
 	echo "test-deps: ZooKeeper (apt)"
 	./scripts/servers/zookeeper.sh >/dev/null
+	echo "test-deps: Redis (apt)"
+	./scripts/servers/redis.sh >/dev/null
 	echo "test-deps: ok"
 }
 

@@ -35,7 +35,7 @@ type options struct {
 	noopShowSecrets          bool
 	path, prefix             string
 	roleID, secretID         string
-	secretKeyring, separator string
+	secretKeyring            string
 	syncOnly                 bool
 	table, userID            string
 	version, watch           bool
@@ -133,7 +133,6 @@ func newFlagSet(o *options, w io.Writer) *flag.FlagSet {
 	s(&o.roleID, "role-id", "", "Vault app-role role_id (accepted for confd compatibility)")
 	s(&o.secretID, "secret-id", "", "Vault app-role secret_id (accepted for confd compatibility)")
 	s(&o.secretKeyring, "secret-keyring", "", "armored OpenPGP secret keyring (unprotected) for crypt-encrypted values: cget, cgets, cgetv, cgetvs, decrypt (mode 0600 or stricter)")
-	s(&o.separator, "separator", "", "redis: separator replacing / in keys (accepted for confd compatibility; no Redis backend yet)")
 	b(&o.syncOnly, "sync-only", false, "write files but never run check_cmd or reload_cmd")
 	s(&o.table, "table", "", "DynamoDB table (not supported)")
 	s(&o.userID, "user-id", "", "Vault app-id user_id (accepted for confd compatibility)")

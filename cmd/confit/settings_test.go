@@ -19,9 +19,17 @@ var required = map[string]backends.Settings{
 	"file": {"file": {"/values.yaml"}},
 }
 
+// samples are test values for the settings that take one of a few words.
+var samples = map[string][]string{
+	"redis-watch": {"keyspace"},
+}
+
 // sample returns test values for a setting of kind k: two for a list, so
 // that repeating is tested too.
 func sample(s backends.Setting) []string {
+	if v, ok := samples[s.Name]; ok {
+		return v
+	}
 	switch s.Kind {
 	case backends.KindBool:
 		return []string{"true"}

@@ -50,3 +50,27 @@ install_from_proxy() {
 	echo "$name: built $bin in $(($(date +%s) - start))s" >&2
 	echo "$bin"
 }
+
+# apt_install_quiet NAME PACKAGE...
+#   apt-get installs PACKAGEs (with root or sudo) starting no service: a
+#   policy-rc.d that denies service starts is in place for the install
+#   only. apt-get waits a bounded time (300 s) for the dpkg lock, which
+#   other installs may hold. Progress goes to stderr, prefixed with NAME.
+apt_install_quiet() {
+	local name="$1" sudo= policy=/usr/sbin/policy-rc.d added= start rc=0
+	shift
+	if [ "$(id -u)" != 0 ]; then sudo=sudo; fi
+	start=$(date +%s)
+	if [[ ! -e $policy ]]; then
+		printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+		$sudo chmod +x "$policy"
+		added=1
+	fi
+	echo "$name: apt-get install $*" >&2
+	local apt_opts=(-o DPkg::Lock::Timeout=300 -qq)
+	{ $sudo apt-get "${apt_opts[@]}" update >&2 &&
+		DEBIAN_FRONTEND=noninteractive $sudo apt-get "${apt_opts[@]}" install -y --no-install-recommends "$@" >&2; } || rc=$?
+	if [[ -n $added ]]; then $sudo rm -f "$policy"; fi
+	if [[ $rc != 0 ]]; then return "$rc"; fi
+	echo "$name: installed $* in $(($(date +%s) - start))s" >&2
+}

@@ -1,0 +1,4 @@
+package redis
+
+// KeyspaceFlags exports keyspaceFlags to the tests.
+var KeyspaceFlags = keyspaceFlags
