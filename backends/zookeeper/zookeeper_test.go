@@ -3,7 +3,6 @@ package zookeeper_test
 import (
 	"context"
 	"errors"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -178,105 +177,4 @@ func itoa(n int) string {
 		n /= 10
 	}
 	return string(b)
-}
-
-// Many changes under a watched prefix keep one data and one child watch
-// per znode and a stable goroutine count (confd #550/#551 grew both).
-func TestWatchNoLeak(t *testing.T) {
-	srv := testserver.ZooKeeper(t, testserver.ZooKeeperOptions{})
-	adm := admin(t, srv)
-	const keys, changes = 300, 300
-	for i := range keys {
-		put(t, adm, "/leak/k"+itoa(i+1), "0")
-	}
-	c := newClient(t, srv, zookeeper.Options{})
-	snap, err := c.Get(t.Context(), []string{"/leak"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	ch, err := c.Watch(ctx, "/leak", snap.RevOf("/leak"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	view := snap.KVs
-	waitFor := func(key, value string) {
-		t.Helper()
-		for view[key] != value {
-			select {
-			case u := <-ch:
-				if u.Reset {
-					view = u.KVs
-				}
-				for _, ch := range u.Changes {
-					view[ch.Key] = ch.Value
-				}
-			case <-ctx.Done():
-				t.Fatalf("%s=%s not seen", key, value)
-			}
-		}
-	}
-	waitFor("/leak/k1", "0")
-	put(t, adm, "/leak/k1", "start")
-	waitFor("/leak/k1", "start")
-	watches0, gor0 := c.WatchCount(), runtime.NumGoroutine()
-	for i := range changes {
-		k := "/leak/k" + itoa(i%keys+1)
-		put(t, adm, k, itoa(i+1))
-		waitFor(k, itoa(i+1))
-	}
-	watches1, gor1 := c.WatchCount(), runtime.NumGoroutine()
-	t.Logf("%d znodes, %d changes: watches %d -> %d, goroutines %d -> %d, reads %d", keys+1, changes, watches0, watches1, gor0, gor1, c.Metrics()["reads_total"])
-	if want := 2 * (keys + 1); watches1 != want || watches0 != want {
-		t.Errorf("watches %d before, %d after %d changes; want %d (one data and one child watch per znode)", watches0, watches1, changes, want)
-	}
-	if gor1 > gor0+5 {
-		t.Errorf("goroutines grew from %d to %d over %d changes", gor0, gor1, changes)
-	}
-}
-
-// The server paused (SIGSTOP) past the session timeout: the watch degrades,
-// and after the resume (a new session if the old one expired) it re-lists
-// and sees later changes.
-func TestWatchServerPaused(t *testing.T) {
-	srv := testserver.ZooKeeper(t, testserver.ZooKeeperOptions{})
-	adm := admin(t, srv)
-	put(t, adm, "/pause/a", "1")
-	c := newClient(t, srv, zookeeper.Options{SessionTimeout: 2 * time.Second})
-	snap, err := c.Get(t.Context(), []string{"/pause"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	ch, err := c.Watch(ctx, "/pause", snap.RevOf("/pause"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(5 * time.Second) // past the 2 s session timeout
-	if err := srv.Resume(); err != nil {
-		t.Fatal(err)
-	}
-	put(t, adm, "/pause/b", "2")
-	view := snap.KVs
-	for view["/pause/b"] != "2" {
-		select {
-		case u := <-ch:
-			if u.Err != nil {
-				t.Logf("degraded: %v", u.Err)
-			}
-			if u.Reset {
-				view = u.KVs
-			}
-			for _, ch := range u.Changes {
-				view[ch.Key] = ch.Value
-			}
-		case <-ctx.Done():
-			t.Fatalf("change after the pause not seen; view %v", view)
-		}
-	}
 }
