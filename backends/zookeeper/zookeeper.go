@@ -3,12 +3,18 @@
 // Keys are znode paths below the chroot given as "host:port/chroot" in a
 // node. As in confd, only leaf znodes (no children) are values; with
 // Options.InteriorValues the data of znodes that have children is a value
-// too. Get walks each prefix; every znode read is atomic, but ZooKeeper has
-// no multi-znode snapshot, so a walk that races writes may mix states
-// (Snapshot.Revs holds, per prefix, the highest zxid the walk saw).
+// too.
 //
-// Watch keeps one data and one child watch per znode (see watch.go); for
-// now an event re-walks the prefix rather than reading only its znode.
+// Get sends a sync for each prefix (the server catches up with the leader,
+// so the read sees every write acknowledged before Get began), then walks
+// the prefix. Every znode read is atomic, but ZooKeeper has no multi-znode
+// snapshot read, so a walk that races writes may mix states; Snapshot.Revs
+// holds, per prefix, the highest zxid the walk saw.
+//
+// Watch keeps one tree cache per watched prefix, shared by every Watch on
+// it or below it: one data and one child watch per znode, one read per
+// changed znode, a walk only after a session expiry or a failed read (see
+// watch.go).
 package zookeeper
 
 import (
@@ -231,6 +237,11 @@ func New(ctx context.Context, o Options) (*Client, error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if o.ClientCert != "" || o.ClientKey != "" || o.ClientCAKeys != "" {
+		// go-zookeeper speaks plain TCP; say so rather than let a user
+		// believe the session is encrypted.
+		log.Warn("zookeeper: TLS is not supported yet; client-cert, client-key and client-ca-keys are ignored", "backend", Name)
 	}
 	if o.SessionTimeout == 0 {
 		o.SessionTimeout = 10 * time.Second

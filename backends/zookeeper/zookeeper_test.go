@@ -3,6 +3,7 @@ package zookeeper_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -177,4 +178,19 @@ func itoa(n int) string {
 		n /= 10
 	}
 	return string(b)
+}
+
+// TLS settings are not silently dropped: the client warns that it speaks
+// plain TCP.
+func TestTLSSettingsWarn(t *testing.T) {
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	c, err := zookeeper.New(t.Context(), zookeeper.Options{Config: backends.Config{Nodes: []string{"127.0.0.1:1"}, ClientCert: "c.pem", ClientKey: "k.pem", Logger: log}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if !strings.Contains(logs.String(), "TLS is not supported yet") {
+		t.Errorf("log %q: want a warning that TLS is not supported", logs.String())
+	}
 }
