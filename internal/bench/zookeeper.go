@@ -128,6 +128,12 @@ func zkSharedPrefix(ctx context.Context, s *testserver.ZooKeeperServer, conn *zk
 	if err := waitInitial(ctx, d, want); err != nil {
 		return nil, err
 	}
+	// The files are rendered from the first read; the watch then loads
+	// the prefix, setting a data and a child watch per znode.
+	znodes := 2 + 2*n + fill
+	if err := zkWaitWatches(ctx, s, 2*znodes, 60*time.Second); err != nil {
+		return nil, err
+	}
 	m0, err := d.counters()
 	if err != nil {
 		return nil, err
@@ -149,7 +155,7 @@ func zkSharedPrefix(ctx context.Context, s *testserver.ZooKeeperServer, conn *zk
 		return nil, err
 	}
 	reads, relists := counterDelta(m0, m1, "confit_backend_reads_total"), counterDelta(m0, m1, "confit_backend_relists_total")
-	label := fmt.Sprintf("zookeeper watch, %d resources on one prefix of %d znodes", n, 2+2*n+fill)
+	label := fmt.Sprintf("zookeeper watch, %d resources on one prefix of %d znodes", n, znodes)
 	rss, hwm, _ := procMem(d.pid())
 	return []row{
 		{label + ": change-to-file p50", fmtDur(pct(lat, 50)), "", fmt.Sprintf("%d changes back to back; set round trip alone p50 %s", len(lat), fmtDur(pct(puts, 50)))},
@@ -159,6 +165,21 @@ func zkSharedPrefix(ctx context.Context, s *testserver.ZooKeeperServer, conn *zk
 			fmt.Sprintf("confit_backend_reads_total +%.0f; re-lists +%.0f; server watches (mntr) %d before, %d after", reads, relists, w0, w1)},
 		{label + ": RSS after the changes", fmtMB(rss), "", rssSplit(d.pid()) + ", VmHWM " + fmtMB(hwm)},
 	}, nil
+}
+
+// zkWaitWatches waits until the server holds want watches.
+func zkWaitWatches(ctx context.Context, s *testserver.ZooKeeperServer, want int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		n, err := s.Watches(ctx)
+		if err == nil && n == want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("server watches: %d, want %d after %v (err %v)", n, want, timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // counterDelta is the increase of metric (summed over its series) from m0
