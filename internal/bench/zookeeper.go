@@ -195,22 +195,12 @@ type nopLogger struct{}
 func (nopLogger) Printf(string, ...any) {}
 
 func zkLatency(ctx context.Context, s *testserver.ZooKeeperServer, put putFunc, args []string, n int) ([]row, error) {
-	root := fmt.Sprintf("/lat%d", n)
-	d, dir, done, err := valueDaemon(ctx, put, fmt.Sprintf("zookeeper-watch-%d", n), root, n, "", args)
-	defer done()
+	run, err := watchLatency(ctx, put, "zookeeper", args, n, [2]string{"<= 1.5x etcd's", ""}, [2]string{})
+	defer run.done()
 	if err != nil {
 		return nil, err
 	}
-	lat, puts, cpuPerChange, err := timedChanges(ctx, d, put, dir, root, n)
-	if err != nil {
-		return nil, err
-	}
-	label := fmt.Sprintf("zookeeper watch, %d resource(s)", n)
-	rows := []row{
-		{label + ": change-to-file p50", fmtDur(pct(lat, 50)), "<= 1.5x etcd's", fmt.Sprintf("set → destination seen (inotify), %d changes back to back; set round trip alone p50 %s", len(lat), fmtDur(pct(puts, 50)))},
-		{label + ": change-to-file p99", fmtDur(pct(lat, 99)), "", fmt.Sprintf("max %s", fmtDur(pct(lat, 100)))},
-		{label + ": daemon CPU per change", fmtDur(cpuPerChange), "", "utime+stime delta / changes"},
-	}
+	d, dir, root, label, rows := run.d, run.dir, run.root, run.label, run.rows
 	if n < 200 {
 		return rows, nil
 	}
