@@ -65,17 +65,23 @@ type znode struct {
 	kids map[string]bool // child names
 }
 
-// sub is one Watch: the updates for its prefix, queued and coalesced while
-// its receiver is slow, and sent by its own goroutine.
+// sub is one Watch: the updates for its prefix. The cache hands one over
+// directly when the channel has room and nothing is queued; otherwise it
+// is queued (and coalesced) and a drain goroutine, which lives only while
+// the queue is not empty, sends it: an idle watch costs no goroutine, and
+// a slow receiver holds up no other.
 type sub struct {
 	prefix string
 	rev    uint64 // the revision the caller read at
 	out    chan backends.Update
+	done   chan struct{} // closed when the watch ends
 
-	mu      sync.Mutex
-	pending []pendingUpdate
-	erred   bool // an Err was queued
-	wake    chan struct{}
+	mu       sync.Mutex
+	pending  []pendingUpdate
+	erred    bool // an Err was queued
+	draining bool // a drain goroutine runs
+	closed   bool
+	drainer  sync.WaitGroup
 }
 
 // pendingUpdate is an Update not yet sent, with an index of its Changes by
@@ -97,15 +103,20 @@ func (c *Client) Watch(ctx context.Context, prefix string, rev uint64) (<-chan b
 		return nil, errors.New("zookeeper: watch: client closed")
 	}
 	ca := c.cacheFor(prefix)
-	s := &sub{prefix: prefix, rev: rev, out: make(chan backends.Update, 1), wake: make(chan struct{}, 1)}
+	s := &sub{prefix: prefix, rev: rev, out: make(chan backends.Update, 1), done: make(chan struct{})}
 	ca.refs++
 	ca.mu.Lock()
 	ca.joins = append(ca.joins, s)
 	ca.mu.Unlock()
 	ca.poke()
-	c.wg.Go(func() {
-		defer close(s.out)
-		s.run(ctx, c.ctx)
+	// The watch ends with ctx or the client: no goroutine waits for it.
+	ctx, cancel := context.WithCancel(ctx)
+	unhook := context.AfterFunc(c.ctx, cancel)
+	c.wg.Add(1)
+	context.AfterFunc(ctx, func() {
+		defer c.wg.Done()
+		unhook()
+		s.stop()
 		c.wmu.Lock()
 		ca.mu.Lock()
 		delete(ca.subs, s)
@@ -545,21 +556,63 @@ func (ca *cache) revUnder(prefix string) uint64 {
 	return absentRev
 }
 
-// enqueue adds u to what s has to send, merging it into the last pending
-// Update where both carry data (see merge). s.mu is taken; the cache's mu
-// may be held.
+// enqueue hands u to s's receiver, or queues it, merging it into the last
+// queued Update where both carry data (see merge). s.mu is taken; the
+// cache's mu may be held. It never blocks.
 func (s *sub) enqueue(u backends.Update) {
 	u.Prefix = s.prefix
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
 	s.erred = s.erred || u.Err != nil
+	if !s.draining {
+		select {
+		case s.out <- u:
+			return
+		default:
+		}
+	}
 	if n := len(s.pending); n == 0 || !s.pending[n-1].merge(u) {
 		s.pending = append(s.pending, pendingUpdate{u: u})
 	}
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	if !s.draining {
+		s.draining = true
+		s.drainer.Go(s.drain)
 	}
+}
+
+// drain sends the queued updates, and returns once none is left or the
+// watch ended.
+func (s *sub) drain() {
+	for {
+		s.mu.Lock()
+		if len(s.pending) == 0 || s.closed {
+			s.pending = nil
+			s.draining = false
+			s.mu.Unlock()
+			return
+		}
+		u := s.pending[0].u
+		s.pending[0] = pendingUpdate{}
+		s.pending = s.pending[1:]
+		s.mu.Unlock()
+		select {
+		case s.out <- u:
+		case <-s.done:
+		}
+	}
+}
+
+// stop ends the watch: nothing is sent after it, and it closes the channel.
+func (s *sub) stop() {
+	close(s.done)
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.drainer.Wait()
+	close(s.out)
 }
 
 // merge folds u into p when the receiver sees the same result either way:
@@ -603,38 +656,6 @@ func (p *pendingUpdate) merge(u backends.Update) bool {
 		p.u.Rev = u.Rev
 	}
 	return true
-}
-
-// run sends s's pending updates until ctx or done ends.
-func (s *sub) run(ctx, done context.Context) {
-	for {
-		s.mu.Lock()
-		var u backends.Update
-		ok := len(s.pending) > 0
-		if ok {
-			u = s.pending[0].u
-			s.pending[0] = pendingUpdate{}
-			s.pending = s.pending[1:]
-		}
-		s.mu.Unlock()
-		if !ok {
-			select {
-			case <-s.wake:
-				continue
-			case <-ctx.Done():
-				return
-			case <-done.Done():
-				return
-			}
-		}
-		select {
-		case s.out <- u:
-		case <-ctx.Done():
-			return
-		case <-done.Done():
-			return
-		}
-	}
 }
 
 // closeWatches ends every watch and waits for their goroutines.

@@ -534,3 +534,52 @@ func TestWatchNoLeak(t *testing.T) {
 		t.Errorf("relists: %d, want 0", m["relists_total"])
 	}
 }
+
+// A watch whose receiver does not read holds up no other watch of the
+// prefix; when it reads again it gets the changes coalesced, ending at the
+// store's state.
+func TestWatchSlowReceiver(t *testing.T) {
+	srv := testserver.ZooKeeper(t, testserver.ZooKeeperOptions{})
+	adm := admin(t, srv)
+	for i := range 10 {
+		put(t, adm, fmt.Sprintf("/slow/k%d", i), "0")
+	}
+	c := newClient(t, srv, zookeeper.Options{})
+	snap, err := c.Get(t.Context(), []string{"/slow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalled, err := c.Watch(t.Context(), "/slow", snap.RevOf("/slow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast := watchView(t.Context(), t, c, "/slow", snap)
+	waitWatches(t, c, srv, 2*11)
+	want := maps.Clone(snap.KVs)
+	for i := range 100 {
+		k, v := fmt.Sprintf("/slow/k%d", i%10), strconv.Itoa(i)
+		put(t, adm, k, v)
+		want[k] = v
+		fast.wait(t, k+"="+v, func(kvs map[string]string) bool { return kvs[k] == v })
+	}
+	view := maps.Clone(snap.KVs)
+	updates := 0
+	for !maps.Equal(view, want) {
+		select {
+		case u := <-stalled:
+			updates++
+			if u.Err != nil || u.Reset {
+				t.Fatalf("unexpected update %+v", u)
+			}
+			for _, ch := range u.Changes {
+				view[ch.Key] = ch.Value
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the stalled watch's view %v, want %v", view, want)
+		}
+	}
+	t.Logf("100 changes reached the stalled watch in %d updates", updates)
+	if updates > 3 {
+		t.Errorf("%d updates for a receiver that was not reading; want them coalesced", updates)
+	}
+}
