@@ -194,3 +194,33 @@ func TestTLSSettingsWarn(t *testing.T) {
 		t.Errorf("log %q: want a warning that TLS is not supported", logs.String())
 	}
 }
+
+// A server that accepts connections but answers nothing (SIGSTOPped) fails
+// Get at the caller's deadline (one-shot's -timeout), naming the node.
+func TestGetServerPaused(t *testing.T) {
+	srv := testserver.ZooKeeper(t, testserver.ZooKeeperOptions{})
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Resume() }()
+	c, err := zookeeper.New(t.Context(), zookeeper.Options{Config: backends.Config{Nodes: []string{srv.Addr()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Get(ctx, []string{"/app"})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), srv.Addr()) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Get against a paused server: err = %v, want the deadline, naming %s", err, srv.Addr())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Get against a paused server outlived its 2 s deadline by 8 s")
+	}
+}
