@@ -583,3 +583,55 @@ func TestWatchSlowReceiver(t *testing.T) {
 		t.Errorf("%d updates for a receiver that was not reading; want them coalesced", updates)
 	}
 }
+
+// A connection lost and re-made within the session timeout needs no
+// re-list: the client sets its watches again with the last zxid it saw,
+// and the server fires those whose znode changed meanwhile.
+func TestWatchReconnectWithinSession(t *testing.T) {
+	srv := testserver.ZooKeeper(t, testserver.ZooKeeperOptions{})
+	adm := admin(t, srv)
+	put(t, adm, "/recon/a", "1")
+	put(t, adm, "/recon/b", "1")
+	var (
+		cut   atomic.Bool
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	zookeeper.SetDialer(func(network, addr string, timeout time.Duration) (net.Conn, error) {
+		if cut.Load() {
+			return nil, errors.New("cut off by the test")
+		}
+		conn, err := net.DialTimeout(network, addr, timeout)
+		if err == nil {
+			mu.Lock()
+			conns = append(conns, conn)
+			mu.Unlock()
+		}
+		return conn, err
+	})
+	t.Cleanup(func() { zookeeper.SetDialer(nil) })
+	c := newClient(t, srv, zookeeper.Options{SessionTimeout: 10 * time.Second})
+	zookeeper.SetDialer(nil)
+	snap, err := c.Get(t.Context(), []string{"/recon"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := watchView(t.Context(), t, c, "/recon", snap)
+	waitWatches(t, c, srv, 2*3)
+	cut.Store(true)
+	mu.Lock()
+	for _, conn := range conns {
+		conn.Close()
+	}
+	mu.Unlock()
+	waitServerWatches(t, srv, 0) // the server dropped the connection's watches
+	put(t, adm, "/recon/a", "2")
+	del(t, adm, "/recon/b")
+	put(t, adm, "/recon/c", "3")
+	cut.Store(false)
+	v.wait(t, "the changes made while disconnected", equals(map[string]string{"/recon/a": "2", "/recon/c": "3"}))
+	waitWatches(t, c, srv, 2*3)
+	if n := c.Metrics()["relists_total"]; n != 0 {
+		t.Errorf("relists: %d, want 0 (the session survived)", n)
+	}
+}
