@@ -80,6 +80,23 @@ func watchView(ctx context.Context, t *testing.T, c *zookeeper.Client, prefix st
 	return v
 }
 
+// getView reads prefix with Get and watches it from there.
+func getView(t *testing.T, c *zookeeper.Client, prefix string) (backends.Snapshot, *viewer) {
+	t.Helper()
+	snap := get(t, c, prefix)
+	return snap, watchView(t.Context(), t, c, prefix, snap)
+}
+
+// get reads prefix.
+func get(t *testing.T, c *zookeeper.Client, prefix string) backends.Snapshot {
+	t.Helper()
+	snap, err := c.Get(t.Context(), []string{prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
 // wait waits up to 30 s until cond holds for the view.
 func (v *viewer) wait(t *testing.T, what string, cond func(kvs map[string]string) bool) {
 	t.Helper()
@@ -174,10 +191,7 @@ func TestWatchIncremental(t *testing.T) {
 		put(t, adm, fmt.Sprintf("/inc/many/k%02d", i), "x")
 	}
 	c := newClient(t, srv, zookeeper.Options{})
-	snap, err := c.Get(t.Context(), []string{"/inc"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := get(t, c, "/inc")
 	want := maps.Clone(snap.KVs)
 	v := watchView(t.Context(), t, c, "/inc", snap)
 	znodes := 1 + 1 + 2 + 1 + 50 // /inc, a, b, b/c, many, many/k*
@@ -243,11 +257,7 @@ func TestWatchPrefixCreatedLater(t *testing.T) {
 	srv := testserver.ZooKeeper(t, testserver.ZooKeeperOptions{})
 	adm := admin(t, srv)
 	c := newClient(t, srv, zookeeper.Options{})
-	snap, err := c.Get(t.Context(), []string{"/later"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := watchView(t.Context(), t, c, "/later", snap)
+	_, v := getView(t, c, "/later")
 	waitWatches(t, c, srv, 1)
 	if n := serverWatches(t, srv); n != 1 {
 		t.Errorf("server watches: %d, want 1 (exists)", n)
@@ -269,10 +279,7 @@ func TestWatch200OnePrefix(t *testing.T) {
 	}
 	createMany(t, adm, keys, "0")
 	c := newClient(t, srv, zookeeper.Options{})
-	snap, err := c.Get(t.Context(), []string{"/shared"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := get(t, c, "/shared")
 	var views, subViews []*viewer
 	for i := range 200 {
 		if i%10 == 9 {
@@ -332,11 +339,7 @@ func TestWatchChangeDuringRearm(t *testing.T) {
 	})
 	t.Cleanup(func() { zookeeper.SetBeforeRead(nil) }) // after the client closes
 	c := newClient(t, srv, zookeeper.Options{})
-	snap, err := c.Get(t.Context(), []string{"/rearm"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := watchView(t.Context(), t, c, "/rearm", snap)
+	_, v := getView(t, c, "/rearm")
 	waitWatches(t, c, srv, 2*4)
 	put(t, adm, "/rearm/k", "1") // the hook writes 2 before the re-read
 	v.wait(t, "/rearm/k=2", func(kvs map[string]string) bool { return kvs["/rearm/k"] == "2" })
@@ -371,11 +374,7 @@ func TestWatchSessionExpiry(t *testing.T) {
 	t.Cleanup(func() { zookeeper.SetDialer(nil) })
 	c := newClient(t, srv, zookeeper.Options{SessionTimeout: 2 * time.Second, Config: backends.Config{Logger: testLogger(t)}})
 	zookeeper.SetDialer(nil) // only c is cut off, not the admin's reconnections
-	snap, err := c.Get(t.Context(), []string{"/pause"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := watchView(t.Context(), t, c, "/pause", snap)
+	snap, v := getView(t, c, "/pause")
 	waitWatches(t, c, srv, 2*3)
 
 	cut.Store(true)
@@ -455,10 +454,7 @@ func TestWatchNoLeak(t *testing.T) {
 	keys = append(keys, leaves...)
 	createMany(t, adm, keys, "0")
 	c := newClient(t, srv, zookeeper.Options{})
-	snap, err := c.Get(t.Context(), []string{"/leak"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := get(t, c, "/leak")
 	if len(snap.KVs) != len(leaves) {
 		t.Fatalf("read %d keys, want %d", len(snap.KVs), len(leaves))
 	}
@@ -545,10 +541,7 @@ func TestWatchSlowReceiver(t *testing.T) {
 		put(t, adm, fmt.Sprintf("/slow/k%d", i), "0")
 	}
 	c := newClient(t, srv, zookeeper.Options{})
-	snap, err := c.Get(t.Context(), []string{"/slow"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := get(t, c, "/slow")
 	stalled, err := c.Watch(t.Context(), "/slow", snap.RevOf("/slow"))
 	if err != nil {
 		t.Fatal(err)
@@ -612,11 +605,7 @@ func TestWatchReconnectWithinSession(t *testing.T) {
 	t.Cleanup(func() { zookeeper.SetDialer(nil) })
 	c := newClient(t, srv, zookeeper.Options{SessionTimeout: 10 * time.Second})
 	zookeeper.SetDialer(nil)
-	snap, err := c.Get(t.Context(), []string{"/recon"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := watchView(t.Context(), t, c, "/recon", snap)
+	_, v := getView(t, c, "/recon")
 	waitWatches(t, c, srv, 2*3)
 	cut.Store(true)
 	mu.Lock()
