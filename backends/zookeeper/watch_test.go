@@ -624,3 +624,21 @@ func TestWatchReconnectWithinSession(t *testing.T) {
 		t.Errorf("relists: %d, want 0 (the session survived)", n)
 	}
 }
+
+// Under a chroot the watch maps znode paths back to keys.
+func TestWatchChroot(t *testing.T) {
+	srv := testserver.ZooKeeper(t, testserver.ZooKeeperOptions{})
+	adm := admin(t, srv)
+	put(t, adm, "/prod/db/url", "u1")
+	c, err := zookeeper.New(t.Context(), zookeeper.Options{Config: backends.Config{Nodes: []string{srv.Addr() + "/prod"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_, v := getView(t, c, "/db")
+	v.wait(t, "/db/url=u1", equals(map[string]string{"/db/url": "u1"}))
+	waitWatches(t, c, srv, 2*2)
+	put(t, adm, "/prod/db/url", "u2")
+	put(t, adm, "/prod/db/port", "5432")
+	v.wait(t, "the changes under the chroot", equals(map[string]string{"/db/url": "u2", "/db/port": "5432"}))
+}
