@@ -3,12 +3,18 @@
 // Keys are znode paths below the chroot given as "host:port/chroot" in a
 // node. As in confd, only leaf znodes (no children) are values; with
 // Options.InteriorValues the data of znodes that have children is a value
-// too. Get walks each prefix; every znode read is atomic, but ZooKeeper has
-// no multi-znode snapshot, so a walk that races writes may mix states
-// (Snapshot.Revs holds, per prefix, the highest zxid the walk saw).
+// too.
 //
-// Watch keeps one data and one child watch per znode (see watch.go); for
-// now an event re-walks the prefix rather than reading only its znode.
+// Get sends a sync for each prefix (the server catches up with the leader,
+// so the read sees every write acknowledged before Get began), then walks
+// the prefix. Every znode read is atomic, but ZooKeeper has no multi-znode
+// snapshot read, so a walk that races writes may mix states; Snapshot.Revs
+// holds, per prefix, the highest zxid the walk saw.
+//
+// Watch keeps one tree cache per watched prefix, shared by every Watch on
+// it or below it: one data and one child watch per znode, one read per
+// changed znode, a walk only after a session expiry or a failed read (see
+// watch.go).
 package zookeeper
 
 import (
@@ -16,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path"
 	"strings"
 	"sync"
@@ -25,6 +32,10 @@ import (
 	"github.com/confit-dev/confit/backends"
 	"github.com/go-zookeeper/zk"
 )
+
+// dialer, when set (by tests), connects to the servers instead of
+// net.DialTimeout: a test cuts the client off the network with it.
+var dialer zk.Dialer
 
 // absentRev is the revision reported for a prefix that does not exist.
 const absentRev = 1
@@ -38,15 +49,16 @@ type Client struct {
 	addrs  []string
 	chroot string
 
-	reads atomic.Uint64
+	reads   atomic.Uint64 // requests sent (reads, syncs and watch (re-)arms)
+	relists atomic.Uint64 // walks of a watched prefix after an expiry or a failed read
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	wmu     sync.Mutex
-	closed  bool
-	watches map[*watch]bool
+	wmu    sync.Mutex
+	closed bool
+	caches map[string]*cache // by prefix
 
 	amu   sync.Mutex
 	armed map[armKey]bool // watches outstanding on the server
@@ -86,8 +98,8 @@ func (c *Client) onEvent(ev zk.Event) {
 	}
 	c.amu.Unlock()
 	c.wmu.Lock()
-	for w := range c.watches {
-		w.push(ev)
+	for _, ca := range c.caches {
+		ca.push(ev)
 	}
 	c.wmu.Unlock()
 }
@@ -134,9 +146,31 @@ func (c *Client) keyOf(p string) string {
 // outstanding.
 func (c *Client) readNodeW(key string) (n node, ok bool, err error) {
 	p := c.znodePath(key)
-	c.reads.Add(2)
+	var zxid uint64
+	data, err := c.getW(p, &zxid)
+	if err == zk.ErrNoNode {
+		return n, false, nil
+	}
+	if err != nil {
+		return n, false, err
+	}
+	kids, err := c.childrenW(p, &zxid)
+	if err == zk.ErrNoNode {
+		return n, false, nil
+	}
+	if err != nil {
+		return n, false, err
+	}
+	return node{key: key, data: data, zxid: zxid, children: kids}, true, nil
+}
+
+// getW reads znode p's data, with a data watch unless one is outstanding,
+// and raises *zxid to the znode's.
+func (c *Client) getW(p string, zxid *uint64) (string, error) {
+	c.reads.Add(1)
 	var data []byte
 	var st *zk.Stat
+	var err error
 	if dk := (armKey{p, 'd'}); c.arm(dk) {
 		data, st, _, err = c.conn.GetW(p)
 		if err != nil {
@@ -145,30 +179,49 @@ func (c *Client) readNodeW(key string) (n node, ok bool, err error) {
 	} else {
 		data, st, err = c.conn.Get(p)
 	}
-	if err == zk.ErrNoNode {
-		return n, false, nil
-	}
-	if err != nil {
-		return n, false, err
-	}
+	*zxid = max(*zxid, statZxid(st))
+	return string(data), err
+}
+
+// childrenW lists znode p's children, with a child watch unless one is
+// outstanding, and raises *zxid to the znode's.
+func (c *Client) childrenW(p string, zxid *uint64) ([]string, error) {
+	c.reads.Add(1)
 	var kids []string
-	var st2 *zk.Stat
+	var st *zk.Stat
+	var err error
 	if ck := (armKey{p, 'c'}); c.arm(ck) {
-		kids, st2, _, err = c.conn.ChildrenW(p)
+		kids, st, _, err = c.conn.ChildrenW(p)
 		if err != nil {
 			c.disarm(ck)
 		}
 	} else {
-		kids, st2, err = c.conn.Children(p)
+		kids, st, err = c.conn.Children(p)
 	}
-	if err == zk.ErrNoNode {
-		return n, false, nil
-	}
-	if err != nil {
-		return n, false, err
-	}
-	return node{key: key, data: string(data), zxid: max(statZxid(st), statZxid(st2)), children: kids}, true, nil
+	*zxid = max(*zxid, statZxid(st))
+	return kids, err
 }
+
+// existsW reports whether znode p exists, setting an exists watch unless
+// one is outstanding (then it does not, or its creation event is queued).
+func (c *Client) existsW(p string) (bool, error) {
+	ek := armKey{p, 'e'}
+	if !c.arm(ek) {
+		return false, nil
+	}
+	c.reads.Add(1)
+	ok, _, _, err := c.conn.ExistsW(p)
+	if err != nil || ok {
+		c.disarm(ek)
+	}
+	if ok {
+		c.arm(armKey{p, 'd'}) // ExistsW of an existing znode sets a data watch
+	}
+	return ok, err
+}
+
+// addrList names the servers, for errors.
+func (c *Client) addrList() string { return strings.Join(c.addrs, ",") }
 
 // New connects to the servers in o.Nodes (default DefaultAddress). The
 // session is established in the background; requests wait for it. With
@@ -185,12 +238,21 @@ func New(ctx context.Context, o Options) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if o.ClientCert != "" || o.ClientKey != "" || o.ClientCAKeys != "" {
+		// go-zookeeper speaks plain TCP; say so rather than let a user
+		// believe the session is encrypted.
+		log.Warn("zookeeper: TLS is not supported yet; client-cert, client-key and client-ca-keys are ignored", "backend", Name)
+	}
 	if o.SessionTimeout == 0 {
 		o.SessionTimeout = 10 * time.Second
 	}
-	c := &Client{opts: o, log: log, addrs: addrs, chroot: chroot, watches: map[*watch]bool{}, armed: map[armKey]bool{}}
+	c := &Client{opts: o, log: log, addrs: addrs, chroot: chroot, caches: map[string]*cache{}, armed: map[armKey]bool{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	conn, _, err := zk.Connect(addrs, o.SessionTimeout, zk.WithLogger(zkLogger{log}), zk.WithLogInfo(false), zk.WithEventCallback(c.onEvent))
+	dial := dialer
+	if dial == nil {
+		dial = net.DialTimeout
+	}
+	conn, _, err := zk.Connect(addrs, o.SessionTimeout, zk.WithLogger(zkLogger{log}), zk.WithLogInfo(false), zk.WithEventCallback(c.onEvent), zk.WithDialer(dial))
 	if err != nil {
 		c.cancel()
 		return nil, fmt.Errorf("zookeeper: connect %s: %w", strings.Join(addrs, ","), err)
@@ -337,6 +399,14 @@ func (c *Client) Get(ctx context.Context, prefixes []string) (backends.Snapshot,
 	zx := map[string]uint64{}
 	err := c.call(ctx, func() error {
 		for _, p := range backends.CoverPrefixes(prefixes) {
+			// sync: the server this session reads from catches up with
+			// the leader first, so the walk sees every write acknowledged
+			// before Get was called (ZooKeeper's reads are otherwise only
+			// sequentially consistent per session).
+			c.reads.Add(1)
+			if _, err := c.conn.Sync(c.znodePath(p)); err != nil && !errors.Is(err, zk.ErrNoNode) {
+				return fmt.Errorf("zookeeper: %s: get %q: sync: %w", strings.Join(c.addrs, ","), p, err)
+			}
 			var kvs = map[string]string{}
 			var zs = map[string]uint64{}
 			if err := c.walk(p, func(n node) {
@@ -381,7 +451,7 @@ func (c *Client) Get(ctx context.Context, prefixes []string) (backends.Snapshot,
 
 // Metrics reports the client's counters (see backends.MetricsReporter).
 func (c *Client) Metrics() map[string]uint64 {
-	return map[string]uint64{"reads_total": c.reads.Load()}
+	return map[string]uint64{"reads_total": c.reads.Load(), "relists_total": c.relists.Load()}
 }
 
 // Close ends the session; watch channels are closed before it returns.

@@ -88,22 +88,12 @@ func benchEtcdWatch() ([]row, error) {
 }
 
 func etcdLatency(ctx context.Context, s *testserver.EtcdServer, put putFunc, n int) ([]row, error) {
-	root := fmt.Sprintf("/lat%d", n)
-	d, dir, done, err := valueDaemon(ctx, put, fmt.Sprintf("etcd-watch-%d", n), root, n, "", etcdArgs(s, ""))
-	defer done()
+	run, err := watchLatency(ctx, put, "etcd", etcdArgs(s, ""), n, [2]string{"<= 1 ms", "<= 3 ms"}, [2]string{"; confd 2.0 ms", "; confd 3.2 ms"})
+	defer run.done()
 	if err != nil {
 		return nil, err
 	}
-	lat, puts, cpuPerChange, err := timedChanges(ctx, d, put, dir, root, n)
-	if err != nil {
-		return nil, err
-	}
-	label := fmt.Sprintf("etcd watch, %d resource(s)", n)
-	rows := []row{
-		{label + ": change-to-file p50", fmtDur(pct(lat, 50)), "<= 1 ms", fmt.Sprintf("put → destination seen (inotify), %d changes back to back; put round trip alone p50 %s; confd 2.0 ms", len(lat), fmtDur(pct(puts, 50)))},
-		{label + ": change-to-file p99", fmtDur(pct(lat, 99)), "<= 3 ms", fmt.Sprintf("max %s; confd 3.2 ms", fmtDur(pct(lat, 100)))},
-		{label + ": daemon CPU per change", fmtDur(cpuPerChange), "", "utime+stime delta / changes"},
-	}
+	d, dir, root, label, rows := run.d, run.dir, run.root, run.label, run.rows
 	if n < 200 {
 		return rows, nil
 	}

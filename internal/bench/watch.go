@@ -102,6 +102,42 @@ func timedChanges(ctx context.Context, d *daemon, put putFunc, dir, root string,
 	return lat, puts, (cpu1 - cpu0) / time.Duration(len(lat)), nil
 }
 
+// latencyRun is a latency measurement of n value resources whose daemon
+// still runs, for the rows a store adds after the common ones; done stops
+// the daemon and removes its directory.
+type latencyRun struct {
+	d         *daemon
+	dir, root string
+	label     string
+	rows      []row
+	done      func()
+}
+
+// watchLatency starts n value resources under /latN (args are the daemon's
+// backend arguments), makes -changes changes and returns the rows
+// "<store> watch, N resource(s): change-to-file p50, p99, daemon CPU per
+// change". goals are the p50 and p99 goals; peers, appended to the p50
+// and p99 notes, what a peer measured ("; confd 2.0 ms"). run.done is set
+// even when err is not nil.
+func watchLatency(ctx context.Context, put putFunc, store string, args []string, n int, goals, peers [2]string) (*latencyRun, error) {
+	run := &latencyRun{root: fmt.Sprintf("/lat%d", n), label: fmt.Sprintf("%s watch, %d resource(s)", store, n)}
+	d, dir, done, err := valueDaemon(ctx, put, fmt.Sprintf("%s-watch-%d", store, n), run.root, n, "", args)
+	run.d, run.dir, run.done = d, dir, done
+	if err != nil {
+		return run, err
+	}
+	lat, puts, cpuPerChange, err := timedChanges(ctx, d, put, dir, run.root, n)
+	if err != nil {
+		return run, err
+	}
+	run.rows = []row{
+		{run.label + ": change-to-file p50", fmtDur(pct(lat, 50)), goals[0], fmt.Sprintf("put → destination seen (inotify), %d changes back to back; put round trip alone p50 %s%s", len(lat), fmtDur(pct(puts, 50)), peers[0])},
+		{run.label + ": change-to-file p99", fmtDur(pct(lat, 99)), goals[1], fmt.Sprintf("max %s%s", fmtDur(pct(lat, 100)), peers[1])},
+		{run.label + ": daemon CPU per change", fmtDur(cpuPerChange), "", "utime+stime delta / changes"},
+	}
+	return run, nil
+}
+
 // latencyLoop makes changes changes, cycling over the n resources, each a
 // put followed by a wait until the destination holds the new value, then a
 // pause of gap. It returns the time from just before each put to the file

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -89,7 +90,7 @@ func StartZooKeeper(ctx context.Context, opts ZooKeeperOptions) (*ZooKeeperServe
 			fmt.Sprintf("clientPort=%d", port),
 			"clientPortAddress=127.0.0.1",
 			"admin.enableServer=false", // else Jetty binds 0.0.0.0:8080
-			"4lw.commands.whitelist=srvr,ruok,wchs,cons",
+			"4lw.commands.whitelist=srvr,ruok,wchs,wchc,cons,mntr",
 			"forceSync=no",
 			"maxClientCnxns=0",
 			"",
@@ -147,7 +148,7 @@ func (s *ZooKeeperServer) ready(ctx context.Context) error {
 }
 
 // FourLetter sends one of ZooKeeper's four-letter words (srvr, ruok, wchs,
-// cons) and returns the answer.
+// wchc, cons, mntr) and returns the answer.
 func (s *ZooKeeperServer) FourLetter(ctx context.Context, word string) (string, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", s.addr)
@@ -176,6 +177,26 @@ func (s *ZooKeeperServer) FourLetter(ctx context.Context, word string) (string, 
 		return "", fmt.Errorf("%s: empty answer", word)
 	}
 	return b.String(), nil
+}
+
+// Watches returns the number of watches the server holds, data, child
+// and exists watches of every session (mntr's zk_watch_count; wchs counts
+// data watches only).
+func (s *ZooKeeperServer) Watches(ctx context.Context) (int, error) {
+	out, err := s.FourLetter(ctx, "mntr")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "zk_watch_count\t"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return 0, fmt.Errorf("zookeeper: mntr: %q: %w", line, err)
+			}
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("zookeeper: mntr: no zk_watch_count in %q", out)
 }
 
 // Pause stops the server process with SIGSTOP (it keeps its sockets but
