@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/confit-dev/confit/backends"
@@ -529,14 +530,14 @@ func (h *hub) run() {
 			err   error
 		)
 		pctx, stopProbe := context.WithCancelCause(qctx)
-		probing := h.probe(pctx, stopProbe, wait)
+		stopProbing := h.probe(pctx, stopProbe)
 		if src.kind == kindKV {
 			pairs, idx, err = h.list(pctx, src.root, index, wait)
 		} else {
 			list, idx, err = src.fetch(pctx, c, c.block, index, wait)
 		}
 		stopProbe(nil)
-		<-probing
+		stopProbing()
 		superseded := qctx.Err() != nil
 		if cause := context.Cause(pctx); err != nil && errors.Is(cause, ErrAgentNotAnswering) {
 			err = cause
@@ -607,38 +608,59 @@ func (h *hub) run() {
 var ErrAgentNotAnswering = errors.New("agent not answering")
 
 // probe asks the agent for its leader every ProbeInterval while a query
-// (blocking, waiting up to wait, or a plain read) runs under ctx; when a probe gets no answer
+// (blocking or a plain read) runs under ctx; when a probe gets no answer
 // within ProbeTimeout it cancels ctx with an error wrapping
-// ErrAgentNotAnswering. The returned channel is closed when the probe
-// stopped (ctx done).
-func (h *hub) probe(ctx context.Context, cancel context.CancelCauseFunc, _ time.Duration) <-chan struct{} {
-	done := make(chan struct{})
+// ErrAgentNotAnswering. Nothing runs until the first probe is due (a
+// timer), so a query answered within ProbeInterval, as every query of a
+// watch under change is, costs no goroutine. Cancel ctx, then call stop: it
+// returns once no probe runs.
+func (h *hub) probe(ctx context.Context, cancel context.CancelCauseFunc) (stop func()) {
 	c := h.c
 	if c.opts.ProbeInterval < 0 {
-		close(done)
-		return done
+		return func() {}
 	}
-	go func() {
-		defer close(done)
-		t := time.NewTicker(c.opts.ProbeInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			pctx, stop := context.WithTimeout(ctx, c.opts.ProbeTimeout)
-			_, err := c.read.Status().LeaderWithQueryOptions(c.queryOptions(pctx, 0, 0))
-			timedOut := pctx.Err() != nil && ctx.Err() == nil
-			stop()
-			if timedOut {
-				cancel(fmt.Errorf("consul: agent %s: %w: no answer to a status request within %v (err: %v)", c.addr, ErrAgentNotAnswering, c.opts.ProbeTimeout, err))
-				return
-			}
+	var (
+		mu      sync.Mutex
+		stopped bool
+		running chan struct{} // closed when the probe in progress ends
+		t       *time.Timer
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(c.opts.ProbeInterval, func() {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			return
 		}
-	}()
-	return done
+		done := make(chan struct{})
+		running = done
+		mu.Unlock()
+		defer close(done)
+		pctx, stopTimeout := context.WithTimeout(ctx, c.opts.ProbeTimeout)
+		_, err := c.read.Status().LeaderWithQueryOptions(c.queryOptions(pctx, 0, 0))
+		timedOut := pctx.Err() != nil && ctx.Err() == nil
+		stopTimeout()
+		if timedOut {
+			cancel(fmt.Errorf("consul: agent %s: %w: no answer to a status request within %v (err: %v)", c.addr, ErrAgentNotAnswering, c.opts.ProbeTimeout, err))
+			return
+		}
+		mu.Lock()
+		if !stopped && ctx.Err() == nil {
+			t.Reset(c.opts.ProbeInterval)
+		}
+		mu.Unlock()
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		done := running
+		mu.Unlock()
+		if done != nil {
+			<-done
+		}
+	}
 }
 
 // list runs the KV blocking query on root. The answer's body is left in
