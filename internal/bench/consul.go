@@ -56,7 +56,8 @@ func benchConsulWatch() ([]row, error) {
 	return append(rows, rs...), nil
 }
 
-// consulGap spaces changes beyond the backend's 50 ms re-query limit.
+// consulGap spaces the changes of the "apart" row (the row predates the
+// consul-sustained rows, which pace one key 100 and 20 ms apart).
 const consulGap = 75 * time.Millisecond
 
 func consulLatency(ctx context.Context, put putFunc, args []string, port, n int) ([]row, error) {
@@ -75,8 +76,7 @@ func consulLatency(ctx context.Context, put putFunc, args []string, port, n int)
 	if err != nil {
 		return nil, err
 	}
-	// The backend waits MinRequeryInterval (50 ms) between two blocking
-	// queries; changes spaced wider than that show the latency without it.
+	// Changes spaced apart, for comparison with the back-to-back ones.
 	spaced, _, err := latencyLoop(ctx, put, dir, root, n, *changesFlag/2, consulGap, "s")
 	if err != nil {
 		return nil, err
