@@ -76,8 +76,11 @@
 //
 // Consul's blocking-query rules are followed: an index that goes backwards
 // resets it to 0 for a full read and the prefix gets a Reset; an index of 0
-// after the first read is treated as 1; re-queries are rate-limited to one
-// per [Options.MinRequeryInterval] on average, with bursts of 10; a wake-up with unchanged data sends nothing;
+// after the first read is treated as 1; a re-query after an answer that
+// changed a watched key goes out at once, while re-queries after index churn
+// (answers that changed no watched key) are rate-limited to one per
+// [Options.MinRequeryInterval] on average, with bursts of 10; a wake-up with
+// unchanged data sends nothing;
 // each request's deadline exceeds wait plus both jitters (ours and the
 // server's wait/16). While a query runs, the agent is asked for its leader
 // every [Options.ProbeInterval] (15s): an agent that accepts connections but
@@ -164,8 +167,9 @@ type Options struct {
 	// WaitTime is the blocking-query wait before jitter. Default 5m.
 	WaitTime time.Duration
 	// MinRequeryInterval is the average spacing of the requests of one
-	// blocking query when its index keeps changing (bursts of 10 go out
-	// at once). Default 50ms.
+	// blocking query when its index keeps changing without changing any
+	// watched key (bursts of 10 go out at once). A re-query after a real
+	// change is never delayed. Default 50ms.
 	MinRequeryInterval time.Duration
 	// BackoffMin and BackoffMax bound the jittered exponential backoff after
 	// an error. Defaults 250ms and 10s.

@@ -126,3 +126,27 @@ func TestRequeryLimiter(t *testing.T) {
 		t.Errorf("take after quiet waits %s, want 0", w)
 	}
 }
+
+// TestRequeryLimiterChurnOnly: on a fake clock, a re-query after a real
+// change never waits and spends no token, even with the bucket empty; one
+// after churn waits for a token.
+func TestRequeryLimiterChurnOnly(t *testing.T) {
+	l := newRequeryLimiter(50 * time.Millisecond)
+	now := time.Unix(0, 0)
+	for i := range 100 {
+		if w := l.wait(now, false); w != 0 {
+			t.Fatalf("re-query %d after a real change waits %s, want 0", i, w)
+		}
+	}
+	for i := range requeryBurst {
+		if w := l.wait(now, true); w != 0 {
+			t.Fatalf("churn re-query %d of a burst waits %s, want 0 (real changes spent no token)", i, w)
+		}
+	}
+	if w := l.wait(now, true); w != 50*time.Millisecond {
+		t.Errorf("churn re-query after the burst waits %s, want 50ms", w)
+	}
+	if w := l.wait(now, false); w != 0 {
+		t.Errorf("re-query after a real change with the bucket empty waits %s, want 0", w)
+	}
+}

@@ -121,8 +121,9 @@ func scanKVList(b []byte, fn func(p *rawPair) error) error {
 	if s.eat(']') {
 		return s.end()
 	}
+	var p rawPair // one for every object: no allocation per key
 	for {
-		var p rawPair
+		p = rawPair{}
 		if err := s.object(&p); err != nil {
 			return err
 		}
@@ -337,27 +338,23 @@ func (s *jscan) object(p *rawPair) error {
 
 // fieldName returns which of Key, ModifyIndex and Value the field name in
 // the JSON is, matched like encoding/json does (escapes decoded, case
-// folded); any other name comes back as is.
+// folded); any other name comes back as "" (Consul's other fields, Flags,
+// CreateIndex, LockIndex, Session, are skipped without an allocation).
 func fieldName(name []byte, esc bool) (string, error) {
-	switch string(name) { // Consul's spelling: no allocation
-	case "Key":
-		return "Key", nil
-	case "ModifyIndex":
-		return "ModifyIndex", nil
-	case "Value":
-		return "Value", nil
-	}
-	n := string(name)
 	if esc {
-		var err error
-		if n, err = unquote(name); err != nil {
+		n, err := unquote(name)
+		if err != nil {
 			return "", err
 		}
+		name = []byte(n)
 	}
-	for _, f := range []string{"Key", "ModifyIndex", "Value"} {
-		if strings.EqualFold(n, f) {
+	for _, f := range kvFields {
+		if bytes.EqualFold(name, []byte(f)) {
 			return f, nil
 		}
 	}
-	return n, nil
+	return "", nil
 }
+
+// kvFields are the fields of a KV list answer the scanner reads.
+var kvFields = [...]string{"Key", "ModifyIndex", "Value"}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/confit-dev/confit/backends"
@@ -472,6 +473,9 @@ func (h *hub) run() {
 		limit    = newRequeryLimiter(c.opts.MinRequeryInterval)
 		failures int
 		afterErr bool // the last query failed: compare the next answer by value
+		// churn: the last answer brought no change to any watched key
+		// (see requeryLimiter); the next query waits for a token.
+		churn bool
 	)
 	for {
 		c.mu.Lock()
@@ -504,15 +508,15 @@ func (h *hub) run() {
 		h.cancelQuery = cancel
 		c.mu.Unlock()
 
-		// Rate-limit re-queries: a burst goes out at once (a sporadic change
-		// costs no latency), a key that changes all the time is re-queried
-		// once per MinRequeryInterval on average.
-		if wait := limit.take(time.Now()); wait > 0 {
+		// Rate-limit re-queries after index churn only: an answer that
+		// changed a watched key is followed by the next query at once.
+		if wait := limit.wait(time.Now(), churn); wait > 0 {
 			if !retry.Sleep(qctx, wait) && c.ctx.Err() != nil {
 				cancel()
 				return
 			}
 		}
+		churn = true // until an answer brings a change
 		var wait time.Duration
 		if index > 0 {
 			wait = jitter(c.opts.WaitTime)
@@ -526,14 +530,14 @@ func (h *hub) run() {
 			err   error
 		)
 		pctx, stopProbe := context.WithCancelCause(qctx)
-		probing := h.probe(pctx, stopProbe, wait)
+		stopProbing := h.probe(pctx, stopProbe)
 		if src.kind == kindKV {
 			pairs, idx, err = h.list(pctx, src.root, index, wait)
 		} else {
 			list, idx, err = src.fetch(pctx, c, c.block, index, wait)
 		}
 		stopProbe(nil)
-		<-probing
+		stopProbing()
 		superseded := qctx.Err() != nil
 		if cause := context.Cause(pctx); err != nil && errors.Is(cause, ErrAgentNotAnswering) {
 			err = cause
@@ -556,6 +560,7 @@ func (h *hub) run() {
 			if !retry.Sleep(c.ctx, retry.Backoff(c.opts.BackoffMin, c.opts.BackoffMax, failures)) {
 				return
 			}
+			churn = false // the backoff was the wait
 			continue
 		}
 		failures = 0
@@ -590,9 +595,10 @@ func (h *hub) run() {
 			if !retry.Sleep(c.ctx, retry.Backoff(c.opts.BackoffMin, c.opts.BackoffMax, failures)) {
 				return
 			}
+			churn = false
 			continue
 		}
-		h.publish(d.done(), idx, src.root, full || reset, reset)
+		churn = !h.publish(d.done(), idx, src.root, full || reset, reset)
 	}
 }
 
@@ -602,38 +608,59 @@ func (h *hub) run() {
 var ErrAgentNotAnswering = errors.New("agent not answering")
 
 // probe asks the agent for its leader every ProbeInterval while a query
-// (blocking, waiting up to wait, or a plain read) runs under ctx; when a probe gets no answer
+// (blocking or a plain read) runs under ctx; when a probe gets no answer
 // within ProbeTimeout it cancels ctx with an error wrapping
-// ErrAgentNotAnswering. The returned channel is closed when the probe
-// stopped (ctx done).
-func (h *hub) probe(ctx context.Context, cancel context.CancelCauseFunc, _ time.Duration) <-chan struct{} {
-	done := make(chan struct{})
+// ErrAgentNotAnswering. Nothing runs until the first probe is due (a
+// timer), so a query answered within ProbeInterval, as every query of a
+// watch under change is, costs no goroutine. Cancel ctx, then call stop: it
+// returns once no probe runs.
+func (h *hub) probe(ctx context.Context, cancel context.CancelCauseFunc) (stop func()) {
 	c := h.c
 	if c.opts.ProbeInterval < 0 {
-		close(done)
-		return done
+		return func() {}
 	}
-	go func() {
-		defer close(done)
-		t := time.NewTicker(c.opts.ProbeInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			pctx, stop := context.WithTimeout(ctx, c.opts.ProbeTimeout)
-			_, err := c.read.Status().LeaderWithQueryOptions(c.queryOptions(pctx, 0, 0))
-			timedOut := pctx.Err() != nil && ctx.Err() == nil
-			stop()
-			if timedOut {
-				cancel(fmt.Errorf("consul: agent %s: %w: no answer to a status request within %v (err: %v)", c.addr, ErrAgentNotAnswering, c.opts.ProbeTimeout, err))
-				return
-			}
+	var (
+		mu      sync.Mutex
+		stopped bool
+		running chan struct{} // closed when the probe in progress ends
+		t       *time.Timer
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(c.opts.ProbeInterval, func() {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			return
 		}
-	}()
-	return done
+		done := make(chan struct{})
+		running = done
+		mu.Unlock()
+		defer close(done)
+		pctx, stopTimeout := context.WithTimeout(ctx, c.opts.ProbeTimeout)
+		_, err := c.read.Status().LeaderWithQueryOptions(c.queryOptions(pctx, 0, 0))
+		timedOut := pctx.Err() != nil && ctx.Err() == nil
+		stopTimeout()
+		if timedOut {
+			cancel(fmt.Errorf("consul: agent %s: %w: no answer to a status request within %v (err: %v)", c.addr, ErrAgentNotAnswering, c.opts.ProbeTimeout, err))
+			return
+		}
+		mu.Lock()
+		if !stopped && ctx.Err() == nil {
+			t.Reset(c.opts.ProbeInterval)
+		}
+		mu.Unlock()
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		done := running
+		mu.Unlock()
+		if done != nil {
+			<-done
+		}
+	}
 }
 
 // list runs the KV blocking query on root. The answer's body is left in
@@ -821,8 +848,10 @@ func underRel(k []byte, root string) bool {
 
 // publish installs updates in the state and hands each changed key to the
 // subscribers whose prefix covers it; with full, every subscriber under root
-// re-reads its prefix instead.
-func (h *hub) publish(upds []update, idx uint64, root string, full, reset bool) {
+// re-reads its prefix instead. It reports whether any subscriber was handed
+// anything: false means the answer changed no watched key (index churn, or
+// keys under the parent outside every watched prefix).
+func (h *hub) publish(upds []update, idx uint64, root string, full, reset bool) (handed bool) {
 	h.c.mu.Lock()
 	defer h.c.mu.Unlock()
 	if reset {
@@ -847,6 +876,7 @@ func (h *hub) publish(upds []update, idx uint64, root string, full, reset bool) 
 		for p := key; ; {
 			for _, s := range h.byPrefix[p] {
 				s.note(u.new, key, idx)
+				handed = true
 			}
 			if p == "/" {
 				break
@@ -858,9 +888,11 @@ func (h *hub) publish(upds []update, idx uint64, root string, full, reset bool) 
 		for s := range h.subs {
 			if root == "" || backends.Under(s.prefix, root) {
 				s.noteFull(idx, reset)
+				handed = true
 			}
 		}
 	}
+	return handed
 }
 
 func (h *hub) broadcastErr(err error) {
@@ -880,13 +912,20 @@ func jitter(d time.Duration) time.Duration {
 	return d + time.Duration(rand.Int64N(2*j+1)-j)
 }
 
-// requeryBurst is how many re-queries may go out back to back.
+// requeryBurst is how many re-queries after index churn may go out back to
+// back.
 const requeryBurst = 10
 
-// requeryLimiter is a token bucket: requeryBurst tokens, one more every
-// interval. Consul asks clients to rate-limit blocking queries whose index
-// keeps changing; a plain minimum spacing would add up to a whole interval
-// of latency to every change.
+// requeryLimiter paces the re-queries of one blocking query. Consul asks
+// clients to rate-limit blocking queries whose index keeps changing without
+// a change they care about (index churn); it does not ask them to delay real
+// changes. So a re-query after an answer that changed a watched key goes out
+// at once and spends nothing; one after churn (an answer that changed no
+// watched key, or a wait that ended without a new index) takes a token from
+// a bucket of requeryBurst tokens refilled at one per interval: a burst of
+// churn costs no latency, sustained churn is re-queried once per interval
+// on average. A plain minimum spacing would add up to a whole interval of
+// latency to every change.
 type requeryLimiter struct {
 	interval time.Duration
 	tokens   float64
@@ -895,6 +934,15 @@ type requeryLimiter struct {
 
 func newRequeryLimiter(interval time.Duration) *requeryLimiter {
 	return &requeryLimiter{interval: interval, tokens: requeryBurst}
+}
+
+// wait returns how long to wait at now before the next re-query: 0 after a
+// real change (churn false), else what take says.
+func (l *requeryLimiter) wait(now time.Time, churn bool) time.Duration {
+	if !churn {
+		return 0
+	}
+	return l.take(now)
 }
 
 // take spends a token at now and returns how long to wait first (0 when a

@@ -4,9 +4,12 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -53,7 +56,8 @@ func benchConsulWatch() ([]row, error) {
 	return append(rows, rs...), nil
 }
 
-// consulGap spaces changes beyond the backend's 50 ms re-query limit.
+// consulGap spaces the changes of the "apart" row (the row predates the
+// consul-sustained rows, which pace one key 100 and 20 ms apart).
 const consulGap = 75 * time.Millisecond
 
 func consulLatency(ctx context.Context, put putFunc, args []string, port, n int) ([]row, error) {
@@ -72,8 +76,7 @@ func consulLatency(ctx context.Context, put putFunc, args []string, port, n int)
 	if err != nil {
 		return nil, err
 	}
-	// The backend waits MinRequeryInterval (50 ms) between two blocking
-	// queries; changes spaced wider than that show the latency without it.
+	// Changes spaced apart, for comparison with the back-to-back ones.
 	spaced, _, err := latencyLoop(ctx, put, dir, root, n, *changesFlag/2, consulGap, "s")
 	if err != nil {
 		return nil, err
@@ -95,4 +98,158 @@ func consulLatency(ctx context.Context, put putFunc, args []string, port, n int)
 		{label + ": connections to the agent", fmt.Sprintf("%d idle, %d after changes", connsIdle, connsAfter), "<= 8",
 			"ESTABLISHED sockets of the confit PID to the agent's HTTP port; confd and consul-template 200"},
 	}, nil
+}
+
+var confdFlag = flag.String("confd", "", "confd binary: the consul-sustained rows are measured for it too, on the same agent")
+
+func init() {
+	extraBenches = append(extraBenches, bench{"consul-sustained", benchConsulSustained})
+}
+
+// sustainedChanges is how many times the one key changes per row.
+const sustainedChanges = 200
+
+// benchConsulSustained: 200 resources on distinct keys, one key changed 200
+// times at a fixed pace, 100 ms and then 20 ms apart (50 changes/s): the
+// change-to-file latency and the daemon's CPU per change. The destinations
+// are on tmpfs unless -dir says otherwise. With -confd, the same rows for
+// confd on the same agent, each daemon on its own keys; the agent then
+// allows 1000 connections per client, as confd holds one per resource.
+func benchConsulSustained() ([]row, error) {
+	ctx := context.Background()
+	opts := testserver.ConsulOptions{Dev: true}
+	if *confdFlag != "" {
+		opts.MaxConnsPerClient = 1000
+	}
+	s, err := testserver.StartConsul(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	cfg := api.DefaultConfig()
+	cfg.Address = s.Addr()
+	cfg.Transport = &http.Transport{MaxIdleConnsPerHost: 4}
+	cli, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	put := func(ctx context.Context, key, value string) error {
+		_, err := cli.KV().Put(&api.KVPair{Key: strings.TrimPrefix(key, "/"), Value: []byte(value)}, (&api.WriteOptions{}).WithContext(ctx))
+		return err
+	}
+	parent := *dirFlag
+	if parent == "" && haveTmpfs() {
+		parent = tmpfs
+	}
+	start := func(dir string) (*daemon, error) {
+		return startDaemon(dir, "consul-sustained", "-watch", "-backend", "consul", "-node", s.Addr(), "-confdir", dir)
+	}
+	rows, err := sustainedRows(ctx, put, parent, "/sus", "confit", start)
+	if err != nil || *confdFlag == "" {
+		return rows, err
+	}
+	rs, err := sustainedRows(ctx, put, parent, "/susconfd", "confd", func(dir string) (*daemon, error) {
+		return startConfd(dir, s.Addr())
+	})
+	return append(rows, rs...), err
+}
+
+// sustainedRows measures one daemon (started by start on a fixture
+// directory) for the two paces.
+func sustainedRows(ctx context.Context, put putFunc, parent, root, who string, start func(dir string) (*daemon, error)) ([]row, error) {
+	const n = 200
+	dir, err := os.MkdirTemp(parent, "confit-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	if err := valueFixture(dir, root, n, ""); err != nil {
+		return nil, err
+	}
+	want, err := seedValues(ctx, put, dir, root, n)
+	if err != nil {
+		return nil, err
+	}
+	d, err := start(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.stop()
+	if err := waitInitial(ctx, d, want); err != nil {
+		return nil, err
+	}
+	time.Sleep(500 * time.Millisecond)
+	var rows []row
+	for _, gap := range []time.Duration{100 * time.Millisecond, 20 * time.Millisecond} {
+		lat, cpu, err := pacedChanges(ctx, d, put, dir, root, gap, fmt.Sprintf("g%d", gap/time.Millisecond))
+		if err != nil {
+			return rows, fmt.Errorf("%s, changes %v apart: %w", who, gap, err)
+		}
+		goal := "<= 1.5 ms, <= confd"
+		if gap < 100*time.Millisecond {
+			goal = "p50 <= 2x the 100 ms row"
+		}
+		rows = append(rows, row{
+			fmt.Sprintf("consul KV, 200 resources, one key changed %d times %v apart (%s): change-to-file p50 / p99; CPU per change", sustainedChanges, gap, who),
+			fmt.Sprintf("%s / %s; %s", fmtDur(pct(lat, 50)), fmtDur(pct(lat, 99)), fmtDur(cpu)), goal,
+			fmt.Sprintf("put → destination seen (inotify), puts on a fixed schedule; max %s; CPU: utime+stime delta / changes, goal <= 0.5 ms", fmtDur(pct(lat, 100))),
+		})
+	}
+	return rows, nil
+}
+
+// pacedChanges changes resource 0's key sustainedChanges times, one put
+// every gap (a put whose turn came while the previous change was not yet
+// seen goes out as soon as it is), and returns each put → file latency and
+// the daemon's CPU per change.
+func pacedChanges(ctx context.Context, d *daemon, put putFunc, dir, root string, gap time.Duration, tag string) ([]time.Duration, time.Duration, error) {
+	w, err := newDirWatch(filepath.Join(dir, "out"))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer w.Close()
+	cpu0, err := procCPU(d.pid())
+	if err != nil {
+		return nil, 0, err
+	}
+	lat := make([]time.Duration, 0, sustainedChanges)
+	next := time.Now()
+	for c := range sustainedChanges {
+		if wait := time.Until(next); wait > 0 {
+			time.Sleep(wait)
+		}
+		next = next.Add(gap)
+		v := fmt.Sprintf("%s-%d", tag, c)
+		start := time.Now()
+		if err := put(ctx, valueKey(root, 0), v); err != nil {
+			return nil, 0, err
+		}
+		if err := w.waitContent(valueDest(dir, 0), valueContent(v), time.Now().Add(10*time.Second)); err != nil {
+			return nil, 0, fmt.Errorf("change %d: %w; log: %s", c, err, d.logTail())
+		}
+		lat = append(lat, time.Since(start))
+	}
+	cpu1, err := procCPU(d.pid())
+	if err != nil {
+		return nil, 0, err
+	}
+	return lat, (cpu1 - cpu0) / sustainedChanges, nil
+}
+
+// startConfd runs confd (-confd) in watch mode over the fixture in dir;
+// it is ready once it runs (the caller waits for its first renders).
+func startConfd(dir, addr string) (*daemon, error) {
+	d := &daemon{}
+	d.p = &testserver.Process{
+		Name:        "confd",
+		Path:        *confdFlag,
+		Args:        []string{"-watch", "-backend", "consul", "-node", addr, "-confdir", dir, "-log-level", "warn"},
+		LogPath:     filepath.Join(dir, "confd.log"),
+		Ready:       func(context.Context) error { return nil },
+		StopTimeout: 10 * time.Second,
+	}
+	if err := d.p.Start(context.Background()); err != nil {
+		return nil, err
+	}
+	return d, nil
 }

@@ -46,6 +46,10 @@ type ConsulOptions struct {
 	// t.TempDir() when empty; StartConsul makes and Close removes a
 	// temporary directory.
 	Dir string
+	// MaxConnsPerClient, when set, replaces the agent's limit of 200
+	// concurrent HTTP connections per client IP (http_max_conns_per_client),
+	// so that a peer holding one connection per watch can be measured.
+	MaxConnsPerClient int
 }
 
 // ConsulServer is a single Consul agent (also the server) on 127.0.0.1.
@@ -95,6 +99,9 @@ func StartConsul(ctx context.Context, opts ConsulOptions) (*ConsulServer, error)
 				"http": ports[0], "server": ports[1], "serf_lan": ports[2],
 				"serf_wan": -1, "dns": -1, "grpc": -1, "grpc_tls": -1,
 			},
+		}
+		if opts.MaxConnsPerClient > 0 {
+			cfg["limits"] = map[string]int{"http_max_conns_per_client": opts.MaxConnsPerClient}
 		}
 		if opts.TLS != nil {
 			s.https = fmt.Sprintf("127.0.0.1:%d", ports[3])
