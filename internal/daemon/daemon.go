@@ -50,6 +50,9 @@ type Config struct {
 	ReadTimeout time.Duration
 	// MetricsAddr, if set, serves /metrics and /health.
 	MetricsAddr string
+	// Reporters add their metrics and health to /metrics and /health
+	// (register mode running beside the daemon).
+	Reporters []Reporter
 	Logger      *slog.Logger
 }
 
@@ -70,6 +73,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer pool.closeAll()
 	m := newMetrics()
 	m.backends = pool.named
+	m.reporters = cfg.Reporters
 	if cfg.MetricsAddr != "" {
 		stop, err := m.serve(cfg.MetricsAddr, cfg.Logger)
 		if err != nil {
