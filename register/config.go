@@ -67,7 +67,8 @@ type Registration struct {
 	// TTL is etcd's lease TTL, or the Consul TTL check's TTL.
 	TTL time.Duration
 	// Drain is how long, on shutdown, the instance stays marked down
-	// before it is deregistered and confit exits.
+	// before it is deregistered and confit exits (0: the default; negative:
+	// none).
 	Drain time.Duration
 	// DeregisterAfter is Consul's deregister_critical_service_after.
 	DeregisterAfter time.Duration
@@ -119,8 +120,11 @@ func (r Registration) WithDefaults() Registration {
 		c.Fall = DefaultFall
 	}
 	r.TTL = orDur(r.TTL, DefaultTTL)
-	if r.Drain == 0 {
+	switch {
+	case r.Drain == 0:
 		r.Drain = DefaultDrain
+	case r.Drain < 0:
+		r.Drain = 0 // none asked for
 	}
 	r.DeregisterAfter = orDur(r.DeregisterAfter, DefaultDeregisterAfter)
 	if r.FlapLimit == 0 {
@@ -188,8 +192,6 @@ func (r *Registration) Validate(backend string) error {
 		return fmt.Errorf("check.fall: %d: want at least 1", c.Fall)
 	case r.TTL < MinTTL:
 		return fmt.Errorf("ttl: %v: want at least %v", r.TTL, MinTTL)
-	case r.Drain < 0:
-		return fmt.Errorf("drain: %v: want 0 or more", r.Drain)
 	case r.FlapLimit < 0:
 		return fmt.Errorf("flap_limit: %d: want 0 (no limit) or more", r.FlapLimit)
 	case r.FlapWindow < 0:
@@ -279,7 +281,7 @@ func (r *Registration) fields() map[string]field {
 		"tags":                      {set: strs(&r.Tags)},
 		"meta":                      {set: strMap(&r.Meta)},
 		"ttl":                       {set: dur(&r.TTL)},
-		"drain":                     {set: dur(&r.Drain)},
+		"drain":                     {set: drainDur(&r.Drain)},
 		"deregister_critical_after": {set: dur(&r.DeregisterAfter)},
 		"flap_limit":                {set: integer(&r.FlapLimit)},
 		"flap_window":               {set: dur(&r.FlapWindow)},
@@ -366,6 +368,20 @@ func dur(p *time.Duration) func(any) error {
 			return fmt.Errorf("%q: want a duration of 0 or more", s)
 		}
 		*p = d
+		return nil
+	}
+}
+
+// drainDur is dur, with "0s" meaning no drain.
+func drainDur(p *time.Duration) func(any) error {
+	set := dur(p)
+	return func(v any) error {
+		if err := set(v); err != nil {
+			return err
+		}
+		if *p == 0 {
+			*p = -1
+		}
 		return nil
 	}
 }

@@ -81,7 +81,11 @@ func mainWithSignals() int {
 // the exit code. getenv and environ read the environment; reload receives
 // a value for each SIGHUP.
 func run(ctx context.Context, args []string, getenv func(string) string, environ func() []string, reload <-chan struct{}, stdout, stderr io.Writer) int {
-	o, err := parseOptions(args, getenv, environ, stdout)
+	var rf *registerFlags // confit register: its flags
+	if len(args) > 0 && args[0] == "register" {
+		rf, args = &registerFlags{}, args[1:]
+	}
+	o, err := parseOptions(args, getenv, environ, stdout, rf.declare)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
@@ -139,7 +143,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		MetricsAddr: o.metricsAddr,
 	}
 	cfg.Resource.NoopShowSecrets = o.noopShowSecrets
-	err = daemon.Run(ctx, cfg)
+	err = runWithRegister(ctx, o, rf, cfg)
 	switch {
 	case err == nil:
 		return exitOK
