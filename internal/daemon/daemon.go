@@ -53,7 +53,7 @@ type Config struct {
 	// Reporters add their metrics and health to /metrics and /health
 	// (register mode running beside the daemon).
 	Reporters []Reporter
-	Logger      *slog.Logger
+	Logger    *slog.Logger
 }
 
 // Run runs the mode cfg selects until it completes (one-shot) or ctx is
