@@ -1,0 +1,190 @@
+package main
+
+// Register mode's load on etcd: N instances, each with its own register
+// runner (its own etcd client, connection and lease, as N sidecars would
+// have), simulated in this one process.
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/confit-dev/confit/backends"
+	_ "github.com/confit-dev/confit/backends/etcd"
+	"github.com/confit-dev/confit/internal/testserver"
+	"github.com/confit-dev/confit/register"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+var registerWindow = flag.Duration("register-window", 30*time.Second, "register: steady-state window per N (-quick: 12s)")
+
+func init() {
+	extraBenches = append(extraBenches, bench{"register-etcd", benchRegisterEtcd})
+}
+
+// benchRegisterEtcd: for N = 1, 100 and 1,000 registered instances, the
+// keepalives per second etcd receives, the other requests in steady state,
+// the client connections, and how long registering and deregistering all
+// of them takes.
+func benchRegisterEtcd() ([]row, error) {
+	if *quickFlag {
+		set := false
+		flag.Visit(func(f *flag.Flag) { set = set || f.Name == "register-window" })
+		if !set {
+			*registerWindow = 12 * time.Second
+		}
+	}
+	ctx := context.Background()
+	s, cli, stop, err := startEtcd(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	// The checked service: one TCP listener every instance checks.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	port, err := strconv.Atoi(s.Endpoint()[len("http://127.0.0.1:"):])
+	if err != nil {
+		return nil, err
+	}
+	var rows []row
+	for _, n := range []int{1, 100, 1000} {
+		r, err := registerLoad(ctx, s, cli, port, l.Addr().String(), n)
+		if err != nil {
+			return rows, fmt.Errorf("N=%d: %w", n, err)
+		}
+		rows = append(rows, r...)
+	}
+	return rows, nil
+}
+
+func registerLoad(ctx context.Context, s *testserver.EtcdServer, cli *clientv3.Client, port int, target string, n int) ([]row, error) {
+	const ttl = register.DefaultTTL
+	spec := backends.Spec{Backend: "etcd", Settings: backends.Settings{"node": {s.Endpoint()}}}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	base, err := connsTo(os.Getpid(), port) // the bench's own client
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	for i := range n {
+		r, err := register.New([]*register.Registration{{
+			Name: "bench", Key: fmt.Sprintf("/bench/register/%d", i), Value: target,
+			Check: register.Check{TCP: target, Interval: 5 * time.Second, Timeout: time.Second, Rise: 1, Fall: 2},
+			TTL:   ttl, Drain: -1,
+		}}, register.Options{Backend: spec, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		wg.Go(func() { _ = r.Run(rctx) })
+	}
+	count := func() (int64, error) {
+		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+		defer ccancel()
+		resp, err := cli.Get(cctx, "/bench/register/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			return 0, err
+		}
+		return resp.Count, nil
+	}
+	if err := waitKeys(count, int64(n), 2*time.Minute); err != nil {
+		return nil, fmt.Errorf("registering: %w", err)
+	}
+	registered := time.Since(start)
+
+	// Steady state: keepalives and other requests over the window.
+	before, err := etcdRequests(s)
+	if err != nil {
+		return nil, err
+	}
+	time.Sleep(*registerWindow)
+	after, err := etcdRequests(s)
+	if err != nil {
+		return nil, err
+	}
+	conns, err := connsTo(os.Getpid(), port)
+	if err != nil {
+		return nil, err
+	}
+	conns -= base
+	secs := registerWindow.Seconds()
+	kaRate := (after.keepalives - before.keepalives) / secs
+	other := (after.txns + after.puts + after.deletes) - (before.txns + before.puts + before.deletes)
+
+	start = time.Now()
+	cancel()
+	wg.Wait()
+	if err := waitKeys(count, 0, time.Minute); err != nil {
+		return nil, fmt.Errorf("deregistering: %w", err)
+	}
+	gone := time.Since(start)
+	what := fmt.Sprintf("register, N=%d etcd instances (TTL %v)", n, ttl)
+	return []row{
+		{what + ": keepalives/s at etcd", fmt.Sprintf("%.1f", kaRate), fmt.Sprintf("≈ N/(TTL/3) = %.1f", float64(n)/(ttl.Seconds()/3)),
+			fmt.Sprintf("%s over %v; one lease per process", before.source, *registerWindow)},
+		{what + ": other writes in steady state", fmt.Sprintf("%.0f", other), "0", "txn/put/delete requests in the window: nothing re-written while healthy"},
+		{what + ": client connections", strconv.Itoa(conns), "N", "one per simulated process (established TCP to etcd)"},
+		{what + ": all registered", fmtDur(registered), "", "from start to N keys present (first check, rise 1, lease grant, txn)"},
+		{what + ": all deregistered", fmtDur(gone), "", "from SIGTERM-equivalent to 0 keys (delete, lease revoke; drain 0)"},
+	}, nil
+}
+
+func waitKeys(count func() (int64, error), want int64, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	var got int64
+	for time.Now().Before(deadline) {
+		c, err := count()
+		if err == nil && c == want {
+			return nil
+		}
+		got = c
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%d keys, want %d after %v", got, want, limit)
+}
+
+// etcdReqs are request counters scraped from etcd's /metrics.
+type etcdReqs struct {
+	keepalives, txns, puts, deletes float64
+	source                          string
+}
+
+func etcdRequests(s *testserver.EtcdServer) (etcdReqs, error) {
+	m, err := scrape(s.Endpoint() + "/metrics")
+	if err != nil {
+		return etcdReqs{}, err
+	}
+	var r etcdReqs
+	ka, ok := sumSeries(m, "grpc_server_msg_received_total", `grpc_method="LeaseKeepAlive"`)
+	if !ok {
+		return r, fmt.Errorf("etcd /metrics: no grpc_server_msg_received_total for LeaseKeepAlive")
+	}
+	r.keepalives = ka
+	r.source = `grpc_server_msg_received_total{grpc_method="LeaseKeepAlive"}`
+	r.txns, _ = sumSeries(m, "grpc_server_handled_total", `grpc_method="Txn"`)
+	r.puts, _ = sumSeries(m, "grpc_server_handled_total", `grpc_method="Put"`)
+	r.deletes, _ = sumSeries(m, "grpc_server_handled_total", `grpc_method="DeleteRange"`)
+	return r, nil
+}
