@@ -16,16 +16,18 @@ import (
 	"time"
 
 	"github.com/confit-dev/confit/backends"
+	_ "github.com/confit-dev/confit/backends/consul"
 	_ "github.com/confit-dev/confit/backends/etcd"
 	"github.com/confit-dev/confit/internal/testserver"
 	"github.com/confit-dev/confit/register"
+	"github.com/hashicorp/consul/api"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 var registerWindow = flag.Duration("register-window", 30*time.Second, "register: steady-state window per N (-quick: 12s)")
 
 func init() {
-	extraBenches = append(extraBenches, bench{"register-etcd", benchRegisterEtcd})
+	extraBenches = append(extraBenches, bench{"register-etcd", benchRegisterEtcd}, bench{"register-consul", benchRegisterConsul})
 }
 
 // benchRegisterEtcd: for N = 1, 100 and 1,000 registered instances, the
@@ -119,8 +121,16 @@ func registerLoad(ctx context.Context, s *testserver.EtcdServer, cli *clientv3.C
 	if err != nil {
 		return nil, err
 	}
+	cpu0, err := procCPU(s.Process().PID())
+	if err != nil {
+		return nil, err
+	}
 	time.Sleep(*registerWindow)
 	after, err := etcdRequests(s)
+	if err != nil {
+		return nil, err
+	}
+	cpu1, err := procCPU(s.Process().PID())
 	if err != nil {
 		return nil, err
 	}
@@ -144,6 +154,7 @@ func registerLoad(ctx context.Context, s *testserver.EtcdServer, cli *clientv3.C
 	return []row{
 		{what + ": keepalives/s at etcd", fmt.Sprintf("%.1f", kaRate), fmt.Sprintf("≈ N/(TTL/3) = %.1f", float64(n)/(ttl.Seconds()/3)),
 			fmt.Sprintf("%s over %v; one lease per process", before.source, *registerWindow)},
+		{what + ": etcd CPU", fmt.Sprintf("%.1f %%", 100*(cpu1-cpu0).Seconds()/secs), "", "etcd's user+sys CPU over the window, of one core"},
 		{what + ": other writes in steady state", fmt.Sprintf("%.0f", other), "0", "txn/put/delete requests in the window: nothing re-written while healthy"},
 		{what + ": client connections", strconv.Itoa(conns), "N", "one per simulated process (established TCP to etcd)"},
 		{what + ": all registered", fmtDur(registered), "", "from start to N keys present (first check, rise 1, lease grant, txn)"},
@@ -187,4 +198,100 @@ func etcdRequests(s *testserver.EtcdServer) (etcdReqs, error) {
 	r.puts, _ = sumSeries(m, "grpc_server_handled_total", `grpc_method="Put"`)
 	r.deletes, _ = sumSeries(m, "grpc_server_handled_total", `grpc_method="DeleteRange"`)
 	return r, nil
+}
+
+// benchRegisterConsul: N registrations with the local agent, in one
+// confit process (a node's agent sees only its own node's instances; N
+// sidecars on one host would also exceed the agent's 200 connections per
+// client address). Heartbeats stay on the agent: the raft log of the
+// servers should not grow in steady state.
+func benchRegisterConsul() ([]row, error) {
+	ctx := context.Background()
+	s, err := testserver.StartConsul(ctx, testserver.ConsulOptions{Dev: true})
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	cfg := api.DefaultConfig()
+	cfg.Address = s.Addr()
+	cli, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	target := l.Addr().String()
+	raftIndex := func() (float64, error) {
+		self, err := cli.Agent().Self()
+		if err != nil {
+			return 0, err
+		}
+		v, _ := self["Stats"]["raft"].(map[string]any)["last_log_index"].(string)
+		return strconv.ParseFloat(v, 64)
+	}
+	spec := backends.Spec{Backend: "consul", Settings: backends.Settings{"node": {s.Addr()}}}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	const ttl = register.DefaultTTL
+	var rows []row
+	for _, n := range []int{1, 100, 1000} {
+		regs := make([]*register.Registration, n)
+		for i := range regs {
+			regs[i] = &register.Registration{Name: "bench", Service: "bench", ID: fmt.Sprintf("bench-%d", i),
+				Address: "127.0.0.1", Port: 1000 + i,
+				Check: register.Check{TCP: target, Interval: 5 * time.Second, Timeout: time.Second, Rise: 1, Fall: 2},
+				TTL:   ttl, Drain: -1}
+		}
+		r, err := register.New(regs, register.Options{Backend: spec, Logger: log})
+		if err != nil {
+			return rows, err
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		start := time.Now()
+		go func() { defer close(done); _ = r.Run(rctx) }()
+		passing := func() (int64, error) {
+			entries, _, err := cli.Health().Service("bench", "", true, nil)
+			return int64(len(entries)), err
+		}
+		if err := waitKeys(passing, int64(n), 2*time.Minute); err != nil {
+			cancel()
+			<-done
+			return rows, fmt.Errorf("N=%d: registering: %w", n, err)
+		}
+		registered := time.Since(start)
+		time.Sleep(2 * time.Second) // the registrations' own catalog syncs
+		idx0, err := raftIndex()
+		if err != nil {
+			cancel()
+			<-done
+			return rows, err
+		}
+		cpu0, _ := procCPU(s.Process().PID())
+		time.Sleep(*registerWindow)
+		idx1, _ := raftIndex()
+		cpu1, _ := procCPU(s.Process().PID())
+		cancel()
+		<-done
+		secs := registerWindow.Seconds()
+		what := fmt.Sprintf("register, N=%d Consul instances, one agent (TTL %v)", n, ttl)
+		rows = append(rows,
+			row{what + ": heartbeats/s to the agent", fmt.Sprintf("%.1f", float64(n)/(ttl.Seconds()/3)), "", "N/(TTL/3) TTL-check passes, all local to the agent"},
+			row{what + ": raft log entries in steady state", fmt.Sprintf("%.0f", idx1-idx0), "0", fmt.Sprintf("last_log_index over %v: heartbeats with a constant note cost the servers nothing", *registerWindow)},
+			row{what + ": agent CPU", fmt.Sprintf("%.1f %%", 100*(cpu1-cpu0).Seconds()/secs), "", "the dev agent (also the server), of one core"},
+			row{what + ": all passing", fmtDur(registered), "", "from start to N passing instances (one client: registrations queue on its 2 agent connections)"},
+		)
+	}
+	return rows, nil
 }
