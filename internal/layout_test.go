@@ -23,7 +23,9 @@ func TestImportDirection(t *testing.T) {
 		// The fast executor sees text/template's trees, nothing of confit.
 		"template/internal/exec": {"template", "backends", "resource", "internal/", "cmd/"},
 		"resource":               {"internal/daemon", "backends/etcd", "backends/consul", "backends/file", "backends/env"},
-		"internal/daemon":        {"cmd/"},
+		"internal/daemon":        {"cmd/", "register"},
+		// Register mode: the stores' clients, nothing of rendering.
+		"register": {"template", "resource", "internal/daemon", "cmd/"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", mod+pkg).CombinedOutput()
