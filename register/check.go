@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -44,8 +45,12 @@ func newHTTPClient() *http.Client {
 	}
 }
 
-func probeHTTP(ctx context.Context, client *http.Client, url string, want int) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+func probeHTTP(ctx context.Context, client *http.Client, rawURL string, want int) error {
+	url := rawURL // for messages: without a password
+	if u, err := neturl.Parse(rawURL); err == nil {
+		url = u.Redacted()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
 		return fmt.Errorf("http check %s: %w", url, err)
 	}

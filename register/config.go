@@ -170,7 +170,7 @@ func (r *Registration) Validate(backend string) error {
 	if c.HTTP != "" {
 		u, err := url.Parse(c.HTTP)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("check.http: %q: want an http:// or https:// URL", c.HTTP)
+			return fmt.Errorf("check.http: %q: want an http:// or https:// URL", redactURL(c.HTTP))
 		}
 	}
 	if c.Status != 0 && (c.Status < 100 || c.Status > 599) {
@@ -448,4 +448,15 @@ func keyLine(data []byte, key string) int {
 		}
 	}
 	return 0
+}
+
+// redactURL is u with any password replaced by "xxxxx", for messages.
+func redactURL(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		return p.Redacted()
+	}
+	if i := strings.LastIndexByte(u, '@'); i >= 0 {
+		return "[redacted]" + u[i:]
+	}
+	return u
 }
