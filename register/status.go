@@ -11,7 +11,11 @@ import (
 
 // Status is a registration's state as /health and /metrics show it.
 type Status struct {
-	Name, What string
+	// Name is the registration's name; What names what it registers
+	// ("key /services/web/a", "service web id web-1"); Key, Service and ID
+	// are the same, as set.
+	Name, What       string
+	Key, Service, ID string
 	// State is what the checks decided (up, down, held, draining).
 	State State
 	// InStore reports whether the store said so at the last request.
@@ -33,7 +37,8 @@ func (r *Runner) Status() []Status {
 	for _, rs := range r.regs {
 		rs.mu.Lock()
 		out = append(out, Status{
-			Name: rs.reg.Name, What: rs.reg.what(), State: rs.state, InStore: rs.inStore,
+			Name: rs.reg.Name, What: rs.reg.what(), Key: rs.reg.Key, Service: rs.reg.Service, ID: rs.reg.ID,
+			State: rs.state, InStore: rs.inStore,
 			StoreErr: rs.storeErr, CheckErr: rs.checkErr, LastCheck: rs.lastCheck, Interval: rs.reg.Check.Interval,
 			Transitions: rs.transitions, Passes: rs.passes, Failures: rs.failures,
 		})
@@ -74,11 +79,18 @@ func (r *Runner) Health() (lines []string, failing int) {
 }
 
 // WriteMetrics writes the registrations' gauges and counters in
-// Prometheus' text format, labelled by registration.
+// Prometheus' text format, labelled by registration and key (etcd) or
+// service and id (Consul).
 func (r *Runner) WriteMetrics(w io.Writer) {
 	sts := r.Status()
 	label := func(st Status) string {
-		return `{registration="` + escapeLabel(st.Name) + `",what="` + escapeLabel(st.What) + `"}`
+		l := `{registration="` + escapeLabel(st.Name) + `"`
+		if st.Key != "" {
+			l += `,key="` + escapeLabel(st.Key) + `"`
+		} else {
+			l += `,service="` + escapeLabel(st.Service) + `",id="` + escapeLabel(st.ID) + `"`
+		}
+		return l + "}"
 	}
 	fmt.Fprintln(w, "# HELP confit_register_up Whether the registration is announced as up (1) or not (0).")
 	fmt.Fprintln(w, "# TYPE confit_register_up gauge")
