@@ -118,6 +118,10 @@ func unknownCheck(err error) bool {
 
 func (s *consulSession) changed() <-chan struct{} { return s.change }
 
+// concurrency is the client's connections for reads and short requests
+// (consul.Options.MaxReadConns' default).
+func (s *consulSession) concurrency() int { return 2 }
+
 // refresh is the heartbeat: three per TTL.
 func (s *consulSession) refresh(r *Registration) time.Duration { return r.TTL / 3 }
 

@@ -30,6 +30,10 @@ type session interface {
 	// refresh is how often set must be called even when nothing changed
 	// (a Consul TTL check's heartbeat); 0 means never.
 	refresh(r *Registration) time.Duration
+	// concurrency is how many requests the session's client sends at once
+	// (0: no limit); the runner queues the others before their timeout
+	// starts.
+	concurrency() int
 	// deregister removes r from the store for good.
 	deregister(ctx context.Context, r *Registration) error
 	// close ends the session (revoking an etcd lease) and releases the
@@ -174,9 +178,15 @@ func (r *Runner) Run(ctx context.Context) error {
 		sessions[k] = s
 	}
 
+	limits := map[session]chan struct{}{}
+	for _, s := range sessions {
+		if n := s.concurrency(); n > 0 {
+			limits[s] = make(chan struct{}, n)
+		}
+	}
 	var wg sync.WaitGroup
 	for _, rs := range r.regs {
-		wg.Go(func() { r.keep(ctx, rs, sessions[rs.spec.Key()]) })
+		wg.Go(func() { r.keep(ctx, rs, sessions[rs.spec.Key()], limits) })
 	}
 	wg.Wait()
 
@@ -191,9 +201,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	for _, rs := range r.regs {
 		wg.Go(func() {
 			was := rs.setState(Draining)
-			sctx, cancel := context.WithTimeout(stop, r.opts.storeTimeout)
-			defer cancel()
-			err := sessions[rs.spec.Key()].set(sctx, rs.reg, false)
+			s := sessions[rs.spec.Key()]
+			err := r.request(stop, limits[s], func(ctx context.Context) error { return s.set(ctx, rs.reg, false) })
 			rs.stored(err)
 			if was == Up {
 				r.log.Info("registration draining", r.attrs(rs, "drain", rs.reg.Drain.String(), "err", errAttr(err))...)
@@ -206,9 +215,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	for _, rs := range r.regs {
 		wg.Go(func() {
-			sctx, cancel := context.WithTimeout(stop, r.opts.storeTimeout)
-			defer cancel()
-			if err := sessions[rs.spec.Key()].deregister(sctx, rs.reg); err != nil {
+			s := sessions[rs.spec.Key()]
+			if err := r.request(stop, limits[s], func(ctx context.Context) error { return s.deregister(ctx, rs.reg) }); err != nil {
 				r.log.Warn("deregister", r.attrs(rs, "err", err)...)
 				return
 			}
@@ -218,6 +226,23 @@ func (r *Runner) Run(ctx context.Context) error {
 	wg.Wait()
 	closeAll()
 	return nil
+}
+
+// request runs one store request with the store timeout. With lim (the
+// session's concurrency) it first waits for its turn, so that the timeout
+// starts when the request can be sent, not while it queues behind others.
+func (r *Runner) request(ctx context.Context, lim chan struct{}, do func(context.Context) error) error {
+	if lim != nil {
+		select {
+		case lim <- struct{}{}:
+			defer func() { <-lim }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, r.opts.storeTimeout)
+	defer cancel()
+	return do(rctx)
 }
 
 func errAttr(err error) any {
@@ -235,7 +260,7 @@ func (r *Runner) attrs(rs *regState, kv ...any) []any {
 
 // keep runs rs's checks and keeps the store in step with their verdict
 // until ctx ends.
-func (r *Runner) keep(ctx context.Context, rs *regState, s session) {
+func (r *Runner) keep(ctx context.Context, rs *regState, s session, limits map[session]chan struct{}) {
 	verdicts := make(chan State, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -255,9 +280,7 @@ func (r *Runner) keep(ctx context.Context, rs *regState, s session) {
 		if dirty {
 			dirty = false
 			want := rs.get() == Up
-			sctx, cancel := context.WithTimeout(ctx, r.opts.storeTimeout)
-			err := s.set(sctx, rs.reg, want)
-			cancel()
+			err := r.request(ctx, limits[s], func(ctx context.Context) error { return s.set(ctx, rs.reg, want) })
 			if ctx.Err() != nil {
 				return
 			}
