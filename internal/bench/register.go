@@ -88,7 +88,10 @@ func registerLoad(ctx context.Context, s *testserver.EtcdServer, cli *clientv3.C
 	defer cancel()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	base, err := connsTo(os.Getpid(), port) // the bench's own client
+	if _, err := cli.Get(ctx, "/bench/register/", clientv3.WithCountOnly()); err != nil {
+		return nil, err // the bench's own client, connected before base
+	}
+	base, err := connsTo(os.Getpid(), port)
 	if err != nil {
 		return nil, err
 	}
