@@ -118,8 +118,8 @@ func TestConsulKill9(t *testing.T) {
 	}
 	took := waitHealth(t, adm, "k9", "k9", api.HealthCritical)
 	t.Logf("critical %v after kill -9 (TTL 3s)", took)
-	if took > 3*time.Second+2*time.Second {
-		t.Errorf("critical after %v, want within the TTL (3s)", took)
+	if took > 3*time.Second+10*time.Second {
+		t.Errorf("critical after %v, want within the TTL (3s; bound 13s on a busy machine)", took)
 	}
 }
 

@@ -237,8 +237,8 @@ func TestEtcdKill9(t *testing.T) {
 	}
 	_, _, took := waitKey(t, adm, key, false)
 	t.Logf("key gone %v after kill -9 (TTL 3s)", took)
-	if took > 3*time.Second+2*time.Second {
-		t.Errorf("key gone after %v, want within the TTL (3s) and the expiry tick", took)
+	if took > 3*time.Second+10*time.Second {
+		t.Errorf("key gone after %v, want within the TTL (3s; bound 13s on a busy machine)", took)
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 )
 
 // waitFor is the generous bound of every wait in these tests.
-const waitFor = 15 * time.Second
+const waitFor = 30 * time.Second
 
 // healthServer is an HTTP check target whose answer the test switches.
 type healthServer struct {
