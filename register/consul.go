@@ -112,8 +112,7 @@ func unknownCheck(err error) bool {
 		return true
 	}
 	msg := err.Error()
-	return strings.Contains(msg, "Unknown check") || strings.Contains(msg, "does not have associated TTL") ||
-		strings.Contains(msg, "404")
+	return strings.Contains(msg, "Unknown check") || strings.Contains(msg, "does not have associated TTL")
 }
 
 func (s *consulSession) changed() <-chan struct{} { return s.change }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sync"
@@ -271,7 +272,9 @@ func (r *Runner) keep(ctx context.Context, rs *regState, s session, limits map[s
 	var retryC <-chan time.Time
 	var refreshC <-chan time.Time
 	if d := s.refresh(rs.reg); d > 0 {
-		t := time.NewTicker(d)
+		// 90–100 % of the period, so that registrations started
+		// together do not send their heartbeats in step.
+		t := time.NewTicker(d - time.Duration(rand.Int64N(int64(d/10)+1)))
 		defer t.Stop()
 		refreshC = t.C
 	}

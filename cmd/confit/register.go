@@ -192,10 +192,13 @@ func runWithRegister(ctx context.Context, o *options, rf *registerFlags, cfg dae
 		wg     sync.WaitGroup
 		regErr error
 	)
+	dctx, stopDaemon := context.WithCancel(ctx)
+	defer stopDaemon()
 	wg.Go(func() {
 		regErr = runner.Run(rctx)
 		if regErr != nil {
 			log.Error(regErr.Error())
+			stopDaemon() // a registration that cannot run is a failed run
 		}
 	})
 	if !withDaemon {
@@ -212,7 +215,7 @@ func runWithRegister(ctx context.Context, o *options, rf *registerFlags, cfg dae
 		return regErr
 	}
 	cfg.Reporters = append(cfg.Reporters, runner)
-	err = daemon.Run(ctx, cfg)
+	err = daemon.Run(dctx, cfg)
 	stop() // the daemon is done (cancelled or failed): drain and deregister
 	wg.Wait()
 	return errors.Join(err, regErr)
