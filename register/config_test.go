@@ -149,3 +149,28 @@ func TestProbes(t *testing.T) {
 		t.Errorf("cmd timeout took %v", d)
 	}
 }
+
+// FuzzFromTable: any TOML document's [register] table either decodes or is
+// an error naming the file; a decoded one validates without panicking.
+func FuzzFromTable(f *testing.F) {
+	f.Add("[register]\nkey = \"/services/web/a\"\n[register.check]\ntcp = \"127.0.0.1:80\"\n")
+	f.Add("[register]\nservice = \"web\"\nport = 8080\ntags = [\"a\"]\nmeta = {a = \"b\"}\n[register.check]\nhttp = \"http://127.0.0.1/\"\nrise = 1\n")
+	f.Fuzz(func(t *testing.T, data string) {
+		var raw struct {
+			Register map[string]any `toml:"register"`
+		}
+		if _, err := toml.Decode(data, &raw); err != nil || raw.Register == nil {
+			return
+		}
+		r, err := FromTable("web.toml", []byte(data), raw.Register, nil)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "web.toml") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		d := r.WithDefaults()
+		_ = d.Validate("etcd")
+		_ = d.Validate("consul")
+	})
+}
