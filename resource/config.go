@@ -205,7 +205,7 @@ func DecodeConfig(name string, data []byte) (*Config, error) {
 	// keys BurntSushi/toml matched case-insensitively ("Dest").
 	bad := map[string]bool{}
 	for _, k := range md.Undecoded() {
-		if k[0] != "register" { // the register package checks its own table
+		if !strings.EqualFold(k[0], "register") { // the register package checks its own table
 			bad[k.String()] = true
 		}
 	}
