@@ -152,6 +152,10 @@ var exampleCases = map[string]struct {
 			"server web-2 127.0.0.1:8082 check inter 2s weight 50\n",
 		},
 	},
+	"haproxy-register": {
+		tool: "haproxy", required: true, dest: "out/haproxy.cfg",
+		want: []string{"server web1 127.0.0.1:8081 check inter 2s\n", "server web2 127.0.0.1:8082 check inter 2s\n"},
+	},
 	"nginx": {
 		tool: "nginx", required: true, dest: "out/nginx.conf",
 		want: []string{"upstream web {\n        server 127.0.0.1:8081;\n        server 127.0.0.1:8082;\n    }", "location /api/ {", "listen 127.0.0.1:8080;"},

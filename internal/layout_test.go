@@ -23,12 +23,14 @@ func TestImportDirection(t *testing.T) {
 		// The fast executor sees text/template's trees, nothing of confit.
 		"template/internal/exec": {"template", "backends", "resource", "internal/", "cmd/"},
 		"resource":               {"internal/daemon", "backends/etcd", "backends/consul", "backends/file", "backends/env", "secret"},
-		"internal/daemon":        {"cmd/", "secret"},
+		"internal/daemon":        {"cmd/", "secret", "register"},
 		// exec mode's child and the reaper know nothing of resources.
 		"internal/reap":      {"resource", "internal/daemon", "backends", "template", "cmd/"},
 		"internal/supervise": {"resource", "internal/daemon", "backends", "template", "cmd/"},
 		// Decryption knows nothing of confit; only cmd/confit wires it in.
 		"secret": {"template", "resource", "internal/", "backends", "cmd/"},
+		// Register mode: the stores' clients, nothing of rendering.
+		"register": {"template", "resource", "internal/daemon", "cmd/"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", mod+pkg).CombinedOutput()

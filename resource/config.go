@@ -59,11 +59,16 @@ type Config struct {
 	Template TemplateConfig `toml:"template"`
 	// Backend is nil when the file has no [backend] table.
 	Backend BackendConfig `toml:"backend"`
+	// Register is the [register] table as decoded, for the register
+	// package (nil when the file has none). A file with [register] and no
+	// [template] is no template resource: Load returns ErrRegisterOnly.
+	Register map[string]any `toml:"register"`
 	// Warnings are about keys confit read but the file should spell
 	// otherwise ("file:line: ..."); the loader logs them.
 	Warnings []string `toml:"-"`
 
-	spec *backends.Spec // Backend, checked by DecodeConfig
+	spec        *backends.Spec // Backend, checked by DecodeConfig
+	hasTemplate bool           // the file has a [template] table
 }
 
 // TemplateConfig is the [template] table.
@@ -162,7 +167,7 @@ func unknownSetting(key, backend string, decl []backends.Setting) error {
 }
 
 // knownKeys are the keys a resource file may contain, exactly spelt.
-var knownKeys = map[string]bool{"template": true, "backend": true}
+var knownKeys = map[string]bool{"template": true, "backend": true, "register": true}
 
 func init() {
 	for _, k := range []string{"src", "dest", "keys", "prefix", "uid", "gid", "owner", "group", "mode",
@@ -204,7 +209,9 @@ func DecodeConfig(name string, data []byte) (*Config, error) {
 	// keys BurntSushi/toml matched case-insensitively ("Dest").
 	bad := map[string]bool{}
 	for _, k := range md.Undecoded() {
-		bad[k.String()] = true
+		if !strings.EqualFold(k[0], "register") { // the register package checks its own table
+			bad[k.String()] = true
+		}
 	}
 	spelt := map[string]string{} // lower-case key -> the spelling first seen
 	for _, k := range md.Keys() {
@@ -213,8 +220,8 @@ func DecodeConfig(name string, data []byte) (*Config, error) {
 			continue
 		}
 		lower := strings.ToLower(key)
-		if strings.HasPrefix(lower, "backend.") {
-			continue // checked against the backend's own settings by BackendConfig.Spec
+		if strings.HasPrefix(lower, "backend.") || strings.HasPrefix(lower, "register.") {
+			continue // checked by BackendConfig.Spec, and by the register package
 		}
 		if !knownKeys[lower] {
 			bad[key] = true
@@ -236,7 +243,8 @@ func DecodeConfig(name string, data []byte) (*Config, error) {
 	if len(bad) > 0 {
 		return nil, unknownKeyError(name, data, bad)
 	}
-	if spelt["template"] == "" && !md.IsDefined("template") {
+	c.hasTemplate = spelt["template"] != "" || md.IsDefined("template")
+	if !c.hasTemplate && !md.IsDefined("register") {
 		return nil, &LoadError{File: name, Err: errors.New("missing [template] table")}
 	}
 	spec, key, err := c.Backend.Spec()
@@ -252,7 +260,7 @@ func DecodeConfig(name string, data []byte) (*Config, error) {
 }
 
 // isTable reports whether the known key k names a table.
-func isTable(k string) bool { return k == "template" || k == "backend" }
+func isTable(k string) bool { return k == "template" || k == "backend" || k == "register" }
 
 // unknownKeyError reports the first unknown key (in file order, as far as
 // it can tell), with its line.

@@ -219,6 +219,9 @@ func LoadDir(opts Options) ([]*Resource, []error) {
 		errs []error
 	)
 	for i := range files {
+		if errors.Is(failed[i], ErrRegisterOnly) {
+			continue // the register package's
+		}
 		if failed[i] != nil {
 			errs = append(errs, failed[i])
 			continue
@@ -244,6 +247,9 @@ func load(file string, opts Options, cache *templateCache) (*Resource, error) {
 	c, err := DecodeConfig(file, data)
 	if err != nil {
 		return nil, err
+	}
+	if !c.HasTemplate() {
+		return nil, &LoadError{File: file, Err: ErrRegisterOnly}
 	}
 	r, err := newResource(file, c, opts, cache)
 	if err != nil {

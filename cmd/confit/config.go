@@ -195,10 +195,15 @@ func envName(flagName string) string {
 // precedence defaults < config file < environment < command line. environ
 // lists the environment (os.Environ), for the CONFIT_* variables that name
 // no flag: each is a warning in o.warnings. The -help text is written to
-// helpOut, and flag.ErrHelp returned.
-func parseOptions(args []string, getenv func(string) string, environ func() []string, helpOut io.Writer) (*options, error) {
+// helpOut, and flag.ErrHelp returned. extra declares more flags (those of
+// a subcommand) on the same FlagSet, so that they are read from the same
+// sources.
+func parseOptions(args []string, getenv func(string) string, environ func() []string, helpOut io.Writer, extra ...func(*flag.FlagSet)) (*options, error) {
 	o := &options{}
 	fs := newFlagSet(o, helpOut)
+	for _, declare := range extra {
+		declare(fs)
+	}
 	setOnCLI, err := parseCommandLine(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		usage(fs)

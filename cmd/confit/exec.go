@@ -116,7 +116,7 @@ func startReaper(o *options, log *slog.Logger) (stop func(), err error) {
 // files, until a signal stops confit or the command ends for good. It
 // returns the command's exit code. ctx is cancelled by SIGTERM/SIGINT;
 // reload receives SIGHUPs.
-func runExec(ctx context.Context, o *options, cfg daemon.Config, reload <-chan struct{}, stdout, stderr io.Writer, log *slog.Logger) int {
+func runExec(ctx context.Context, o *options, rf *registerFlags, cfg daemon.Config, reload <-chan struct{}, stdout, stderr io.Writer, log *slog.Logger) int {
 	// Every resource first: an application must not start on a missing
 	// or stale file.
 	once := cfg
@@ -163,7 +163,7 @@ func runExec(ctx context.Context, o *options, cfg daemon.Config, reload <-chan s
 	follow := !o.onetime // -onetime: render once, then only supervise
 	daemonReload := make(chan struct{}, 1)
 	cfg.Reload = daemonReload
-	cfg.Extra = sup
+	cfg.Reporters = append(cfg.Reporters, sup)
 	cfg.AfterBatch = func(changed []*resource.Resource) {
 		act := execActions(changed, reloadSig)
 		if act.restart {
@@ -178,7 +178,7 @@ func runExec(ctx context.Context, o *options, cfg daemon.Config, reload <-chan s
 	defer stopDaemon()
 	ddone := make(chan error, 1)
 	if follow {
-		go func() { ddone <- daemon.Run(dctx, cfg) }()
+		go func() { ddone <- runWithRegister(dctx, o, rf, cfg) }() // [register] tables run beside it
 	} else {
 		ddone <- nil
 	}

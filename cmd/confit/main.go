@@ -88,7 +88,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		}
 		return runEncrypt(sub[1:], stdin, stdout, stderr) // crypt.go
 	}
-	o, err := parseOptions(args, getenv, environ, stdout)
+	var rf *registerFlags // confit register: its flags
+	if len(args) > 0 && args[0] == "register" {
+		rf, args = &registerFlags{}, args[1:]
+	}
+	o, err := parseOptions(args, getenv, environ, stdout, rf.declare)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
@@ -162,9 +166,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	}
 	defer stopReaper()
 	if o.exec.argv() != nil {
-		return runExec(ctx, o, cfg, reload, stdout, stderr, log)
+		return runExec(ctx, o, rf, cfg, reload, stdout, stderr, log)
 	}
-	err = daemon.Run(ctx, cfg)
+	err = runWithRegister(ctx, o, rf, cfg)
 	switch {
 	case err == nil:
 		return exitOK

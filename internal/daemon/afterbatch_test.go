@@ -64,27 +64,32 @@ func TestAfterBatch(t *testing.T) {
 	})
 }
 
-// fakeReporter stands for exec mode's supervisor.
-type fakeReporter struct {
+// execReporter stands for exec mode's supervisor.
+type execReporter struct {
 	line string
 	ok   bool
 }
 
-func (f fakeReporter) WriteMetrics(w io.Writer)       { io.WriteString(w, "confit_exec_up 1\n") }
-func (f fakeReporter) Health() (line string, ok bool) { return f.line, f.ok }
+func (f execReporter) WriteMetrics(w io.Writer) { io.WriteString(w, "confit_exec_up 1\n") }
+func (f execReporter) Health() (lines []string, failing int) {
+	if !f.ok {
+		failing = 1
+	}
+	return []string{f.line}, failing
+}
 
 func TestExtraReporter(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
-		rep        fakeReporter
+		rep        execReporter
 		wantStatus int
 	}{
-		{name: "running", rep: fakeReporter{"exec: running pid 7, restarts 0, last exit none", true}, wantStatus: 200},
-		{name: "restarting", rep: fakeReporter{"exec: restarting, restarts 2, last exit 1", false}, wantStatus: 503},
+		{name: "running", rep: execReporter{"exec: running pid 7, restarts 0, last exit none", true}, wantStatus: 200},
+		{name: "restarting", rep: execReporter{"exec: restarting, restarts 2, last exit 1", false}, wantStatus: 503},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newMetrics()
-			m.extra = tc.rep
+			m.reporters = []Reporter{tc.rep}
 			rec := httptest.NewRecorder()
 			m.health(rec, httptest.NewRequest("GET", "/health", nil))
 			if rec.Code != tc.wantStatus || !strings.Contains(rec.Body.String(), tc.rep.line) {

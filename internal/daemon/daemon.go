@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -51,23 +50,16 @@ type Config struct {
 	ReadTimeout time.Duration
 	// MetricsAddr, if set, serves /metrics and /health.
 	MetricsAddr string
-	Logger      *slog.Logger
 	// AfterBatch, when set, is called with the resources of a batch (watch
 	// mode) or an interval run whose new file is in place: written,
 	// checked and, with a reload_cmd, reloaded without a rollback. Never
 	// with an empty list; on the goroutine that runs the batches, so it
 	// must not block (exec mode hands it to its supervisor).
 	AfterBatch func(changed []*resource.Resource)
-	// Extra, when set, adds to /metrics and /health (exec mode's child).
-	Extra Reporter
-}
-
-// Reporter is something outside the daemon shown on /metrics and /health.
-type Reporter interface {
-	// WriteMetrics writes metrics in Prometheus' text format.
-	WriteMetrics(w io.Writer)
-	// Health is one line for /health, and whether it is healthy.
-	Health() (line string, ok bool)
+	// Reporters add their metrics and health to /metrics and /health
+	// (register mode running beside the daemon).
+	Reporters []Reporter
+	Logger    *slog.Logger
 }
 
 // Run runs the mode cfg selects until it completes (one-shot) or ctx is
@@ -87,7 +79,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer pool.closeAll()
 	m := newMetrics()
 	m.backends = pool.named
-	m.extra = cfg.Extra
+	m.reporters = cfg.Reporters
 	if cfg.MetricsAddr != "" {
 		stop, err := m.serve(cfg.MetricsAddr, cfg.Logger)
 		if err != nil {

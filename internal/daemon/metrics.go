@@ -36,8 +36,18 @@ type metrics struct {
 	// backends lists the backend clients whose own counters are exported
 	// (backends.MetricsReporter); set by the daemon.
 	backends func() map[string]backends.Backend
-	// extra adds its own metrics and health line (Config.Extra); nil: none.
-	extra Reporter
+	// reporters are Config.Reporters.
+	reporters []Reporter
+}
+
+// Reporter is something running beside the daemon in the same process
+// (register mode) whose state /metrics and /health show.
+type Reporter interface {
+	// WriteMetrics writes its metrics in Prometheus' text format.
+	WriteMetrics(w io.Writer)
+	// Health returns one line per thing it reports on, and how many of
+	// them are failing (which makes /health answer 503).
+	Health() (lines []string, failing int)
 }
 
 func newMetrics() *metrics {
@@ -98,8 +108,8 @@ func (m *metrics) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if m.backends != nil {
 		writeBackendMetrics(w, m.backends())
 	}
-	if m.extra != nil {
-		m.extra.WriteMetrics(w)
+	for _, r := range m.reporters {
+		r.WriteMetrics(w)
 	}
 	m.mu.Lock()
 	n := len(m.unhealthy)
@@ -108,23 +118,24 @@ func (m *metrics) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *metrics) health(w http.ResponseWriter, r *http.Request) {
-	extra, extraOK := "", true
-	if m.extra != nil {
-		extra, extraOK = m.extra.Health()
+	var extra []string
+	failing := 0
+	for _, r := range m.reporters {
+		lines, n := r.Health()
+		extra, failing = append(extra, lines...), failing+n
 	}
+	defer func() {
+		for _, l := range extra {
+			fmt.Fprintln(w, l)
+		}
+	}()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.unhealthy) == 0 && extraOK {
+	if len(m.unhealthy) == 0 && failing == 0 {
 		fmt.Fprintln(w, "ok")
-		if extra != "" {
-			fmt.Fprintln(w, extra)
-		}
 		return
 	}
 	w.WriteHeader(http.StatusServiceUnavailable)
-	if extra != "" {
-		fmt.Fprintln(w, extra)
-	}
 	for k, v := range m.unhealthy {
 		if strings.HasPrefix(v, k+": ") {
 			// "resource web.toml: resource web.toml: render ..." once.

@@ -22,8 +22,8 @@ func (s *Supervisor) WriteMetrics(w io.Writer) {
 }
 
 // Health describes the child in one line, "exec: running pid 42,
-// restarts 0, last exit none", and reports whether it runs.
-func (s *Supervisor) Health() (line string, ok bool) {
+// restarts 0, last exit none", and counts it failing (1) unless it runs.
+func (s *Supervisor) Health() (lines []string, failing int) {
 	st := s.State()
 	last := "none"
 	if st.LastExit >= 0 {
@@ -33,5 +33,8 @@ func (s *Supervisor) Health() (line string, ok bool) {
 	if st.PID != 0 {
 		pid = fmt.Sprintf(" pid %d", st.PID)
 	}
-	return fmt.Sprintf("exec: %s%s, restarts %d, last exit %s", st.Status, pid, st.Restarts, last), st.Status == Running
+	if st.Status != Running {
+		failing = 1
+	}
+	return []string{fmt.Sprintf("exec: %s%s, restarts %d, last exit %s", st.Status, pid, st.Restarts, last)}, failing
 }

@@ -116,8 +116,8 @@ func TestSignalAndRestart(t *testing.T) {
 	if st.Status != Running || st.Restarts != 1 || st.LastExit != 0 || st.Signals != 2 {
 		t.Errorf("state = %+v, want running, 1 restart, last exit 0, 2 signals", st)
 	}
-	if line, ok := s.Health(); !ok || !strings.HasPrefix(line, "exec: running pid ") {
-		t.Errorf("Health() = %q, %v", line, ok)
+	if lines, failing := s.Health(); failing != 0 || len(lines) != 1 || !strings.HasPrefix(lines[0], "exec: running pid ") {
+		t.Errorf("Health() = %q, %d", lines, failing)
 	}
 }
 

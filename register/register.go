@@ -1,0 +1,404 @@
+package register
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/internal/retry"
+)
+
+// session is one connection to one store, holding every registration of
+// this process that uses that store. Its methods are safe for concurrent
+// use.
+type session interface {
+	// set makes the store show r up (announced, passing) or down (absent,
+	// critical). It is idempotent and, where the store allows, sends
+	// nothing when the store already says so. An error is a store error:
+	// the caller retries; it never turns a store error into a delete.
+	set(ctx context.Context, r *Registration, up bool) error
+	// changed returns a channel closed when every registration must be
+	// set again (a lost etcd lease, a Consul agent that forgot its
+	// services).
+	changed() <-chan struct{}
+	// refresh is how often set must be called even when nothing changed
+	// (a Consul TTL check's heartbeat); 0 means never.
+	refresh(r *Registration) time.Duration
+	// concurrency is how many requests the session's client sends at once
+	// (0: no limit); the runner queues the others before their timeout
+	// starts.
+	concurrency() int
+	// deregister removes r from the store for good.
+	deregister(ctx context.Context, r *Registration) error
+	// close ends the session (revoking an etcd lease) and releases the
+	// connection.
+	close(ctx context.Context) error
+}
+
+// opener opens a session on the store spec names, for registrations whose
+// shortest TTL is ttl. It must not block on the store: a store that is down
+// at start is retried by the session.
+type opener func(ctx context.Context, spec backends.Spec, ttl time.Duration, log *slog.Logger) (session, error)
+
+var openers = map[string]opener{}
+
+// driverName maps backend names to the driver registering in them.
+func driverName(backend string) string {
+	if backend == "etcdv3" {
+		return "etcd"
+	}
+	return backend
+}
+
+// Options configure a Runner.
+type Options struct {
+	// Backend is the process-wide store, for registrations without their
+	// own (Registration.Backend nil).
+	Backend backends.Spec
+	// Logger receives one line per transition and per change of store
+	// health; nil discards.
+	Logger *slog.Logger
+	// storeTimeout bounds each store request (default 5 s); tests shorten
+	// it.
+	storeTimeout time.Duration
+}
+
+// Runner keeps a set of registrations in their stores: construct with New,
+// then Run until the context ends. Status, WriteMetrics and Health may be
+// called at any time from any goroutine.
+type Runner struct {
+	regs []*regState
+	opts Options
+	log  *slog.Logger
+	http *http.Client
+}
+
+// regState is one registration and what the runner knows of it.
+type regState struct {
+	reg  *Registration
+	spec backends.Spec
+
+	mu          sync.Mutex
+	state       State
+	inStore     bool      // the store said what state asks, at the last try
+	storeErr    error     // the last store error, nil after a success
+	checkErr    error     // the last check's failure, nil after a pass
+	lastCheck   time.Time // when the last check completed
+	transitions uint64
+	passes      uint64
+	failures    uint64
+}
+
+// New checks regs (defaults applied) and returns a Runner for them. It
+// contacts no store.
+func New(regs []*Registration, opts Options) (*Runner, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.storeTimeout == 0 {
+		opts.storeTimeout = 5 * time.Second
+	}
+	r := &Runner{opts: opts, log: opts.Logger, http: newHTTPClient()}
+	seen := map[string]string{}
+	for _, reg := range regs {
+		d := reg.WithDefaults()
+		spec := opts.Backend
+		if d.Backend != nil {
+			spec = *d.Backend
+		}
+		if err := d.Validate(spec.Backend); err != nil {
+			return nil, fmt.Errorf("register %s: %w", d.Name, err)
+		}
+		if _, ok := openers[driverName(spec.Backend)]; !ok {
+			return nil, fmt.Errorf("register %s: backend %q is not in this build", d.Name, spec.Backend)
+		}
+		id := spec.Key() + "\x00" + d.Key + "\x00" + d.ID
+		if other, dup := seen[id]; dup {
+			return nil, fmt.Errorf("register %s: registers the same %s as %s", d.Name, d.what(), other)
+		}
+		seen[id] = d.Name
+		r.regs = append(r.regs, &regState{reg: &d, spec: spec, checkErr: errNoCheck})
+	}
+	return r, nil
+}
+
+// what names the registered thing in logs: the etcd key or the Consul ID.
+func (r *Registration) what() string {
+	if r.Key != "" {
+		return "key " + r.Key
+	}
+	return "service " + r.Service + " id " + r.ID
+}
+
+// Len returns the number of registrations.
+func (r *Runner) Len() int { return len(r.regs) }
+
+// Run keeps every registration in its store until ctx ends, then shuts
+// down: each registration is marked down (etcd: its key deleted; Consul:
+// its check critical), confit waits the longest Drain among those that
+// were up, then deregisters them (etcd: the lease revoked; Consul: the
+// service removed) and returns. Every store request is bounded, so the
+// shutdown takes at most the drain plus a few request timeouts. Run
+// returns an error only when a store cannot be set up at all (a bad
+// setting); store outages are retried for as long as Run runs.
+func (r *Runner) Run(ctx context.Context) error {
+	sessions := map[string]session{}
+	regsOf := map[string][]*regState{}
+	var order []string
+	for _, rs := range r.regs {
+		k := rs.spec.Key()
+		if _, ok := regsOf[k]; !ok {
+			order = append(order, k)
+		}
+		regsOf[k] = append(regsOf[k], rs)
+	}
+	closeAll := func() {
+		for _, s := range sessions {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.storeTimeout)
+			_ = s.close(cctx)
+			cancel()
+		}
+	}
+	for _, k := range order {
+		group := regsOf[k]
+		ttl := slices.MinFunc(group, func(a, b *regState) int { return int(a.reg.TTL - b.reg.TTL) }).reg.TTL
+		spec := group[0].spec
+		open := openers[driverName(spec.Backend)]
+		s, err := open(ctx, spec, ttl, r.log.With("backend", spec.Backend))
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("register: %w", err)
+		}
+		sessions[k] = s
+	}
+
+	limits := map[session]chan struct{}{}
+	for _, s := range sessions {
+		if n := s.concurrency(); n > 0 {
+			limits[s] = make(chan struct{}, n)
+		}
+	}
+	var wg sync.WaitGroup
+	for _, rs := range r.regs {
+		wg.Go(func() { r.keep(ctx, rs, sessions[rs.spec.Key()], limits) })
+	}
+	wg.Wait()
+
+	// Shut down: mark down, drain, deregister.
+	stop := context.WithoutCancel(ctx)
+	var drain time.Duration
+	for _, rs := range r.regs {
+		if rs.get() == Up {
+			drain = max(drain, rs.reg.Drain)
+		}
+	}
+	for _, rs := range r.regs {
+		wg.Go(func() {
+			was := rs.setState(Draining)
+			s := sessions[rs.spec.Key()]
+			err := r.request(stop, limits[s], func(ctx context.Context) error { return s.set(ctx, rs.reg, false) })
+			rs.stored(err)
+			if was == Up {
+				r.log.Info("registration draining", r.attrs(rs, "drain", rs.reg.Drain.String(), "err", errAttr(err))...)
+			}
+		})
+	}
+	wg.Wait()
+	if drain > 0 {
+		time.Sleep(drain)
+	}
+	for _, rs := range r.regs {
+		wg.Go(func() {
+			s := sessions[rs.spec.Key()]
+			if err := r.request(stop, limits[s], func(ctx context.Context) error { return s.deregister(ctx, rs.reg) }); err != nil {
+				r.log.Warn("deregister", r.attrs(rs, "err", err)...)
+				return
+			}
+			r.log.Info("registration deregistered", r.attrs(rs)...)
+		})
+	}
+	wg.Wait()
+	closeAll()
+	return nil
+}
+
+// request runs one store request with the store timeout. With lim (the
+// session's concurrency) it first waits for its turn, so that the timeout
+// starts when the request can be sent, not while it queues behind others.
+func (r *Runner) request(ctx context.Context, lim chan struct{}, do func(context.Context) error) error {
+	if lim != nil {
+		select {
+		case lim <- struct{}{}:
+			defer func() { <-lim }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, r.opts.storeTimeout)
+	defer cancel()
+	return do(rctx)
+}
+
+func errAttr(err error) any {
+	if err == nil {
+		return nil
+	}
+	return err.Error()
+}
+
+// attrs are the log attributes naming rs, then kv.
+func (r *Runner) attrs(rs *regState, kv ...any) []any {
+	a := []any{"registration", rs.reg.Name, "what", rs.reg.what()}
+	return append(a, kv...)
+}
+
+// keep runs rs's checks and keeps the store in step with their verdict
+// until ctx ends.
+func (r *Runner) keep(ctx context.Context, rs *regState, s session, limits map[session]chan struct{}) {
+	verdicts := make(chan State, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { r.check(ctx, rs, verdicts) })
+
+	dirty := true
+	failures := 0
+	var retryC <-chan time.Time
+	var refreshC <-chan time.Time
+	if d := s.refresh(rs.reg); d > 0 {
+		// 90–100 % of the period, so that registrations started
+		// together do not send their heartbeats in step.
+		t := time.NewTicker(d - time.Duration(rand.Int64N(int64(d/10)+1)))
+		defer t.Stop()
+		refreshC = t.C
+	}
+	changed := s.changed()
+	for {
+		if dirty {
+			dirty = false
+			want := rs.get() == Up
+			err := r.request(ctx, limits[s], func(ctx context.Context) error { return s.set(ctx, rs.reg, want) })
+			if ctx.Err() != nil {
+				return
+			}
+			if rs.stored(err) {
+				if err != nil {
+					r.log.Warn("registration: store failing; retrying (nothing is deleted because of it)", r.attrs(rs, "err", err)...)
+				} else {
+					r.log.Info("registration: store answering again", r.attrs(rs, "state", rs.get().String())...)
+				}
+			}
+			retryC = nil
+			if err != nil {
+				failures++
+				retryC = time.After(retry.Backoff(250*time.Millisecond, 10*time.Second, failures))
+			} else {
+				failures = 0
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-verdicts:
+			dirty = true
+		case <-retryC:
+			dirty = true
+		case <-refreshC:
+			dirty = true
+		case <-changed:
+			changed = s.changed()
+			dirty = true
+		}
+	}
+}
+
+// check runs rs's check every interval (the first at once) and sends the
+// new state on verdicts at each transition, logging it once.
+func (r *Runner) check(ctx context.Context, rs *regState, verdicts chan State) {
+	probe := newProber(rs.reg.Check, r.http)
+	m := newMachine(rs.reg.Check, rs.reg.FlapLimit, rs.reg.FlapWindow)
+	t := time.NewTicker(rs.reg.Check.Interval)
+	defer t.Stop()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, rs.reg.Check.Timeout)
+		err := probe(cctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		now := time.Now()
+		state, changed := m.observe(now, err == nil)
+		rs.checked(now, err)
+		if changed {
+			old := rs.setState(state)
+			rs.mu.Lock()
+			rs.transitions++
+			rs.mu.Unlock()
+			switch state {
+			case Up:
+				r.log.Info("registration up", r.attrs(rs, "was", old.String())...)
+			case Held:
+				r.log.Warn("registration held down: flap limit reached", r.attrs(rs, "flap_limit", rs.reg.FlapLimit, "flap_window", rs.reg.FlapWindow.String())...)
+			default:
+				r.log.Warn("registration down", r.attrs(rs, "was", old.String(), "check", rs.reg.Check.kind(), "err", errAttr(err))...)
+			}
+			select {
+			case verdicts <- state:
+			default: // the loop has one pending: it reads the state anew
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (rs *regState) get() State {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.state
+}
+
+// setState sets the state and returns the old one.
+func (rs *regState) setState(s State) State {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	old := rs.state
+	rs.state = s
+	return old
+}
+
+func (rs *regState) checked(now time.Time, err error) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.lastCheck, rs.checkErr = now, err
+	if err == nil {
+		rs.passes++
+	} else {
+		rs.failures++
+	}
+}
+
+// stored records the outcome of a store request; it reports whether the
+// store's health changed (to log once per change).
+func (rs *regState) stored(err error) bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	changed := (err == nil) != (rs.storeErr == nil)
+	rs.storeErr = err
+	rs.inStore = err == nil
+	return changed
+}
+
+// ErrConflict is wrapped by the store error of a registration whose key
+// another process owns (etcd: a key attached to another lease). confit
+// never overwrites it; it retries with backoff until the key is free.
+var ErrConflict = errors.New("owned by another registration")
