@@ -566,6 +566,7 @@ func (s source) fetch(ctx context.Context, c *Client, cl *api.Client, index uint
 		}
 		return newKVList(vals), meta.LastIndex, nil
 	case kindService, kindServiceAny:
+		cachedHealth(q, index)
 		entries, meta, err := cl.Health().Service(s.name, "", s.kind == kindService, q)
 		if err != nil {
 			return kvList{}, 0, c.wrap("health service", s.root, err)

@@ -1,6 +1,10 @@
 package consul
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,5 +70,59 @@ func TestNewRejectsNegativeReconnectJitter(t *testing.T) {
 	_, err := New(t.Context(), backends.Config{Backend: Name, ReconnectJitter: -time.Second}, Options{})
 	if err == nil || !strings.Contains(err.Error(), "reconnect-jitter") {
 		t.Fatalf("New with reconnect-jitter -1s: err = %v, want one naming reconnect-jitter", err)
+	}
+}
+
+// TestStaleHealthReadsCached reads service health through a proxy that
+// records the query strings: with -consul-stale the plain read asks the
+// agent's cache (?cached), without it, it does not.
+func TestStaleHealthReadsCached(t *testing.T) {
+	srv := testserver.Consul(t, testserver.ConsulOptions{})
+	target, _ := url.Parse("http://" + srv.Addr())
+	var (
+		mu      sync.Mutex
+		queries []string
+	)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/health/service/") {
+			mu.Lock()
+			queries = append(queries, r.URL.RawQuery)
+			mu.Unlock()
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	for _, tc := range []struct {
+		name   string
+		stale  bool
+		cached bool
+	}{
+		{"consistent", false, false},
+		{"stale", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New(t.Context(), backends.Config{Backend: Name, Nodes: []string{strings.TrimPrefix(front.URL, "http://")}},
+				Options{Stale: tc.stale, ProbeInterval: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			mu.Lock()
+			queries = nil
+			mu.Unlock()
+			if _, err := c.Get(t.Context(), []string{ServicePrefix + "/web"}); err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(queries) != 1 {
+				t.Fatalf("health requests = %q, want one", queries)
+			}
+			v, _ := url.ParseQuery(queries[0])
+			if _, got := v["cached"]; got != tc.cached {
+				t.Errorf("health read %q: cached = %v, want %v", queries[0], got, tc.cached)
+			}
+		})
 	}
 }
