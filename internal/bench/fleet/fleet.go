@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -336,8 +337,10 @@ func runCell(ctx context.Context, bin string, r Result) (Result, error) {
 		}
 	}()
 	fmt.Fprintf(os.Stderr, "fleet:   %d sidecars rendering after %.1f s\n", r.N, r.StartSeconds)
-	if err := measureUpdates(ctx, st, f, &r); err != nil {
-		return r, err
+	if r.Updates > 0 {
+		if err := measureUpdates(ctx, st, f, &r); err != nil {
+			return r, err
+		}
 	}
 	seq := r.Updates
 	for i, j := range jitters {
@@ -483,7 +486,9 @@ func storm(ctx context.Context, st *store, f *fleet, jitter time.Duration, seq i
 	type sample struct {
 		at       time.Duration
 		req, rel float64
+		cpu      time.Duration
 	}
+	var pid atomic.Int64 // the restarted store's, once known
 	samples := make(chan sample, 1024)
 	sctx, stop := context.WithCancel(ctx)
 	go func() {
@@ -497,8 +502,17 @@ func storm(ctx context.Context, st *store, f *fleet, jitter time.Duration, seq i
 			case <-tick.C:
 			}
 			if req, rel, ok := count(); ok {
-				samples <- sample{time.Since(restart), req, rel}
+				samples <- sample{time.Since(restart), req, rel, procCPU(int(pid.Load()))}
 			}
+		}
+	}()
+	go func() {
+		// The new process's PID, as soon as it runs.
+		for sctx.Err() == nil && pid.Load() == 0 {
+			if p := st.pid(); p != 0 {
+				pid.Store(int64(p))
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	}()
 	err := st.back(ctx)
@@ -507,7 +521,6 @@ func storm(ctx context.Context, st *store, f *fleet, jitter time.Duration, seq i
 		stop()
 		return s, fmt.Errorf("restart: %w", err)
 	}
-	pid := st.pid()
 	put := func() error {
 		f.seen.setPut(seq, time.Now())
 		return st.put(ctx, key, strconv.Itoa(seq))
@@ -525,18 +538,21 @@ func storm(ctx context.Context, st *store, f *fleet, jitter time.Duration, seq i
 		time.Sleep(time.Until(restart.Add(window)))
 		stop()
 	}()
-	sent := 0.0
+	var sent, sentRel float64
+	var sentCPU time.Duration
 	for smp := range samples {
 		for float64(len(s.PerSecond)) < math.Floor(smp.at.Seconds()) {
 			s.PerSecond = append(s.PerSecond, int(smp.req-sent))
-			sent = smp.req
+			s.RelistsPerSecond = append(s.RelistsPerSecond, int(smp.rel-sentRel))
+			s.CPUPerSecond = append(s.CPUPerSecond, int(ms(smp.cpu-sentCPU)))
+			sent, sentRel, sentCPU = smp.req, smp.rel, smp.cpu
 		}
 		if st.acct == nil && s.AllRead == 0 && smp.rel >= float64(len(f.sidecars)) {
 			s.AllRead = smp.at.Seconds()
 		}
 		s.Relists = int(smp.rel)
 		if cpu10 == 0 && smp.at >= 10*time.Second {
-			cpu10 = procCPU(pid)
+			cpu10 = smp.cpu
 		}
 	}
 	for i, v := range s.PerSecond {

@@ -41,7 +41,7 @@ var (
 	binFlag      = flag.String("bin", "bin/confit", "confit binary to run as the sidecars")
 	storeFlag    = flag.String("store", "etcd,etcd-proxy,consul", "stores to measure, comma-separated: etcd, etcd-proxy (one etcd grpc-proxy in front), consul")
 	nFlag        = flag.String("n", "10,100,500,1000", "fleet sizes, comma-separated")
-	updatesFlag  = flag.Int("updates", 100, "updates the writer makes per cell")
+	updatesFlag  = flag.Int("updates", 100, "updates the writer makes per cell (0: only the reconnect storms)")
 	intervalFlag = flag.Duration("interval", 100*time.Millisecond, "time between two updates")
 	dirFlag      = flag.String("dir", "/dev/shm", "parent directory of the sidecars' conf.d and destinations (tmpfs keeps the disk out)")
 	resultsFlag  = flag.String("results", "fleet-results.jsonl", "file the results are appended to, one JSON line per cell; cells found there without an error are skipped")
@@ -162,14 +162,18 @@ type Storm struct {
 	// PerSecond are the requests the store received in each second after
 	// it was back (etcd: Range + Watch create/cancel messages, from its
 	// metrics; Consul: HTTP requests counted by a proxy in front).
-	PerSecond []int   `json:"per_second"`
-	Peak      int     `json:"peak"`
-	First10s  int     `json:"first_10s"`
-	Relists   int     `json:"relists"`    // etcd: Range requests; Consul: KV reads
-	AllRead   float64 `json:"all_read_s"` // from the restart until N re-lists had arrived (etcd) or every file held the value put once the store was healthy (Consul)
-	Converged float64 `json:"converged_s"`
-	CPUms     float64 `json:"store_cpu_ms_10s"` // store CPU in the first 10 s after the restart, its own start included
-	Note      string  `json:"note,omitempty"`
+	PerSecond []int `json:"per_second"`
+	// RelistsPerSecond are the re-lists among them (etcd: Range; Consul:
+	// KV reads), CPUPerSecond the store's CPU in each second, in ms.
+	RelistsPerSecond []int   `json:"relists_per_second"`
+	CPUPerSecond     []int   `json:"cpu_ms_per_second"`
+	Peak             int     `json:"peak"`
+	First10s         int     `json:"first_10s"`
+	Relists          int     `json:"relists"`    // etcd: Range requests; Consul: KV reads
+	AllRead          float64 `json:"all_read_s"` // from the restart until N re-lists had arrived (etcd) or every file held the value put once the store was healthy (Consul)
+	Converged        float64 `json:"converged_s"`
+	CPUms            float64 `json:"store_cpu_ms_10s"` // store CPU in the first 10 s after the restart, its own start included
+	Note             string  `json:"note,omitempty"`
 }
 
 func (r Result) key() string { return fmt.Sprintf("%s/%d/%s/%d", r.Store, r.N, r.Interval, r.Updates) }
@@ -247,11 +251,11 @@ func printTable(f *os.File, rs []Result) {
 	w.Flush()
 	fmt.Fprintln(f)
 	w = tabwriter.NewWriter(f, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "store\tN\treconnect-jitter\trequests/s, first 10 s\tpeak/s\tfirst 10 s\tre-lists\tall re-read\tconverged\tstore CPU, 10 s")
+	fmt.Fprintln(w, "store\tN\treconnect-jitter\trequests/s, first 10 s\tre-lists/s\tstore CPU ms/s\tpeak/s\tfirst 10 s\tre-lists\tall re-read\tstore CPU, 10 s\tnote")
 	for _, r := range rs {
 		for _, s := range r.Storms {
-			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%d\t%d\t%d\t%.1f s\t%.1f s\t%.0f ms\t%s\n", r.Store, r.N, s.Jitter, fmtSeconds(s.PerSecond, 10),
-				s.Peak, s.First10s, s.Relists, s.AllRead, s.Converged, s.CPUms, s.Note)
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%.1f s\t%.0f ms\t%s\n", r.Store, r.N, s.Jitter, fmtSeconds(s.PerSecond, 10),
+				fmtSeconds(s.RelistsPerSecond, 10), fmtSeconds(s.CPUPerSecond, 10), s.Peak, s.First10s, s.Relists, s.AllRead, s.CPUms, s.Note)
 		}
 	}
 	w.Flush()
