@@ -7,7 +7,7 @@ BIN      := bin/confit
 # TAGS=confit_no_etcd,confit_no_consul,confit_no_zookeeper,confit_no_redis leaves those backends out (README: Smaller builds).
 TAGS     ?=
 
-.PHONY: build demo test test-deps bench lint deadcode fuzz clean
+.PHONY: build demo test test-deps bench bench-fleet lint deadcode fuzz clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/confit
@@ -30,6 +30,13 @@ test: test-deps
 ## bench: measure the performance figures in README.md and print them as a table.
 bench: build test-deps
 	$(GO) run ./internal/bench
+
+## bench-fleet: N real confit sidecars against one etcd, one etcd behind its gRPC proxy and one
+## Consul agent (docs/SCALE.md); not part of make test. FLEET="-n 10,100 -store etcd" narrows it;
+## results are appended to fleet-results.jsonl and cells already there are skipped.
+FLEET ?=
+bench-fleet: build test-deps
+	$(GO) run ./internal/bench/fleet -bin $(BIN) $(FLEET)
 
 ## lint: gofmt, go vet and staticcheck (pinned in go.mod's tool directives).
 lint:

@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // ErrWatchUnsupported is returned by Watch on stores that cannot push
@@ -138,6 +139,13 @@ type Config struct {
 
 	SRVDomain string `setting:"srv-domain" usage:"domain to discover backend nodes by SRV records"`
 	SRVRecord string `setting:"srv-record" usage:"SRV record to discover backend nodes"`
+
+	// ReconnectJitter spreads a fleet's re-lists after an outage: a watch
+	// that lost its store (or, on etcd, its revision to a compaction) waits
+	// a random 0..ReconnectJitter before it reads its prefix again
+	// (retry.Jitter), so N sidecars re-list at about N/ReconnectJitter per
+	// second instead of at once. 0 re-lists at once.
+	ReconnectJitter time.Duration `setting:"reconnect-jitter" usage:"etcd, consul: after an outage wait a random 0..DURATION before re-reading (spreads a fleet's re-lists; docs/SCALE.md)"`
 
 	// Logger receives the backend's logs; nil discards them. Not a setting.
 	Logger *slog.Logger

@@ -93,7 +93,7 @@ func TestSettingsDeclared(t *testing.T) {
 	for _, s := range SettingsOf("settings-test") {
 		names = append(names, s.Name)
 	}
-	want := "auth-token basic-auth client-ca-keys client-cert client-insecure client-key node password scheme srv-domain srv-record test-count test-every test-name test-require username"
+	want := "auth-token basic-auth client-ca-keys client-cert client-insecure client-key node password reconnect-jitter scheme srv-domain srv-record test-count test-every test-name test-require username"
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("SettingsOf = %s\nwant %s", got, want)
 	}

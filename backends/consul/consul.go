@@ -120,6 +120,7 @@ import (
 	"time"
 
 	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/internal/retry"
 	"github.com/hashicorp/consul/api"
 )
 
@@ -269,6 +270,10 @@ type Client struct {
 	block     *api.Client // blocking queries
 	trs       []*http.Transport
 	query     api.QueryOptions // template: datacenter, stale
+	// reconnectJitter is backends.Config.ReconnectJitter; jitter draws
+	// from it (retry.Jitter; tests replace it). See retryWait.
+	reconnectJitter time.Duration
+	jitter          func(window time.Duration) time.Duration
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
@@ -284,6 +289,9 @@ type Client struct {
 // CONSUL_HTTP_TOKEN), BasicAuth with Username/Password and Logger (unless
 // opts.Logger is set); opts.Datacenter and opts.Stale. It does not contact the agent.
 func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error) {
+	if cfg.ReconnectJitter < 0 {
+		return nil, fmt.Errorf("consul: setting reconnect-jitter: %v must not be negative", cfg.ReconnectJitter)
+	}
 	if opts.Logger == nil {
 		opts.Logger = cfg.Logger
 	}
@@ -316,7 +324,8 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 	ac.Datacenter = opts.Datacenter
 	ac.WaitTime = opts.WaitTime
 
-	c := &Client{opts: opts, log: opts.Logger, addr: ac.Address, hubs: map[string]*hub{}}
+	c := &Client{opts: opts, log: opts.Logger, addr: ac.Address, hubs: map[string]*hub{},
+		reconnectJitter: cfg.ReconnectJitter, jitter: retry.Jitter}
 	c.dots.Log = opts.Logger
 	c.anonymous = ac.Token == "" && ac.TokenFile == ""
 	c.query = api.QueryOptions{Datacenter: opts.Datacenter, AllowStale: opts.Stale}
@@ -561,6 +570,7 @@ func (s source) fetch(ctx context.Context, c *Client, cl *api.Client, index uint
 		}
 		return newKVList(vals), meta.LastIndex, nil
 	case kindService, kindServiceAny:
+		cachedHealth(q, index)
 		entries, meta, err := cl.Health().Service(s.name, "", s.kind == kindService, q)
 		if err != nil {
 			return kvList{}, 0, c.wrap("health service", s.root, err)

@@ -557,7 +557,7 @@ func (h *hub) run() {
 			// agent) can give a changed key the index it had before.
 			afterErr = true
 			h.broadcastErr(err)
-			if !retry.Sleep(c.ctx, retry.Backoff(c.opts.BackoffMin, c.opts.BackoffMax, failures)) {
+			if !retry.Sleep(c.ctx, c.retryWait(failures)) {
 				return
 			}
 			churn = false // the backoff was the wait

@@ -129,6 +129,11 @@ type Client struct {
 
 	link link // the gRPC connection state, kept by monitor
 
+	// reconnectJitter is backends.Config.ReconnectJitter; jitter draws the
+	// wait from it (retry.Jitter; tests replace it).
+	reconnectJitter time.Duration
+	jitter          func(window time.Duration) time.Duration
+
 	mu        sync.Mutex
 	closed    bool
 	closeCtx  context.Context // canceled by Close; parent of every watch
@@ -190,6 +195,9 @@ func (c *Client) monitor(ctx context.Context) {
 // server verification); Username/Password or AuthToken for etcd auth.
 // On error nothing is left running.
 func New(ctx context.Context, cfg backends.Config) (*Client, error) {
+	if cfg.ReconnectJitter < 0 {
+		return nil, fmt.Errorf("etcd: setting reconnect-jitter: %v must not be negative", cfg.ReconnectJitter)
+	}
 	endpoints, err := endpoints(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -214,7 +222,7 @@ func New(ctx context.Context, cfg backends.Config) (*Client, error) {
 			return nil, err
 		}
 	}
-	c := &Client{pageSize: PageSize, nodes: strings.Join(endpoints, ",")}
+	c := &Client{pageSize: PageSize, nodes: strings.Join(endpoints, ","), reconnectJitter: cfg.ReconnectJitter, jitter: retry.Jitter}
 	c.dots.Log = cfg.Logger
 	ccfg.DialOptions = []grpc.DialOption{grpc.WithConnectParams(connectParams)}
 	if !slices.ContainsFunc(endpoints, func(e string) bool { return strings.HasPrefix(e, "unix") }) {
@@ -499,10 +507,16 @@ func (w *watch) run(ctx context.Context) {
 		}
 		switch {
 		case errors.Is(err, rpctypes.ErrCompacted):
+			if !w.spread(ctx) {
+				return
+			}
 			if w.reset(ctx, "re-read after compaction") {
 				continue
 			}
 		case errors.Is(err, errReconnected):
+			if !w.spread(ctx) {
+				return
+			}
 			if w.reset(ctx, "re-read after reconnecting") {
 				continue
 			}
@@ -682,6 +696,17 @@ func (w *watch) fail(ctx context.Context, err error) {
 	if w.send(ctx, backends.Update{Prefix: w.prefix, Rev: w.last, Err: err}) {
 		w.degraded = true
 	}
+}
+
+// spread waits a random part of the reconnect-jitter window before a
+// re-list (backends.Config.ReconnectJitter), so that a fleet whose store
+// came back, or whose watches were all compacted, does not re-read at
+// once. False when ctx ended.
+func (w *watch) spread(ctx context.Context) bool {
+	if w.c.reconnectJitter <= 0 {
+		return ctx.Err() == nil
+	}
+	return retry.Sleep(ctx, w.c.jitter(w.c.reconnectJitter))
 }
 
 // sleep waits a jittered exponential backoff; false when ctx ended.

@@ -1,6 +1,7 @@
 // Package retry is the one jittered backoff of every layer: the store
 // clients wait it between failed requests or watches, the daemon between
-// failed commits.
+// failed commits. Jitter spreads what a whole fleet would otherwise do at
+// the same moment: the re-lists after a store came back.
 package retry
 
 import (
@@ -30,4 +31,15 @@ func Sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// Jitter returns a delay drawn uniformly from [0, window] ("full jitter"):
+// N processes that each wait Jitter(window) before the same request, after
+// the same event, send about N/window of them per second instead of N at
+// once. A window of zero or less returns 0.
+func Jitter(window time.Duration) time.Duration {
+	if window <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(window) + 1))
 }
