@@ -727,7 +727,7 @@ func (e *engine) runBatch(batch []batchItem, all []*resource.Resource) {
 	var toReload []*resource.Resource
 	for i, it := range batch {
 		results[i].rs = it.rs
-		res, err := it.rs.r.Commit(ctx, it.out, resource.ApplyOptions{SkipReload: true})
+		res, err := it.rs.r.Commit(ctx, it.out, resource.InstallOptions{SkipReload: true})
 		results[i].written, results[i].err = res.Written, err
 		// A file whose reload failed earlier is reloaded again even when
 		// this render changed nothing.
