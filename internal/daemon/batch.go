@@ -94,7 +94,7 @@ func (e *engine) finish(results []batchResult) {
 			e.failed(rs, br.err, now)
 		} else {
 			rs.fails = 0
-			if e.m.setHealth("resource "+rs.r.Name, nil) {
+			if e.m.health.set(resourceHealth(rs.r.Name), nil) {
 				e.cfg.Logger.Info("sync recovered", "resource", rs.r.Name)
 			}
 		}

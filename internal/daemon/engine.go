@@ -157,7 +157,7 @@ func (e *engine) handle(ev event) {
 
 // onLoadError records a failed snapshot read of s (load retries it).
 func (e *engine) onLoadError(s *store, err error) {
-	if e.m.setHealth("backend "+s.name, err) {
+	if e.m.health.set(backendHealth(s.name), err) {
 		e.cfg.Logger.Warn("backend unavailable; keeping the last good files", "backend", s.name, "err", err)
 	}
 }
@@ -167,7 +167,7 @@ func (e *engine) onLoadError(s *store, err error) {
 // revision, and schedules the resources that depend on what changed.
 func (e *engine) onSnapshot(s *store, prefixes []string, snap *backends.Snapshot) {
 	s.stopLoad = nil
-	if e.m.setHealth("backend "+s.name, nil) {
+	if e.m.health.set(backendHealth(s.name), nil) {
 		e.cfg.Logger.Info("backend available again", "backend", s.name)
 	}
 	var apply []string
@@ -199,14 +199,14 @@ func (e *engine) onSnapshot(s *store, prefixes []string, snap *backends.Snapshot
 // resources that depend on what changed.
 func (e *engine) onUpdate(s *store, u *backends.Update) {
 	e.m.updates.Add(1)
-	key := "watch " + s.name + " " + u.Prefix
+	key := watchHealth(s.name, u.Prefix)
 	if u.Err != nil {
-		if e.m.setHealth(key, u.Err) {
+		if e.m.health.set(key, u.Err) {
 			e.cfg.Logger.Warn("watch degraded; keeping the last good files", "backend", s.name, "prefix", u.Prefix, "err", u.Err)
 		}
 		return
 	}
-	if e.m.setHealth(key, nil) {
+	if e.m.health.set(key, nil) {
 		e.cfg.Logger.Info("watch healthy again", "backend", s.name, "prefix", u.Prefix)
 	}
 	if _, watching := s.watches[u.Prefix]; !watching {
@@ -276,7 +276,7 @@ func (e *engine) setResources(res []*resource.Resource) {
 		key := e.pool.key(r.Backend)
 		rs := &resState{r: r, store: key, reloadPending: pendingReload[r.File] || owedReload(e.cfg.Logger, r)}
 		e.res = append(e.res, rs)
-		names["resource "+r.Name] = true
+		names[r.Name] = true
 		need[key] = append(need[key], r.Keys...)
 		if _, ok := e.stores[key]; !ok {
 			e.stores[key] = newStore(key, e.pool.name(key))
@@ -287,11 +287,11 @@ func (e *engine) setResources(res []*resource.Resource) {
 		prefixes := backends.CoverPrefixes(need[key])
 		e.retarget(s, prefixes)
 		if len(prefixes) == 0 {
-			e.m.setHealth("backend "+s.name, nil)
+			e.m.health.set(backendHealth(s.name), nil)
 		}
 	}
 	// What failed in a resource that is gone is no longer a health problem.
-	e.m.clearHealth("resource ", names)
+	e.m.health.forgetResources(names)
 }
 
 // owedReload reports whether r's reload is owed from an interrupted run

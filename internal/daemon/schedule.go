@@ -170,7 +170,7 @@ var trim = debug.FreeOSMemory
 func (e *engine) failed(rs *resState, err error, now time.Time) {
 	e.m.failures.Add(1)
 	rs.fails++
-	if e.m.setHealth("resource "+rs.r.Name, err) {
+	if e.m.health.set(resourceHealth(rs.r.Name), err) {
 		e.cfg.Logger.Error("sync failed; keeping the last good file", "resource", rs.r.Name, "err", err)
 	}
 	rs.phase, rs.due = pending, now.Add(retryDelay(err, rs.fails))
