@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 // confDir is a scratch confdir: files maps paths relative to it
@@ -81,4 +83,15 @@ func (r *Resource) Rollback(ctx context.Context) error {
 		return err
 	}
 	return r.Reload(ctx)
+}
+
+// runCmd is runCmdEnv with confit's own environment.
+func runCmd(ctx context.Context, name, command string, timeout time.Duration) ([]byte, error) {
+	return runCmdEnv(ctx, name, command, nil, timeout)
+}
+
+// shellQuote quotes s for /bin/sh: single quotes, each embedded single
+// quote written as the four characters quote, backslash, quote, quote.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
