@@ -14,12 +14,11 @@ import (
 // phase is where a resource is in its schedule. The engine goroutine moves
 // it:
 //
-//	idle --change--> pending --due, rendered--> running --batch done--> idle
-//	                 pending <--render failed (retry)--'   |
-//	running --change--> runningAgain --batch done--> pending
-//	any --conf.d reload replaced it--> gone (final)
-//
-// A failed batch sends a resource back to pending for its retry.
+//	idle    --change-->        pending --due, rendered--> running --batch done--> idle
+//	pending --render failed--> pending (due: the retry)
+//	running --change-->        runningAgain --batch done--> pending
+//	running --batch failed-->  pending (due: the retry)
+//	any     --a conf.d reload replaced it--> gone (final)
 type phase uint8
 
 const (
