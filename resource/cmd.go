@@ -63,17 +63,13 @@ func (e *CmdError) Error() string {
 // Unwrap returns the underlying error.
 func (e *CmdError) Unwrap() error { return e.Err }
 
-// runCmd runs command with /bin/sh -c in its own process group, with the
-// combined output captured. When timeout expires or ctx is done, the whole
-// group is killed with SIGKILL. On exit status 0 — also when a background
-// child still holds the output open, which is then left running and
-// detached after cmdWaitDelay — it returns the output (its tail, as
-// CmdError.Output) and a nil error; otherwise a *CmdError.
-func runCmd(ctx context.Context, name, command string, timeout time.Duration) ([]byte, error) {
-	return runCmdEnv(ctx, name, command, nil, timeout)
-}
-
-// runCmdEnv is runCmd with the environment env (nil: confit's own).
+// runCmdEnv runs command with /bin/sh -c in its own process group, with
+// the environment env (nil: confit's own) and the combined output
+// captured. When timeout expires or ctx is done, the whole group is killed
+// with SIGKILL. On exit status 0 — also when a background child still
+// holds the output open, which is then left running and detached after
+// cmdWaitDelay — it returns the output (its tail, as CmdError.Output) and
+// a nil error; otherwise a *CmdError.
 func runCmdEnv(ctx context.Context, name, command string, env []string, timeout time.Duration) ([]byte, error) {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -369,12 +365,6 @@ var cleanEnvKeys = map[string]bool{
 // environment.
 func keepInCleanEnv(k string) bool {
 	return cleanEnvKeys[k] || strings.HasPrefix(k, "LC_")
-}
-
-// shellQuote quotes s for /bin/sh: single quotes, each embedded single
-// quote written as the four characters quote, backslash, quote, quote.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // fmtDuration writes whole seconds as "60s" rather than "1m0s".

@@ -2,7 +2,7 @@
 // <confdir>/conf.d) into Resources, and runs the pipeline that keeps one
 // destination file in sync with the key-value store:
 //
-//	render (in memory) → compare → stage → check_cmd → commit → reload_cmd
+//	render (in memory) → compare → stage → check_cmd → install → reload_cmd → restore if it failed
 //
 // # Resource files
 //
@@ -65,8 +65,8 @@
 // bind-mounted file), the directory is fsynced, and reload_cmd runs.
 // A failed check leaves the destination byte-for-byte untouched.
 //
-// A caller committing a batch uses Stage and Staged.Commit, the two halves
+// A caller committing a batch uses Stage and Staged.Install, the two halves
 // of Commit: it writes every stage file of the batch first, then fsyncs,
-// checks and commits each, so the file system commits the new files
+// checks and installs each, so the file system commits the new files
 // together instead of one journal commit per file.
 package resource

@@ -51,7 +51,7 @@ func TestCommitCreatesDestDir(t *testing.T) {
 // fsync for each resource in it, and nothing for one it can.
 func TestDeferDirSync(t *testing.T) {
 	f := newFixture(t, "", Options{})
-	res, err := f.r.Apply(context.Background(), kvs("pg://x"), ApplyOptions{DeferDirSync: true})
+	res, err := f.r.Apply(context.Background(), kvs("pg://x"), InstallOptions{DeferDirSync: true})
 	if err != nil || !res.Written {
 		t.Fatalf("Apply = %+v, %v", res, err)
 	}

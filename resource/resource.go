@@ -112,9 +112,9 @@ type Reads struct {
 }
 
 // Resource is one template resource: where its data comes from, how it is
-// rendered and where it goes. Its fields are set by Load and must not be
-// changed afterwards. Methods are safe for concurrent use; Apply, Sync and
-// Rollback of one Resource run one at a time.
+// rendered and where it goes. Its fields are set by LoadDir and must not be
+// changed afterwards. Methods are safe for concurrent use; Commit, Stage,
+// Install and Restore of one Resource run one at a time.
 type Resource struct {
 	// Name is the resource file's path relative to <confdir>/conf.d, used
 	// in logs.
@@ -150,8 +150,8 @@ type Resource struct {
 	// Wait is the quiet period the daemon applies before rendering.
 	Wait Wait
 	// AutoRollback is the file's "rollback" key: it tells the daemon to
-	// call Rollback when a reload fails. It defaults to true. (It cannot be
-	// called Rollback: that is the method.)
+	// restore the previous file (Restore) when a reload fails. It defaults
+	// to true.
 	AutoRollback bool
 	// ExecAction is what exec mode (-exec) does to its child after this
 	// file changed (written, checked and reloaded): ExecSignal (send
@@ -168,8 +168,8 @@ type Resource struct {
 	opts      Options
 	log       *slog.Logger
 
-	mu   sync.Mutex // serialises Apply and Rollback
-	prev *previous  // what the last committing Apply replaced
+	mu   sync.Mutex // serialises Commit, Stage, Install and Restore
+	prev *previous  // what the last commit replaced
 
 	decrypts atomic.Bool // the template decrypts values (secret.go)
 }
@@ -231,14 +231,10 @@ func LoadDir(opts Options) ([]*Resource, []error) {
 	return rs, errs
 }
 
-// Load reads one resource file, resolves its paths, prefix, owner and
-// commands, and parses its template. Errors name the file (and the line and
-// key when known); template parse errors also name the template file.
-func Load(file string, opts Options) (*Resource, error) {
-	return load(file, opts, nil)
-}
-
-// load is Load sharing parsed templates through cache (nil: not shared).
+// load reads one resource file, resolves its paths, prefix, owner and
+// commands, and parses its template (shared with other resources through
+// cache; nil: not shared). Errors name the file (and the line and key when
+// known); template parse errors also name the template file.
 func load(file string, opts Options, cache *templateCache) (*Resource, error) {
 	data, err := readFile(file)
 	if err != nil {
@@ -411,16 +407,12 @@ func resourceName(confDir, file string) string {
 	return file
 }
 
-// Render renders the template from kvs (absolute keys; keys outside r.Keys
-// are ignored) and returns the output and what the template read, in
-// absolute keys. It touches no file and does not keep or modify kvs.
-func (r *Resource) Render(kvs map[string]string) ([]byte, Reads, error) {
-	return r.RenderSorted(kvs, nil)
-}
-
-// RenderSorted is Render for a caller that holds kvs's keys in sorted
-// order: keys must be exactly those keys, sorted, or nil. With 20,000 keys
-// it spares the render a sort of ~3 ms.
+// RenderSorted renders the template from kvs (absolute keys; keys outside
+// r.Keys are ignored) and returns the output and what the template read,
+// in absolute keys. It touches no file and does not keep or modify kvs.
+// keys are kvs's keys in sorted order, or nil: a caller that holds them
+// sorted (the daemon's key index) spares the render a sort, ~3 ms with
+// 20,000 keys.
 func (r *Resource) RenderSorted(kvs map[string]string, keys []string) ([]byte, Reads, error) {
 	if keys == nil || len(keys) != len(kvs) {
 		keys = make([]string, 0, len(kvs))

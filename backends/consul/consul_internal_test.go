@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/internal/retry"
 )
 
 func TestCommonParent(t *testing.T) {
@@ -56,8 +57,8 @@ func TestKVListUnder(t *testing.T) {
 
 func TestJitterAndBackoff(t *testing.T) {
 	for range 1000 {
-		if d := jitter(16 * time.Minute); d < 15*time.Minute || d > 17*time.Minute {
-			t.Fatalf("jitter(16m) = %v, want within ±1m", d)
+		if d := retry.Spread(16*time.Minute, waitJitter); d < 15*time.Minute || d > 17*time.Minute {
+			t.Fatalf("jittered wait of 16m = %v, want within ±1m", d)
 		}
 	}
 }

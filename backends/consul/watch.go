@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
@@ -519,7 +518,7 @@ func (h *hub) run() {
 		churn = true // until an answer brings a change
 		var wait time.Duration
 		if index > 0 {
-			wait = jitter(c.opts.WaitTime)
+			wait = retry.Spread(c.opts.WaitTime, waitJitter)
 		}
 		full := index == 0
 		reset := false
@@ -903,14 +902,9 @@ func (h *hub) broadcastErr(err error) {
 	}
 }
 
-// jitter returns d plus or minus up to d/16.
-func jitter(d time.Duration) time.Duration {
-	j := int64(d / 16)
-	if j <= 0 {
-		return d
-	}
-	return d + time.Duration(rand.Int64N(2*j+1)-j)
-}
+// waitJitter spreads the blocking-query wait: plus or minus up to 1/16 of
+// it (retry.Spread).
+const waitJitter = 1.0 / 16
 
 // requeryBurst is how many re-queries after index churn may go out back to
 // back.

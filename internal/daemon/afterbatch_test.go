@@ -91,7 +91,7 @@ func TestExtraReporter(t *testing.T) {
 			m := newMetrics()
 			m.reporters = []Reporter{tc.rep}
 			rec := httptest.NewRecorder()
-			m.health(rec, httptest.NewRequest("GET", "/health", nil))
+			m.serveHealth(rec, httptest.NewRequest("GET", "/health", nil))
 			if rec.Code != tc.wantStatus || !strings.Contains(rec.Body.String(), tc.rep.line) {
 				t.Errorf("/health = %d %q, want %d with %q", rec.Code, rec.Body.String(), tc.wantStatus, tc.rep.line)
 			}

@@ -253,7 +253,7 @@ func syncGroup(ctx context.Context, cfg Config, m *metrics, rs []*resource.Resou
 	// Fsync the stage files, check and commit.
 	parallel(len(rs), func(i int) {
 		if staged[i] != nil {
-			res, err := staged[i].Commit(ctx, resource.ApplyOptions{SkipReload: true, DeferDirSync: true})
+			res, err := staged[i].Install(ctx, resource.InstallOptions{SkipReload: true, DeferDirSync: true})
 			done(i, res, err)
 		}
 	})

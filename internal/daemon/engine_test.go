@@ -414,7 +414,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	p := newPool(backends.Spec{Backend: "memory"})
 	p.clients[p.key(nil)] = reportingStore{memory.New()}
 	m.backends = p.named
-	m.setHealth("backend etcd", errors.New("connection refused"))
+	m.health.set(backendHealth("etcd"), errors.New("connection refused"))
 	rec := httptest.NewRecorder()
 	m.serveHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	for _, want := range []string{"confit_renders_total 3\n", `confit_backend_requests_total{backend="memory"} 7`, "confit_unhealthy 1\n"} {
@@ -423,7 +423,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 	}
 	rec = httptest.NewRecorder()
-	m.health(rec, httptest.NewRequest("GET", "/health", nil))
+	m.health.ServeHTTP(rec, httptest.NewRequest("GET", "/health", nil))
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "connection refused") {
 		t.Errorf("/health = %d %q, want 503 naming the failure", rec.Code, rec.Body)
 	}
@@ -451,7 +451,7 @@ reload_cmd = "! test -e `+mark+` && cp {{.dest}} `+seen+`"`, `v={{getv "/v"}}`)
 		if b, _ := os.ReadFile(seen); string(b) != "v=1" {
 			t.Fatalf("service has %q, want v=1 while reloads fail", b)
 		}
-		if n := h.m.failing(); n != 1 {
+		if n := h.m.health.count(); n != 1 {
 			t.Errorf("%d things failing, want the resource", n)
 		}
 		must(t, os.Remove(mark))
@@ -460,7 +460,7 @@ reload_cmd = "! test -e `+mark+` && cp {{.dest}} `+seen+`"`, `v={{getv "/v"}}`)
 		if b, _ := os.ReadFile(seen); string(b) != "v=2" {
 			t.Errorf("service has %q after the reload works again, want v=2", b)
 		}
-		if n := h.m.failing(); n != 0 {
+		if n := h.m.health.count(); n != 0 {
 			t.Errorf("%d things failing after recovery, want none", n)
 		}
 	})
@@ -477,7 +477,7 @@ func TestHealthForgetsRemovedResource(t *testing.T) {
 		writeResource(t, dir, "bad", `keys = ["/a"]`, `{{getv "/a/missing"}}`)
 		h := start(t, dir, store, resource.Wait{})
 		settle()
-		if n := h.m.failing(); n != 1 {
+		if n := h.m.health.count(); n != 1 {
 			t.Fatalf("%d things failing, want the failing resource", n)
 		}
 		must(t, os.Remove(filepath.Join(dir, "conf.d", "bad.toml")))
@@ -485,7 +485,7 @@ func TestHealthForgetsRemovedResource(t *testing.T) {
 		settle()
 		time.Sleep(5 * time.Minute)
 		settle()
-		if n := h.m.failing(); n != 0 {
+		if n := h.m.health.count(); n != 0 {
 			t.Errorf("%d things failing after the failing resource was removed", n)
 		}
 	})

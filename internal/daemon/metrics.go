@@ -12,7 +12,6 @@ import (
 	"net/http/pprof"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,8 +29,8 @@ type metrics struct {
 	storeGets atomic.Uint64 // snapshot reads from a backend
 	updates   atomic.Uint64 // watch updates received
 
-	mu        sync.Mutex
-	unhealthy map[string]string // what is failing now -> why
+	// health is what is failing now, on /health.
+	health *health
 
 	// backends lists the backend clients whose own counters are exported
 	// (backends.MetricsReporter); set by the daemon.
@@ -41,7 +40,7 @@ type metrics struct {
 }
 
 // Reporter is something running beside the daemon in the same process
-// (register mode) whose state /metrics and /health show.
+// (register mode, exec mode's child) whose state /metrics and /health show.
 type Reporter interface {
 	// WriteMetrics writes its metrics in Prometheus' text format.
 	WriteMetrics(w io.Writer)
@@ -51,42 +50,7 @@ type Reporter interface {
 }
 
 func newMetrics() *metrics {
-	return &metrics{unhealthy: map[string]string{}}
-}
-
-// setHealth records whether thing (a backend prefix or a resource) is
-// healthy. It returns true when the state changed, so callers log once per
-// change rather than once per retry.
-func (m *metrics) setHealth(thing string, err error) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	old, was := m.unhealthy[thing]
-	if err == nil {
-		delete(m.unhealthy, thing)
-		return was
-	}
-	m.unhealthy[thing] = err.Error()
-	return !was || old != err.Error()
-}
-
-// failing returns how many things are failing now.
-func (m *metrics) failing() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.unhealthy)
-}
-
-// clearHealth forgets the failures whose key starts with prefix, except
-// those in keep: what failed in something that no longer exists is no
-// longer a health problem.
-func (m *metrics) clearHealth(prefix string, keep map[string]bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for k := range m.unhealthy {
-		if strings.HasPrefix(k, prefix) && !keep[k] {
-			delete(m.unhealthy, k)
-		}
-	}
+	return &metrics{health: newHealth()}
 }
 
 func (m *metrics) serveHTTP(w http.ResponseWriter, r *http.Request) {
@@ -111,39 +75,19 @@ func (m *metrics) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, r := range m.reporters {
 		r.WriteMetrics(w)
 	}
-	m.mu.Lock()
-	n := len(m.unhealthy)
-	m.mu.Unlock()
-	fmt.Fprintf(w, "# HELP confit_unhealthy Things failing now (backend watches, resources).\n# TYPE confit_unhealthy gauge\nconfit_unhealthy %d\n", n)
+	fmt.Fprintf(w, "# HELP confit_unhealthy Things failing now (backend watches, resources).\n# TYPE confit_unhealthy gauge\nconfit_unhealthy %d\n", m.health.count())
 }
 
-func (m *metrics) health(w http.ResponseWriter, r *http.Request) {
+// serveHealth answers /health: the daemon's failures and each reporter's
+// lines (register mode, exec mode's child).
+func (m *metrics) serveHealth(w http.ResponseWriter, r *http.Request) {
 	var extra []string
 	failing := 0
 	for _, r := range m.reporters {
 		lines, n := r.Health()
 		extra, failing = append(extra, lines...), failing+n
 	}
-	defer func() {
-		for _, l := range extra {
-			fmt.Fprintln(w, l)
-		}
-	}()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.unhealthy) == 0 && failing == 0 {
-		fmt.Fprintln(w, "ok")
-		return
-	}
-	w.WriteHeader(http.StatusServiceUnavailable)
-	for k, v := range m.unhealthy {
-		if strings.HasPrefix(v, k+": ") {
-			// "resource web.toml: resource web.toml: render ..." once.
-			fmt.Fprintln(w, v)
-			continue
-		}
-		fmt.Fprintf(w, "%s: %s\n", k, v)
-	}
+	m.health.write(w, extra, failing)
 }
 
 // serve starts the metrics server; the returned func stops it.
@@ -154,7 +98,7 @@ func (m *metrics) serve(addr string, log *slog.Logger) (func(), error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", m.serveHTTP)
-	mux.HandleFunc("/health", m.health)
+	mux.HandleFunc("/health", m.serveHealth)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

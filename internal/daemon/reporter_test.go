@@ -33,7 +33,7 @@ func TestReporters(t *testing.T) {
 			m := newMetrics()
 			m.reporters = []Reporter{tc.rep}
 			rec := httptest.NewRecorder()
-			m.health(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
+			m.serveHealth(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
 			if rec.Code != tc.wantCode || rec.Body.String() != tc.wantBody {
 				t.Errorf("/health = %d %q, want %d %q", rec.Code, rec.Body.String(), tc.wantCode, tc.wantBody)
 			}

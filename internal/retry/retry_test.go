@@ -20,6 +20,47 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
+func TestExp(t *testing.T) {
+	tests := []struct {
+		name   string
+		lo, hi time.Duration
+		n      int
+		want   time.Duration
+	}{
+		{"no failure yet", time.Second, time.Minute, 0, time.Second},
+		{"first failure", time.Second, time.Minute, 1, time.Second},
+		{"doubles", time.Second, time.Minute, 3, 4 * time.Second},
+		{"last below the cap", time.Second, time.Minute, 6, 32 * time.Second},
+		{"capped", time.Second, time.Minute, 7, time.Minute},
+		{"far past the cap", time.Second, time.Minute, 1000, time.Minute},
+		{"100ms to 30s", 100 * time.Millisecond, 30 * time.Second, 9, 25600 * time.Millisecond},
+		{"100ms to 30s capped", 100 * time.Millisecond, 30 * time.Second, 10, 30 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Exp(tc.lo, tc.hi, tc.n); got != tc.want {
+				t.Errorf("Exp(%v, %v, %d) = %v, want %v", tc.lo, tc.hi, tc.n, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSpread(t *testing.T) {
+	for range 1000 {
+		// Consul's blocking-query wait: ±1/16.
+		if d := Spread(16*time.Minute, 1.0/16); d < 15*time.Minute || d > 17*time.Minute {
+			t.Fatalf("Spread(16m, 1/16) = %v, want within ±1m", d)
+		}
+		// The daemon's retries: ±20 %.
+		if d := Spread(10*time.Second, 0.2); d < 8*time.Second || d > 12*time.Second {
+			t.Fatalf("Spread(10s, 0.2) = %v, want in [8s, 12s]", d)
+		}
+	}
+	if d := Spread(10, 0.01); d != 10 {
+		t.Errorf("Spread(10ns, 0.01) = %v, want 10ns (nothing to spread)", d)
+	}
+}
+
 func TestSleep(t *testing.T) {
 	if !Sleep(context.Background(), time.Millisecond) {
 		t.Error("Sleep(1ms) = false")

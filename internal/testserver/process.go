@@ -260,9 +260,6 @@ func (p *Process) PID() int {
 	return p.cmd.Process.Pid
 }
 
-// Running reports whether the process was started and not stopped.
-func (p *Process) Running() bool { return p.PID() != 0 }
-
 // Stop sends SIGTERM, waits up to StopTimeout, then sends SIGKILL and
 // waits for the exit. Stopping a stopped process does nothing.
 func (p *Process) Stop() error {

@@ -225,7 +225,7 @@ func TestSyncReloadCmd(t *testing.T) {
 		t.Errorf("reload ran for an unchanged file")
 	}
 	// SkipReload, then Reload.
-	res, err = f.r.Apply(t.Context(), kvs("pg://y"), ApplyOptions{SkipReload: true})
+	res, err = f.r.Apply(t.Context(), kvs("pg://y"), InstallOptions{SkipReload: true})
 	if err != nil || !res.Written || res.Reloaded {
 		t.Fatalf("got %+v, %v", res, err)
 	}
@@ -406,7 +406,7 @@ func TestRollback(t *testing.T) {
 	if err := os.WriteFile(f.dest, []byte("db=v1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.r.Apply(t.Context(), kvs("v2"), ApplyOptions{SkipReload: true}); err != nil {
+	if _, err := f.r.Apply(t.Context(), kvs("v2"), InstallOptions{SkipReload: true}); err != nil {
 		t.Fatal(err)
 	}
 	if got := fileText(t, f.dest); got != "db=v2\n" {
@@ -719,7 +719,7 @@ func stageThenCommit(t *testing.T, f *fixture, kvs map[string]string) (*Staged, 
 	if s := stageFiles(t, f.destDir); len(s) != 1 || fileText(t, s[0]) != string(out) {
 		t.Fatalf("after Stage: stage files %q", s)
 	}
-	res, err = st.Commit(t.Context(), ApplyOptions{})
+	res, err = st.Install(t.Context(), InstallOptions{})
 	return st, res, err
 }
 
