@@ -85,6 +85,3 @@ func EtcdProxyFor(t testing.TB, upstream *EtcdServer) *EtcdProxy {
 // Endpoint returns the proxy's client URL ("http://127.0.0.1:PORT"): point
 // etcd clients (confit's -node) at it instead of the server.
 func (p *EtcdProxy) Endpoint() string { return p.endpoint }
-
-// MetricsURL returns the base URL of the proxy's /metrics and /health.
-func (p *EtcdProxy) MetricsURL() string { return p.metrics }
