@@ -157,13 +157,7 @@ func Consul(t testing.TB, opts ConsulOptions) *ConsulServer {
 	if opts.Dir == "" {
 		opts.Dir = t.TempDir()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 16*time.Minute)
-	defer cancel()
-	s, err := StartConsul(ctx, opts)
-	Unavailable(t, err)
-	t.Cleanup(func() { _ = s.Close() })
-	LogOnFailure(t, s.proc)
-	return s
+	return forTest(t, 16*time.Minute, func(ctx context.Context) (*ConsulServer, error) { return StartConsul(ctx, opts) })
 }
 
 // consulReady wants a leader and, with ACLs, a working management token.
