@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"strconv"
 	"sync"
@@ -50,20 +49,11 @@ func benchRegisterEtcd() ([]row, error) {
 	}
 	defer stop()
 	// The checked service: one TCP listener every instance checks.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := testserver.TCPService()
 	if err != nil {
 		return nil, err
 	}
 	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
 	port, err := strconv.Atoi(s.Endpoint()[len("http://127.0.0.1:"):])
 	if err != nil {
 		return nil, err
@@ -225,20 +215,11 @@ func benchRegisterConsul() ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := testserver.TCPService()
 	if err != nil {
 		return nil, err
 	}
 	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
 	target := l.Addr().String()
 	raftIndex := func() (float64, error) {
 		self, err := cli.Agent().Self()
