@@ -154,10 +154,7 @@ func StartConsul(ctx context.Context, opts ConsulOptions) (*ConsulServer, error)
 // fails it in CI (see Unavailable).
 func Consul(t testing.TB, opts ConsulOptions) *ConsulServer {
 	t.Helper()
-	if opts.Dir == "" {
-		opts.Dir = t.TempDir()
-	}
-	return forTest(t, 16*time.Minute, func(ctx context.Context) (*ConsulServer, error) { return StartConsul(ctx, opts) })
+	return forTest(t, &opts.Dir, 16*time.Minute, func(ctx context.Context) (*ConsulServer, error) { return StartConsul(ctx, opts) })
 }
 
 // consulReady wants a leader and, with ACLs, a working management token.

@@ -127,10 +127,7 @@ func StartEtcd(ctx context.Context, opts EtcdOptions) (*EtcdServer, error) {
 // (see Unavailable).
 func Etcd(t testing.TB, opts EtcdOptions) *EtcdServer {
 	t.Helper()
-	if opts.Dir == "" {
-		opts.Dir = t.TempDir()
-	}
-	return forTest(t, 11*time.Minute, func(ctx context.Context) (*EtcdServer, error) { return StartEtcd(ctx, opts) })
+	return forTest(t, &opts.Dir, 11*time.Minute, func(ctx context.Context) (*EtcdServer, error) { return StartEtcd(ctx, opts) })
 }
 
 func (s *EtcdServer) healthClient() (*http.Client, error) {

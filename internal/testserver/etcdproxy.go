@@ -73,7 +73,7 @@ func StartEtcdProxy(ctx context.Context, upstream *EtcdServer, dir string) (*Etc
 // and stops it when t ends; the log is shown if t failed.
 func EtcdProxyFor(t testing.TB, upstream *EtcdServer) *EtcdProxy {
 	t.Helper()
-	return forTest(t, 2*time.Minute, func(ctx context.Context) (*EtcdProxy, error) { return StartEtcdProxy(ctx, upstream, t.TempDir()) })
+	return forTest(t, nil, 2*time.Minute, func(ctx context.Context) (*EtcdProxy, error) { return StartEtcdProxy(ctx, upstream, t.TempDir()) })
 }
 
 // Endpoint returns the proxy's client URL ("http://127.0.0.1:PORT"): point

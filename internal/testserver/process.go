@@ -344,13 +344,17 @@ func LogOnFailure(t testing.TB, p *Process) {
 }
 
 // forTest starts a server for t with start, its context bounded by
-// timeout, and stops it when t ends; its log is shown if t failed. A
+// timeout (*dir, when dir is not nil, set to t.TempDir() if empty first),
+// and stops it when t ends; its log is shown if t failed. A
 // missing server skips t locally and fails it in CI (see Unavailable).
 func forTest[S interface {
 	Close() error
 	Process() *Process
-}](t testing.TB, timeout time.Duration, start func(ctx context.Context) (S, error)) S {
+}](t testing.TB, dir *string, timeout time.Duration, start func(ctx context.Context) (S, error)) S {
 	t.Helper()
+	if dir != nil && *dir == "" {
+		*dir = t.TempDir()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	s, err := start(ctx)
