@@ -18,6 +18,7 @@ import (
 	"github.com/confit-dev/confit/backends"
 	_ "github.com/confit-dev/confit/backends/consul"
 	_ "github.com/confit-dev/confit/backends/etcd"
+	"github.com/confit-dev/confit/internal/bench/promtext"
 	"github.com/confit-dev/confit/internal/testserver"
 	"github.com/confit-dev/confit/register"
 	"github.com/hashicorp/consul/api"
@@ -185,15 +186,15 @@ func etcdRequests(s *testserver.EtcdServer) (etcdReqs, error) {
 		return etcdReqs{}, err
 	}
 	var r etcdReqs
-	ka, ok := sumSeries(m, "grpc_server_msg_received_total", `grpc_method="LeaseKeepAlive"`)
+	ka, ok := promtext.Sum(m, "grpc_server_msg_received_total", `grpc_method="LeaseKeepAlive"`)
 	if !ok {
 		return r, fmt.Errorf("etcd /metrics: no grpc_server_msg_received_total for LeaseKeepAlive")
 	}
 	r.keepalives = ka
 	r.source = `grpc_server_msg_received_total{grpc_method="LeaseKeepAlive"}`
-	r.txns, _ = sumSeries(m, "grpc_server_handled_total", `grpc_method="Txn"`)
-	r.puts, _ = sumSeries(m, "grpc_server_handled_total", `grpc_method="Put"`)
-	r.deletes, _ = sumSeries(m, "grpc_server_handled_total", `grpc_method="DeleteRange"`)
+	r.txns, _ = promtext.Sum(m, "grpc_server_handled_total", `grpc_method="Txn"`)
+	r.puts, _ = promtext.Sum(m, "grpc_server_handled_total", `grpc_method="Put"`)
+	r.deletes, _ = promtext.Sum(m, "grpc_server_handled_total", `grpc_method="DeleteRange"`)
 	return r, nil
 }
 
