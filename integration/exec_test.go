@@ -20,42 +20,22 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/confit-dev/confit/internal/testserver"
-)
-
-var (
-	sighelperOnce sync.Once
-	sighelperBin  string
-	sighelperErr  error
 )
 
 // sighelper builds the helper child once.
 func sighelper(t *testing.T) string {
 	t.Helper()
-	sighelperOnce.Do(func() {
-		root, err := testserver.RepoRoot()
-		if err != nil {
-			sighelperErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "sighelper")
-		if err != nil {
-			sighelperErr = err
-			return
-		}
-		sighelperBin = filepath.Join(dir, "sighelper")
-		cmd := exec.Command("go", "build", "-o", sighelperBin, "./internal/supervise/testdata/sighelper")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			sighelperErr = fmt.Errorf("go build sighelper: %v\n%s", err, out)
-		}
-	})
-	if sighelperErr != nil {
-		t.Fatal(sighelperErr)
-	}
-	return sighelperBin
+	return built(t, sighelperBuild)
 }
+
+var sighelperBuild = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "sighelper")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "sighelper")
+	return bin, goBuild("./internal/supervise/testdata/sighelper", bin)
+})
 
 // needUnshare skips t when this machine cannot give confit a PID namespace.
 func needUnshare(t *testing.T) {
@@ -122,27 +102,11 @@ func startExecAs(t *testing.T, pid1 bool, values string, res []execResource, fla
 // runPlain runs args in dir as a child of the test.
 func runPlain(t *testing.T, dir, sigLog string, env []string, args ...string) *execRun {
 	t.Helper()
-	e := &execRun{t: t, dir: dir, log: &lockedBuffer{}, done: make(chan struct{}), sigLog: sigLog}
-	e.cmd = exec.Command(args[0], args[1:]...)
-	e.cmd.Dir, e.cmd.Env = dir, env
-	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := e.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir, cmd.Env = dir, env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	e := startExecRun(t, dir, sigLog, cmd, func(e *execRun) { _ = syscall.Kill(-e.pid, syscall.SIGKILL) })
 	e.pid = e.cmd.Process.Pid
-	go func() { e.err = e.cmd.Wait(); close(e.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-e.done:
-		default:
-			_ = syscall.Kill(-e.pid, syscall.SIGKILL)
-			<-e.done
-		}
-		if t.Failed() {
-			t.Logf("--- confit's log ---\n%s--- signals.log ---\n%s", e.log.String(), contentOf(e.sigLog))
-		}
-	})
 	return e
 }
 
@@ -151,24 +115,10 @@ func runPlain(t *testing.T, dir, sigLog string, env []string, args ...string) *e
 func runUnshared(t *testing.T, dir, sigLog string, env []string, args ...string) *execRun {
 	t.Helper()
 	needUnshare(t)
-	e := &execRun{t: t, dir: dir, log: &lockedBuffer{}, done: make(chan struct{}), sigLog: sigLog}
-	e.cmd = exec.Command("unshare", append([]string{"--pid", "--fork", "--kill-child"}, args...)...)
-	e.cmd.Dir, e.cmd.Env = dir, env
-	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
-	if err := e.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { e.err = e.cmd.Wait(); close(e.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-e.done:
-		default:
-			_ = e.cmd.Process.Kill() // --kill-child: confit, PID 1, takes its namespace with it
-			<-e.done
-		}
-		if t.Failed() {
-			t.Logf("--- confit's log ---\n%s--- signals.log ---\n%s", e.log.String(), contentOf(e.sigLog))
-		}
+	cmd := exec.Command("unshare", append([]string{"--pid", "--fork", "--kill-child"}, args...)...)
+	cmd.Dir, cmd.Env = dir, env
+	e := startExecRun(t, dir, sigLog, cmd, func(e *execRun) {
+		_ = e.cmd.Process.Kill() // --kill-child: confit, PID 1, takes its namespace with it
 	})
 	// confit is unshare's only child (unless it is gone already).
 	waitUntil(t, 10*time.Second, "confit started under unshare", func() bool {
@@ -180,6 +130,30 @@ func runUnshared(t *testing.T, dir, sigLog string, env []string, args ...string)
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", e.cmd.Process.Pid, e.cmd.Process.Pid))
 		e.pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 		return e.pid > 0
+	})
+	return e
+}
+
+// startExecRun starts cmd, its output in the run's log; when t ends, kill
+// stops it if it still runs, and the logs are shown if t failed.
+func startExecRun(t *testing.T, dir, sigLog string, cmd *exec.Cmd, kill func(*execRun)) *execRun {
+	t.Helper()
+	e := &execRun{t: t, dir: dir, cmd: cmd, log: &lockedBuffer{}, done: make(chan struct{}), sigLog: sigLog}
+	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { e.err = e.cmd.Wait(); close(e.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-e.done:
+		default:
+			kill(e)
+			<-e.done
+		}
+		if t.Failed() {
+			t.Logf("--- confit's log ---\n%s--- signals.log ---\n%s", e.log.String(), contentOf(e.sigLog))
+		}
 	})
 	return e
 }

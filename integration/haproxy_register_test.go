@@ -14,11 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -62,44 +59,16 @@ func startRegisteredBackend(t *testing.T, id string) *registeredBackend {
 // it took. The test's clean-up stops it too, by PID.
 func startConfitRegister(t *testing.T, dir string, env []string, logPath string, args ...string) (term func() time.Duration) {
 	t.Helper()
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(confitBinary(t), args...)
-	cmd.Dir, cmd.Env = dir, env
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start confit: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		logf.Close()
-		close(done)
-	}()
-	stop := func() time.Duration {
-		start := time.Now()
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
+	stop := startConfitProc(t, dir, env, logPath, 30*time.Second, args...)
+	term = func() time.Duration {
+		took, ok := stop()
+		if !ok {
 			t.Errorf("confit register did not exit within 30 s of SIGTERM")
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
 		}
-		return time.Since(start)
+		return took
 	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			data, _ := os.ReadFile(logPath)
-			t.Logf("--- %s ---\n%s", filepath.Base(logPath), tailLines(string(data), 60))
-		}
-	})
-	return stop
+	t.Cleanup(func() { term() }) // before startConfitProc's, which shows the log
+	return term
 }
 
 func TestHAProxyRegisterExample(t *testing.T) {
@@ -161,45 +130,13 @@ func TestHAProxyRegisterExample(t *testing.T) {
 	hap := startHAProxy(t, haproxyBin, work, dest, frontend)
 	startConfitWatch(t, dir, env, filepath.Join(work, "confit-lb.log"), append([]string{"-watch"}, lbArgs...)...)
 
-	url := "http://" + frontend + "/"
-	var stats loadStats
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	var wg sync.WaitGroup
 	const clients = 4
-	for range clients {
-		wg.Go(func() {
-			c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
-			defer c.CloseIdleConnections()
-			for loadCtx.Err() == nil {
-				stats.sent.Add(1)
-				if _, err := fetch(loadCtx, c, url, ids); err != nil && loadCtx.Err() == nil {
-					stats.fail(err.Error())
-				}
-				time.Sleep(2 * time.Millisecond)
-			}
-		})
-	}
-	defer func() { stopLoad(); wg.Wait() }()
-
-	sampler := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	load := startLoad(ctx, "http://"+frontend+"/", ids, clients)
+	defer load.stop()
+	stats := &load.stats
 	// converged: 20 fresh requests in a row (round robin over at most two
 	// servers) reach only servers of want, and every one of them.
-	converged := func(want []string) bool {
-		seen := map[string]bool{}
-		for range 20 {
-			stats.sent.Add(1)
-			id, err := fetch(ctx, sampler, url, ids)
-			if err != nil {
-				stats.fail("sampler: " + err.Error())
-				return false
-			}
-			if !slices.Contains(want, id) {
-				return false
-			}
-			seen[id] = true
-		}
-		return len(seen) == len(want)
-	}
+	converged := func(want []string) bool { return load.reaches(ctx, want, 20, false) }
 	waitTraffic := func(what string, want ...string) time.Duration {
 		t.Helper()
 		start := time.Now()
@@ -230,8 +167,7 @@ func TestHAProxyRegisterExample(t *testing.T) {
 	<-termDone
 	web2.srv.Close()
 	time.Sleep(time.Second) // load on web1 alone, web2 gone
-	stopLoad()
-	wg.Wait()
+	load.stop()
 	if exited < 3*time.Second {
 		t.Errorf("confit register exited %v after SIGTERM, before its 3 s drain", exited)
 	}

@@ -130,6 +130,16 @@ func startHAProxy(t *testing.T, bin, dir, cfg, frontend string) *haproxyProc {
 // stops it by PID (SIGTERM, then SIGKILL of its process group) when t ends.
 func startConfitWatch(t *testing.T, dir string, env []string, logPath string, args ...string) {
 	t.Helper()
+	startConfitProc(t, dir, env, logPath, 15*time.Second, args...)
+}
+
+// startConfitProc starts confit with args in dir, its output in logPath,
+// in a process group of its own. stop sends SIGTERM and waits up to grace
+// for the exit, then kills the process group with SIGKILL; it returns how
+// long the process took to exit and whether it exited within grace. The
+// clean-up of t stops it too, and shows the end of the log if t failed.
+func startConfitProc(t *testing.T, dir string, env []string, logPath string, grace time.Duration, args ...string) (stop func() (took time.Duration, ok bool)) {
+	t.Helper()
 	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -148,19 +158,26 @@ func startConfitWatch(t *testing.T, dir string, env []string, logPath string, ar
 		logf.Close()
 		close(done)
 	}()
-	t.Cleanup(func() {
+	stop = func() (time.Duration, bool) {
+		start := time.Now()
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-done:
-		case <-time.After(15 * time.Second):
+			return time.Since(start), true
+		case <-time.After(grace):
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-done
+			return time.Since(start), false
 		}
+	}
+	t.Cleanup(func() {
+		stop()
 		if t.Failed() {
 			data, _ := os.ReadFile(logPath)
-			t.Logf("--- confit log ---\n%s", tailLines(string(data), 80))
+			t.Logf("--- %s ---\n%s", filepath.Base(logPath), tailLines(string(data), 80))
 		}
 	})
+	return stop
 }
 
 func tailLines(s string, n int) string {
@@ -185,6 +202,64 @@ func (s *loadStats) fail(msg string) {
 	if len(s.errs) < 10 {
 		s.errs = append(s.errs, msg)
 	}
+}
+
+// haproxyLoad is keep-alive clients hitting a frontend until stop, and a
+// sampler that opens a new connection per request, so it always reaches
+// the newest worker; the sampler's requests count as load too.
+type haproxyLoad struct {
+	stats   loadStats
+	url     string
+	ids     map[string]bool
+	sampler *http.Client
+	stop    func() // ends the clients and waits for them; later calls do nothing more
+}
+
+// startLoad starts clients keep-alive clients GETting url (each answer
+// must be one of ids) until ctx ends or stop is called.
+func startLoad(ctx context.Context, url string, ids map[string]bool, clients int) *haproxyLoad {
+	l := &haproxyLoad{url: url, ids: ids,
+		sampler: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			defer c.CloseIdleConnections()
+			for loadCtx.Err() == nil {
+				l.stats.sent.Add(1)
+				if _, err := fetch(loadCtx, c, url, ids); err != nil && loadCtx.Err() == nil {
+					l.stats.fail(err.Error())
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		})
+	}
+	l.stop = func() { stopLoad(); wg.Wait() }
+	return l
+}
+
+// reaches sends up to n fresh requests and reports whether they reached
+// only servers of want, and every one of them; with early it returns as
+// soon as every one was reached, else it sends all n.
+func (l *haproxyLoad) reaches(ctx context.Context, want []string, n int, early bool) bool {
+	seen := map[string]bool{}
+	for range n {
+		l.stats.sent.Add(1)
+		id, err := fetch(ctx, l.sampler, l.url, l.ids)
+		if err != nil {
+			l.stats.fail("sampler: " + err.Error())
+			return false
+		}
+		if !slices.Contains(want, id) {
+			return false
+		}
+		seen[id] = true
+		if early && len(seen) == len(want) {
+			return true
+		}
+	}
+	return len(seen) == len(want)
 }
 
 // fetch GETs url and returns the backend ID that answered.
@@ -282,50 +357,13 @@ func TestHAProxyExample(t *testing.T) {
 	startConfitWatch(t, dir, env, confitLog, append([]string{"-watch"}, etcdArgs...)...)
 
 	// The load: keep-alive clients hitting the frontend until the end.
-	url := "http://" + frontend + "/"
-	var stats loadStats
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	var wg sync.WaitGroup
 	const clients = 4
-	for range clients {
-		wg.Go(func() {
-			c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
-			defer c.CloseIdleConnections()
-			for loadCtx.Err() == nil {
-				stats.sent.Add(1)
-				if _, err := fetch(loadCtx, c, url, ids); err != nil && loadCtx.Err() == nil {
-					stats.fail(err.Error())
-				}
-				time.Sleep(2 * time.Millisecond)
-			}
-		})
-	}
-	defer func() { stopLoad(); wg.Wait() }()
-
-	// sampler opens a new connection per request, so it always reaches the
-	// newest worker; its requests count as load too.
-	sampler := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	load := startLoad(ctx, "http://"+frontend+"/", ids, clients)
+	defer load.stop()
+	stats := &load.stats
 	// converged reports whether one round of fresh requests reaches exactly
 	// the active servers (all of them, and no other).
-	converged := func(want []string) bool {
-		seen := map[string]bool{}
-		for range 300 {
-			stats.sent.Add(1)
-			id, err := fetch(ctx, sampler, url, ids)
-			if err != nil {
-				stats.fail("sampler: " + err.Error())
-				return false
-			}
-			if !slices.Contains(want, id) {
-				return false
-			}
-			seen[id] = true
-			if len(seen) == len(want) {
-				return true
-			}
-		}
-		return false
-	}
+	converged := func(want []string) bool { return load.reaches(ctx, want, 300, true) }
 	// waitTraffic waits for a worker other than those in old (none when old
 	// is nil) and then for traffic to reach exactly model.active().
 	waitTraffic := func(what string, old []int) {
@@ -463,8 +501,7 @@ func TestHAProxyExample(t *testing.T) {
 	for i := haproxyChanges / 2; i < haproxyChanges; i++ {
 		change(i + 1)
 	}
-	stopLoad()
-	wg.Wait()
+	load.stop()
 
 	if f := stats.failed.Load(); f > 0 {
 		t.Errorf("%d of %d requests failed; first: %q", f, stats.sent.Load(), stats.errs)

@@ -29,47 +29,59 @@ import (
 // generous: the tests assert what happens, never how fast.
 const waitTimeout = 20 * time.Second
 
-var (
-	buildOnce sync.Once
-	confitBin string
-	buildErr  error
-)
-
 // confitBinary builds cmd/confit once per test process into a fixed path
 // (one per work tree) under the temporary directory (rebuilt every run, so it is never stale,
 // and not left behind once per run).
 func confitBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		root, err := testserver.RepoRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		// One directory per work tree: test runs of two trees on one
-		// machine would otherwise run each other's binary.
-		sum := sha256.Sum256([]byte(root))
-		dir := filepath.Join(os.TempDir(), fmt.Sprintf("confit-integration-%x", sum[:6]))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			buildErr = err
-			return
-		}
-		// Build to a private name, then rename: concurrent test processes
-		// never run a half-written binary.
-		tmp := filepath.Join(dir, fmt.Sprintf("confit.%d", os.Getpid()))
-		cmd := exec.Command("go", "build", "-o", tmp, "./cmd/confit")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/confit: %v\n%s", err, out)
-			return
-		}
-		confitBin = filepath.Join(dir, "confit")
-		buildErr = os.Rename(tmp, confitBin)
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	return built(t, confitBuild)
+}
+
+var confitBuild = sync.OnceValues(func() (string, error) {
+	root, err := testserver.RepoRoot()
+	if err != nil {
+		return "", err
 	}
-	return confitBin
+	// One directory per work tree: test runs of two trees on one
+	// machine would otherwise run each other's binary.
+	sum := sha256.Sum256([]byte(root))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("confit-integration-%x", sum[:6]))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	// Build to a private name, then rename: concurrent test processes
+	// never run a half-written binary.
+	tmp := filepath.Join(dir, fmt.Sprintf("confit.%d", os.Getpid()))
+	if err := goBuild("./cmd/confit", tmp); err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "confit")
+	return bin, os.Rename(tmp, bin)
+})
+
+// goBuild builds pkg, a path relative to the repository's root, to out.
+func goBuild(pkg, out string) error {
+	root, err := testserver.RepoRoot()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return nil
+}
+
+// built returns the path build made (once per test process), failing t
+// if it failed.
+func built(t *testing.T, build func() (string, error)) string {
+	t.Helper()
+	bin, err := build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }
 
 // confitCmd returns a command running confit with args, isolated from the

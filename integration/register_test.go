@@ -39,15 +39,7 @@ func TestRegisterBesideWatch(t *testing.T) {
 		"templates/app.tmpl":   "{{range gets \"/services/web/*\"}}{{base .Key}}={{.Value}}\n{{end}}",
 		"conf.d/register.toml": "[register]\nkey = \"/services/web/self\"\nvalue = \"" + strings.TrimPrefix(app.URL, "http://") + "\"\nttl = \"5s\"\ndrain = \"1s\"\n[register.check]\nhttp = \"" + app.URL + "/health\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = 1\nfall = 1\n",
 	}
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeFiles(t, dir, files)
 	d := startConfitDaemon(t, "-backend", "etcd", "-node", etcd.Endpoint(), "-confdir", dir)
 
 	// The registration feeds the same process's template.

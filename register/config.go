@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/internal/tomlline"
 )
 
 // Defaults of a Registration's optional settings.
@@ -232,7 +232,7 @@ func (r *Registration) Validate(backend string) error {
 func FromTable(file string, data []byte, table map[string]any, spec *backends.Spec) (*Registration, error) {
 	r := &Registration{Name: file, Backend: spec}
 	fail := func(key string, err error) error {
-		return &ConfigError{File: file, Line: keyLine(data, key), Key: key, Err: err}
+		return &ConfigError{File: file, Line: tomlline.KeyLine(data, key), Key: key, Err: err}
 	}
 	if err := decodeTable("register", table, r.fields(), fail); err != nil {
 		return nil, err
@@ -422,32 +422,6 @@ func strMap(p *map[string]string) func(any) error {
 		*p = out
 		return nil
 	}
-}
-
-// tableHeaderRE matches a TOML table header line, "[a.b]".
-var tableHeaderRE = regexp.MustCompile(`^\s*\[\[?\s*([^\]]*?)\s*\]\]?`)
-
-// keyLine finds the line of a dotted key in data (its table header for a
-// table, else the first line assigning its last element inside its table);
-// 0 when it cannot tell. It is a help for the reader only.
-func keyLine(data []byte, key string) int {
-	i := strings.LastIndexByte(key, '.')
-	table, last := key[:max(i, 0)], key[i+1:]
-	assign := regexp.MustCompile(`^\s*["']?` + regexp.QuoteMeta(last) + `["']?\s*=`)
-	current := ""
-	for n, line := range strings.Split(string(data), "\n") {
-		if m := tableHeaderRE.FindStringSubmatch(line); m != nil {
-			current = m[1]
-			if current == key {
-				return n + 1
-			}
-			continue
-		}
-		if current == table && assign.MatchString(line) {
-			return n + 1
-		}
-	}
-	return 0
 }
 
 // redactURL is u with any password replaced by "xxxxx", for messages.

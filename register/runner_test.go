@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/internal/testserver"
 )
 
 // fakeSession is a store for what a real one cannot show on demand: a
@@ -57,20 +57,11 @@ func TestQueuedBeforeTimeout(t *testing.T) {
 	f := &fakeSession{up: map[string]bool{}}
 	openers["fake-store"] = func(context.Context, backends.Spec, time.Duration, *slog.Logger) (session, error) { return f, nil }
 	defer delete(openers, "fake-store")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := testserver.TCPService()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
 	var regs []*Registration
 	for i := range 10 {
 		regs = append(regs, &Registration{Name: fmt.Sprint(i), Key: fmt.Sprintf("/k/%d", i), Drain: -1,

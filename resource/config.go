@@ -15,6 +15,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/internal/tomlline"
 )
 
 // LoadError is an error in one resource file. File is the path as it was
@@ -177,8 +178,8 @@ func init() {
 }
 
 // decodeErrRE picks the line and key out of the errors BurntSushi/toml
-// returns as plain strings while unifying values with the struct. Like
-// tableHeaderRE it serves only errors, so it is compiled on first use.
+// returns as plain strings while unifying values with the struct. It
+// serves only errors, so it is compiled on first use.
 var decodeErrRE = sync.OnceValue(func() *regexp.Regexp {
 	return regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
 })
@@ -228,13 +229,13 @@ func DecodeConfig(name string, data []byte) (*Config, error) {
 			continue
 		}
 		if other, dup := spelt[lower]; dup && !isTable(lower) {
-			return nil, &LoadError{File: name, Line: keyLine(data, key),
+			return nil, &LoadError{File: name, Line: tomlline.KeyLine(data, key),
 				Err: fmt.Errorf("key %q is also set as %q: keep one (keys are lower case)", key, other)}
 		}
 		spelt[lower] = key
 		if key != lower {
 			line := ""
-			if n := keyLine(data, key); n > 0 {
+			if n := tomlline.KeyLine(data, key); n > 0 {
 				line = fmt.Sprintf(":%d", n)
 			}
 			c.Warnings = append(c.Warnings, fmt.Sprintf("%s%s: key %q read as %q, as confd reads it; write it in lower case", name, line, key, lower))
@@ -249,7 +250,7 @@ func DecodeConfig(name string, data []byte) (*Config, error) {
 	}
 	spec, key, err := c.Backend.Spec()
 	if err != nil {
-		le := &LoadError{File: name, Line: keyLine(data, key), Key: key, Err: err}
+		le := &LoadError{File: name, Line: tomlline.KeyLine(data, key), Key: key, Err: err}
 		if errors.Is(err, errUnknownKey) {
 			le.Key = "" // the message names it
 		}
@@ -278,7 +279,7 @@ func unknownKeyError(name string, data []byte, bad map[string]bool) error {
 	}
 	var all []found
 	for _, k := range keys {
-		all = append(all, found{k, keyLine(data, k)})
+		all = append(all, found{k, tomlline.KeyLine(data, k)})
 	}
 	slices.SortFunc(all, func(a, b found) int {
 		if a.line != b.line {
@@ -303,36 +304,6 @@ func unknownKeyError(name string, data []byte, bad map[string]bool) error {
 		msg += " (also unknown: " + strings.Join(rest, ", ") + ")"
 	}
 	return &LoadError{File: name, Line: first.line, Err: errors.New(msg)}
-}
-
-// tableHeaderRE matches a TOML table header line, "[a.b]" or "[[a.b]]".
-var tableHeaderRE = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^\s*\[\[?\s*([^\]]*?)\s*\]\]?`)
-})
-
-// keyLine finds the line of a dotted key in data: the line of its table
-// header for a table, else the first line assigning its last component
-// inside its table. It returns 0 when it cannot tell; the line is a help
-// for the reader, not something to rely on.
-func keyLine(data []byte, key string) int {
-	parts := strings.Split(key, ".")
-	last := parts[len(parts)-1]
-	table := strings.Join(parts[:len(parts)-1], ".")
-	assign := regexp.MustCompile(`^\s*["']?` + regexp.QuoteMeta(last) + `["']?\s*[=.]`)
-	current := ""
-	for i, line := range strings.Split(string(data), "\n") {
-		if m := tableHeaderRE().FindStringSubmatch(line); m != nil {
-			current = m[1]
-			if current == key {
-				return i + 1
-			}
-			continue
-		}
-		if current == table && assign.MatchString(line) {
-			return i + 1
-		}
-	}
-	return 0
 }
 
 // parseMode parses mode as octal digits ("644", "0644", "04755"), whatever

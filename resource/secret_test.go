@@ -7,9 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"filippo.io/age"
-
-	"github.com/confit-dev/confit/secret"
+	"github.com/confit-dev/confit/secret/secrettest"
 	"github.com/confit-dev/confit/template"
 )
 
@@ -17,23 +15,9 @@ import (
 // no mode gets 0600, new or existing; a mode in the file wins; -noop
 // shows no decrypted value.
 func TestSecretMode(t *testing.T) {
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	idFile := filepath.Join(t.TempDir(), "id")
-	if err := os.WriteFile(idFile, []byte(id.String()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := secret.Load(secret.Files{AgeIdentities: []string{idFile}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys, rcpt := secrettest.AgeKeys(t)
 	const plain = "canary-R3s0urce-e81f"
-	v, err := secret.Encrypt("/app/db/url", []byte(plain), []string{id.Recipient().String()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := secrettest.Seal(t, "/app/db/url", plain, rcpt)
 	for _, tc := range []struct {
 		name     string
 		extra    string

@@ -2,6 +2,7 @@ package secret
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,28 +94,26 @@ func (h *gpgHome) env() []string { return append(os.Environ(), "GNUPGHOME="+h.di
 func (h *gpgHome) run(t *testing.T, stdin []byte, args ...string) []byte {
 	t.Helper()
 	c := exec.Command("gpg", append([]string{"--homedir", h.dir, "--quiet"}, args...)...)
-	c.Env = h.env()
-	c.Stdin = bytes.NewReader(stdin)
-	var stderr bytes.Buffer
-	c.Stderr = &stderr
-	out, err := c.Output()
-	if err != nil {
-		t.Fatalf("gpg %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return out
+	return h.output(t, c, stdin, "gpg "+strings.Join(args, " "))
 }
 
 // sh runs a shell pipeline with this GNUPGHOME and returns its output.
 func (h *gpgHome) sh(t *testing.T, stdin []byte, script string) []byte {
 	t.Helper()
-	c := exec.Command("sh", "-c", script)
+	return h.output(t, exec.Command("sh", "-c", script), stdin, fmt.Sprintf("sh -c %q", script))
+}
+
+// output runs c with this GNUPGHOME and stdin, and returns its output;
+// it fails t, naming what ran, with the error and stderr.
+func (h *gpgHome) output(t *testing.T, c *exec.Cmd, stdin []byte, what string) []byte {
+	t.Helper()
 	c.Env = h.env()
 	c.Stdin = bytes.NewReader(stdin)
 	var stderr bytes.Buffer
 	c.Stderr = &stderr
 	out, err := c.Output()
 	if err != nil {
-		t.Fatalf("sh -c %q: %v\n%s", script, err, stderr.String())
+		t.Fatalf("%s: %v\n%s", what, err, stderr.String())
 	}
 	return out
 }

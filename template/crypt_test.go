@@ -1,58 +1,27 @@
 package template
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"filippo.io/age"
-
-	"github.com/confit-dev/confit/secret"
+	"github.com/confit-dev/confit/secret/secrettest"
 )
 
 const cryptCanary = "cryptCanary-Pl41nText-4b1c"
 
-// testKeys returns keys with a fresh age identity and its recipient.
-func testKeys(t *testing.T) (*secret.Keys, string) {
-	t.Helper()
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "id")
-	if err := os.WriteFile(p, []byte(id.String()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := secret.Load(secret.Files{AgeIdentities: []string{p}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return keys, id.Recipient().String()
-}
-
-func seal(t *testing.T, key, plain, recipient string) string {
-	t.Helper()
-	v, err := secret.Encrypt(key, []byte(plain), []string{recipient})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 func TestCryptFuncs(t *testing.T) {
-	keys, rcpt := testKeys(t)
-	_, otherRcpt := testKeys(t)
+	keys, rcpt := secrettest.AgeKeys(t)
+	_, otherRcpt := secrettest.AgeKeys(t)
 	// The store as a resource with prefix /app sees it.
 	store := NewStore(map[string]string{
-		"/db/password": seal(t, "/app/db/password", cryptCanary, rcpt),
-		"/db/user":     seal(t, "/app/db/user", "admin", rcpt),
-		"/plain":       seal(t, "", "unbound-value", rcpt),
-		"/users/b":     seal(t, "/app/users/b", "alice", rcpt),
-		"/users/a":     seal(t, "/app/users/a", "bob", rcpt),
-		"/swapped":     seal(t, "/app/db/password", cryptCanary, rcpt),
-		"/other":       seal(t, "/app/other", cryptCanary, otherRcpt),
-		"/number":      seal(t, "/app/number", cryptCanary, rcpt),
+		"/db/password": secrettest.Seal(t, "/app/db/password", cryptCanary, rcpt),
+		"/db/user":     secrettest.Seal(t, "/app/db/user", "admin", rcpt),
+		"/plain":       secrettest.Seal(t, "", "unbound-value", rcpt),
+		"/users/b":     secrettest.Seal(t, "/app/users/b", "alice", rcpt),
+		"/users/a":     secrettest.Seal(t, "/app/users/a", "bob", rcpt),
+		"/swapped":     secrettest.Seal(t, "/app/db/password", cryptCanary, rcpt),
+		"/other":       secrettest.Seal(t, "/app/other", cryptCanary, otherRcpt),
+		"/number":      secrettest.Seal(t, "/app/number", cryptCanary, rcpt),
 		"/cleartext":   "not-encrypted-" + cryptCanary,
 	}).WithPrefix("/app")
 	for _, tc := range []struct {

@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/backends/internal/lifecycle"
 	"github.com/confit-dev/confit/internal/retry"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -134,11 +135,7 @@ type Client struct {
 	reconnectJitter time.Duration
 	jitter          func(window time.Duration) time.Duration
 
-	mu        sync.Mutex
-	closed    bool
-	closeCtx  context.Context // canceled by Close; parent of every watch
-	closeStop context.CancelFunc
-	wg        sync.WaitGroup // watch goroutines and monitor
+	life *lifecycle.Group // watch goroutines and monitor; its context is the parent of every watch
 }
 
 // link is the latest gRPC connectivity state of the client's connection,
@@ -232,9 +229,8 @@ func New(ctx context.Context, cfg backends.Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcd: connect %s: %w", c.nodes, err)
 	}
-	closeCtx, stop := context.WithCancel(context.Background())
-	c.cli, c.closeCtx, c.closeStop = cli, closeCtx, stop
-	c.wg.Go(func() { c.monitor(closeCtx) })
+	c.cli, c.life = cli, lifecycle.New()
+	c.life.Go(func() { c.monitor(c.life.Context()) })
 	return c, nil
 }
 
@@ -451,14 +447,10 @@ func (c *Client) read(ctx context.Context, ps []string, rev int64) (backends.Sna
 func (c *Client) Watch(ctx context.Context, prefix string, rev uint64) (<-chan backends.Update, error) {
 	prefix = backends.CleanKey(prefix)
 	out := make(chan backends.Update)
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	if !c.life.Enter(nil) {
 		close(out)
 		return out, nil
 	}
-	c.wg.Add(1)
-	c.mu.Unlock()
 	if rev == 0 {
 		start, _ := keyRange(prefix)
 		rctx, cancel := context.WithTimeout(ctx, RequestTimeout)
@@ -466,15 +458,15 @@ func (c *Client) Watch(ctx context.Context, prefix string, rev uint64) (<-chan b
 		cancel()
 		c.ranges.Add(1)
 		if err != nil {
-			c.wg.Done()
+			c.life.Done()
 			return nil, fmt.Errorf("etcd: watch %q: %w", prefix, c.explain(err))
 		}
 		rev = uint64(resp.Header.Revision)
 	}
 	wctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(c.closeCtx, cancel)
+	stop := context.AfterFunc(c.life.Context(), cancel)
 	go func() {
-		defer c.wg.Done()
+		defer c.life.Done()
 		defer close(out)
 		defer stop()
 		defer cancel()
@@ -727,15 +719,9 @@ func (w *watch) send(ctx context.Context, u backends.Update) bool {
 // monitor, waits until the watch channels are closed, then closes the
 // connection. Later calls do nothing.
 func (c *Client) Close() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	if !c.life.Close() {
 		return nil
 	}
-	c.closed = true
-	c.mu.Unlock()
-	c.closeStop()
-	c.wg.Wait()
 	if err := c.cli.Close(); err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("etcd: close: %w", err)
 	}

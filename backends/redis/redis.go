@@ -31,11 +31,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/backends/internal/lifecycle"
 	"github.com/redis/rueidis"
 )
 
@@ -78,12 +78,8 @@ type Client struct {
 
 	lists, reads atomic.Uint64
 
-	mu        sync.Mutex
-	closed    bool
-	closeCtx  context.Context
-	closeStop context.CancelFunc
-	wg        sync.WaitGroup
-	trk       *tracker // the shared tracking connection, started by the first Watch
+	life *lifecycle.Group
+	trk  *tracker // the shared tracking connection, started by the first Watch (in life.Enter's locked func)
 }
 
 // parseNode splits "host:port[/db]" (a redis:// prefix is tolerated), or
@@ -224,7 +220,7 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 		return nil, fmt.Errorf("redis: connect %s: %w", node, r.err)
 	}
 	c := &Client{cli: r.c, node: node, sep: opts.Separator, poll: opts.PollInterval, mode: opts.Watch, db: db, log: log}
-	c.closeCtx, c.closeStop = context.WithCancel(context.Background())
+	c.life = lifecycle.New()
 	return c, nil
 }
 
@@ -399,15 +395,9 @@ func (c *Client) Get(ctx context.Context, prefixes []string) (backends.Snapshot,
 // Close stops every watch, waits for their goroutines and closes the
 // connections. A second call does nothing.
 func (c *Client) Close() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	if !c.life.Close() {
 		return nil
 	}
-	c.closed = true
-	c.mu.Unlock()
-	c.closeStop()
-	c.wg.Wait()
 	c.cli.Close()
 	return nil
 }

@@ -73,24 +73,19 @@ const (
 // change made between the caller's Get and Watch is not lost.
 func (c *Client) Watch(ctx context.Context, prefix string, _ uint64) (<-chan backends.Update, error) {
 	prefix = backends.CleanKey(prefix)
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	var t *tracker
+	if !c.life.Enter(func() {
+		if c.trk == nil {
+			trk := newTracker(c)
+			c.trk = trk
+			c.life.Go(func() { trk.run(c.life.Context()) })
+		}
+		t = c.trk
+	}) {
 		return nil, fmt.Errorf("redis: watch %q: client closed", prefix)
 	}
-	c.wg.Add(1)
-	if c.trk == nil {
-		c.trk = newTracker(c)
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			c.trk.run(c.closeCtx)
-		}()
-	}
-	t := c.trk
-	c.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(c.closeCtx, cancel)
+	stop := context.AfterFunc(c.life.Context(), cancel)
 	w := &watch{c: c, t: t, prefix: prefix, rp: c.toRedis(prefix), out: make(chan backends.Update, 1), wake: make(chan struct{}, 1)}
 	if prefix == "/" {
 		w.rp = ""
@@ -102,7 +97,7 @@ func (c *Client) Watch(ctx context.Context, prefix string, _ uint64) (<-chan bac
 	w.reset = true
 	t.add(w)
 	go func() {
-		defer c.wg.Done()
+		defer c.life.Done()
 		defer cancel()
 		defer stop()
 		defer close(w.out)

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/confit-dev/confit/internal/bench/promtext"
 	"github.com/confit-dev/confit/internal/testserver"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -45,10 +46,10 @@ func etcdRanges(s *testserver.EtcdServer) (float64, string, error) {
 	if err != nil {
 		return 0, "", err
 	}
-	if v, ok := sumSeries(m, "grpc_server_handled_total", `grpc_method="Range"`); ok {
+	if v, ok := promtext.Sum(m, "grpc_server_handled_total", `grpc_method="Range"`); ok {
 		return v, `grpc_server_handled_total{grpc_method="Range"}`, nil
 	}
-	if v, ok := sumSeries(m, "etcd_mvcc_range_total"); ok {
+	if v, ok := promtext.Sum(m, "etcd_mvcc_range_total"); ok {
 		return v, "etcd_mvcc_range_total", nil
 	}
 	return 0, "", fmt.Errorf("etcd /metrics: no range counter")

@@ -5,13 +5,11 @@ package main
 // connections, and an inotify watcher that sees a destination change.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,6 +19,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/confit-dev/confit/internal/bench/promtext"
 	"github.com/confit-dev/confit/internal/testserver"
 )
 
@@ -106,58 +105,9 @@ func (d *daemon) counters() (map[string]float64, error) {
 	return scrape(d.metrics + "/metrics")
 }
 
-var httpClient = &http.Client{Timeout: 5 * time.Second}
-
 // scrape reads a Prometheus text exposition into series -> value.
 func scrape(url string) (map[string]float64, error) {
-	resp, err := httpClient.Get(url)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		out[line[:i]] = v
-	}
-	return out, sc.Err()
-}
-
-// sumSeries adds every series of metric whose labels contain all of labels.
-func sumSeries(m map[string]float64, metric string, labels ...string) (float64, bool) {
-	var sum float64
-	found := false
-	for k, v := range m {
-		name, lbl, _ := strings.Cut(k, "{")
-		if name != metric {
-			continue
-		}
-		ok := true
-		for _, l := range labels {
-			ok = ok && strings.Contains(lbl, l)
-		}
-		if ok {
-			sum += v
-			found = true
-		}
-	}
-	return sum, found
+	return promtext.Scrape(context.Background(), url)
 }
 
 // procCPU returns the process's user+system CPU time (all threads).

@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"strconv"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/confit-dev/confit/backends"
 	_ "github.com/confit-dev/confit/backends/consul"
 	_ "github.com/confit-dev/confit/backends/etcd"
+	"github.com/confit-dev/confit/internal/bench/promtext"
 	"github.com/confit-dev/confit/internal/testserver"
 	"github.com/confit-dev/confit/register"
 	"github.com/hashicorp/consul/api"
@@ -50,20 +50,11 @@ func benchRegisterEtcd() ([]row, error) {
 	}
 	defer stop()
 	// The checked service: one TCP listener every instance checks.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := testserver.TCPService()
 	if err != nil {
 		return nil, err
 	}
 	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
 	port, err := strconv.Atoi(s.Endpoint()[len("http://127.0.0.1:"):])
 	if err != nil {
 		return nil, err
@@ -195,15 +186,15 @@ func etcdRequests(s *testserver.EtcdServer) (etcdReqs, error) {
 		return etcdReqs{}, err
 	}
 	var r etcdReqs
-	ka, ok := sumSeries(m, "grpc_server_msg_received_total", `grpc_method="LeaseKeepAlive"`)
+	ka, ok := promtext.Sum(m, "grpc_server_msg_received_total", `grpc_method="LeaseKeepAlive"`)
 	if !ok {
 		return r, fmt.Errorf("etcd /metrics: no grpc_server_msg_received_total for LeaseKeepAlive")
 	}
 	r.keepalives = ka
 	r.source = `grpc_server_msg_received_total{grpc_method="LeaseKeepAlive"}`
-	r.txns, _ = sumSeries(m, "grpc_server_handled_total", `grpc_method="Txn"`)
-	r.puts, _ = sumSeries(m, "grpc_server_handled_total", `grpc_method="Put"`)
-	r.deletes, _ = sumSeries(m, "grpc_server_handled_total", `grpc_method="DeleteRange"`)
+	r.txns, _ = promtext.Sum(m, "grpc_server_handled_total", `grpc_method="Txn"`)
+	r.puts, _ = promtext.Sum(m, "grpc_server_handled_total", `grpc_method="Put"`)
+	r.deletes, _ = promtext.Sum(m, "grpc_server_handled_total", `grpc_method="DeleteRange"`)
 	return r, nil
 }
 
@@ -225,20 +216,11 @@ func benchRegisterConsul() ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := testserver.TCPService()
 	if err != nil {
 		return nil, err
 	}
 	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
 	target := l.Addr().String()
 	raftIndex := func() (float64, error) {
 		self, err := cli.Agent().Self()

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/confit-dev/confit/internal/bench/promtext"
 	"github.com/confit-dev/confit/internal/testserver"
 	"github.com/go-zookeeper/zk"
 )
@@ -185,8 +186,8 @@ func zkWaitWatches(ctx context.Context, s *testserver.ZooKeeperServer, want int,
 // counterDelta is the increase of metric (summed over its series) from m0
 // to m1.
 func counterDelta(m0, m1 map[string]float64, metric string) float64 {
-	a, _ := sumSeries(m0, metric)
-	b, _ := sumSeries(m1, metric)
+	a, _ := promtext.Sum(m0, metric)
+	b, _ := promtext.Sum(m1, metric)
 	return b - a
 }
 

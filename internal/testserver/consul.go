@@ -154,16 +154,7 @@ func StartConsul(ctx context.Context, opts ConsulOptions) (*ConsulServer, error)
 // fails it in CI (see Unavailable).
 func Consul(t testing.TB, opts ConsulOptions) *ConsulServer {
 	t.Helper()
-	if opts.Dir == "" {
-		opts.Dir = t.TempDir()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 16*time.Minute)
-	defer cancel()
-	s, err := StartConsul(ctx, opts)
-	Unavailable(t, err)
-	t.Cleanup(func() { _ = s.Close() })
-	LogOnFailure(t, s.proc)
-	return s
+	return forTest(t, &opts.Dir, 16*time.Minute, func(ctx context.Context) (*ConsulServer, error) { return StartConsul(ctx, opts) })
 }
 
 // consulReady wants a leader and, with ACLs, a working management token.

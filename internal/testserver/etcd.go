@@ -127,16 +127,7 @@ func StartEtcd(ctx context.Context, opts EtcdOptions) (*EtcdServer, error) {
 // (see Unavailable).
 func Etcd(t testing.TB, opts EtcdOptions) *EtcdServer {
 	t.Helper()
-	if opts.Dir == "" {
-		opts.Dir = t.TempDir()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 11*time.Minute)
-	defer cancel()
-	s, err := StartEtcd(ctx, opts)
-	Unavailable(t, err)
-	t.Cleanup(func() { _ = s.Close() })
-	LogOnFailure(t, s.proc)
-	return s
+	return forTest(t, &opts.Dir, 11*time.Minute, func(ctx context.Context) (*EtcdServer, error) { return StartEtcd(ctx, opts) })
 }
 
 func (s *EtcdServer) healthClient() (*http.Client, error) {

@@ -73,13 +73,7 @@ func StartEtcdProxy(ctx context.Context, upstream *EtcdServer, dir string) (*Etc
 // and stops it when t ends; the log is shown if t failed.
 func EtcdProxyFor(t testing.TB, upstream *EtcdServer) *EtcdProxy {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	p, err := StartEtcdProxy(ctx, upstream, t.TempDir())
-	Unavailable(t, err)
-	t.Cleanup(func() { _ = p.Close() })
-	LogOnFailure(t, p.proc)
-	return p
+	return forTest(t, nil, 2*time.Minute, func(ctx context.Context) (*EtcdProxy, error) { return StartEtcdProxy(ctx, upstream, t.TempDir()) })
 }
 
 // Endpoint returns the proxy's client URL ("http://127.0.0.1:PORT"): point

@@ -343,6 +343,27 @@ func LogOnFailure(t testing.TB, p *Process) {
 	})
 }
 
+// forTest starts a server for t with start, its context bounded by
+// timeout (*dir, when dir is not nil, set to t.TempDir() if empty first),
+// and stops it when t ends; its log is shown if t failed. A
+// missing server skips t locally and fails it in CI (see Unavailable).
+func forTest[S interface {
+	Close() error
+	Process() *Process
+}](t testing.TB, dir *string, timeout time.Duration, start func(ctx context.Context) (S, error)) S {
+	t.Helper()
+	if dir != nil && *dir == "" {
+		*dir = t.TempDir()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	s, err := start(ctx)
+	Unavailable(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	LogOnFailure(t, s.Process())
+	return s
+}
+
 // server is what the store servers (EtcdServer, ConsulServer) share: their
 // process and the data directory they may own.
 type server struct {

@@ -111,16 +111,7 @@ func StartRedis(ctx context.Context, opts RedisOptions) (*RedisServer, error) {
 // ends; the log is shown if t failed.
 func Redis(t testing.TB, opts RedisOptions) *RedisServer {
 	t.Helper()
-	if opts.Dir == "" {
-		opts.Dir = t.TempDir()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
-	defer cancel()
-	s, err := StartRedis(ctx, opts)
-	Unavailable(t, err)
-	t.Cleanup(func() { _ = s.Close() })
-	LogOnFailure(t, s.proc)
-	return s
+	return forTest(t, &opts.Dir, 6*time.Minute, func(ctx context.Context) (*RedisServer, error) { return StartRedis(ctx, opts) })
 }
 
 // redisPing returns a readiness check: PING answered (+PONG, or -NOAUTH

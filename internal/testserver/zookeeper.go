@@ -124,16 +124,7 @@ func StartZooKeeper(ctx context.Context, opts ZooKeeperOptions) (*ZooKeeperServe
 // and fails it in CI (see Unavailable).
 func ZooKeeper(t testing.TB, opts ZooKeeperOptions) *ZooKeeperServer {
 	t.Helper()
-	if opts.Dir == "" {
-		opts.Dir = t.TempDir()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 11*time.Minute)
-	defer cancel()
-	s, err := StartZooKeeper(ctx, opts)
-	Unavailable(t, err)
-	t.Cleanup(func() { _ = s.Close() })
-	LogOnFailure(t, s.proc)
-	return s
+	return forTest(t, &opts.Dir, 11*time.Minute, func(ctx context.Context) (*ZooKeeperServer, error) { return StartZooKeeper(ctx, opts) })
 }
 
 func (s *ZooKeeperServer) ready(ctx context.Context) error {

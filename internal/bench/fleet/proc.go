@@ -7,12 +7,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/confit-dev/confit/internal/bench/promtext"
 )
 
 // procCPU returns pid's user+system CPU time.
@@ -121,52 +122,18 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // metrics scrapes a Prometheus text endpoint and returns, for each metric
 // name in want, the sum of its samples whose labels contain every filter
-// given for it (`grpc_method="Range"`).
+// given for it (`grpc_method="Range"`); a name with no such sample is
+// left out.
 func metrics(ctx context.Context, url string, want map[string][]string) (map[string]float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	m, err := promtext.Scrape(ctx, url)
 	if err != nil {
 		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		name, rest, _ := strings.Cut(line, "{")
-		labels := ""
-		if i := strings.IndexByte(rest, '}'); i >= 0 {
-			labels, rest = rest[:i], rest[i+1:]
-		} else {
-			name, rest, _ = strings.Cut(line, " ")
-		}
-		filters, ok := want[name]
-		if !ok {
-			continue
-		}
-		match := true
-		for _, f := range filters {
-			match = match && strings.Contains(labels, f)
-		}
-		if !match {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-		if err == nil {
-			out[name] += v
+	for name, filters := range want {
+		if v, ok := promtext.Sum(m, name, filters...); ok {
+			out[name] = v
 		}
 	}
-	return out, sc.Err()
+	return out, nil
 }
