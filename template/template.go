@@ -129,8 +129,7 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 	// The first binding's store functions are bound to rec; concurrent
 	// renders get bindings of their own (acquire).
 	rec := &recorder{dec: opts.Decrypter}
-	store := storeFuncs(rec)
-	funcs := template.FuncMap{}
+	funcs := make(template.FuncMap, len(used))
 	t := &Template{name: name, text: text, left: opts.LeftDelim, right: opts.RightDelim, virtual: virtual,
 		dec: opts.Decrypter, decrypts: decrypts(used, opts)}
 	for _, fn := range used {
@@ -138,7 +137,7 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 			funcs[fn] = f
 			continue
 		}
-		if f, ok := store[fn]; ok {
+		if f, ok := storeFunc(rec, fn); ok {
 			funcs[fn] = f
 			t.bound = append(t.bound, fn)
 			continue
@@ -377,10 +376,9 @@ func (t *Template) acquire() (*binding, error) {
 	}
 	t.mu.Unlock()
 	rec := &recorder{dec: t.dec}
-	all := storeFuncs(rec)
 	funcs := maps.Clone(t.funcs)
 	for _, n := range t.bound {
-		funcs[n] = all[n]
+		funcs[n], _ = storeFunc(rec, n)
 	}
 	b := &binding{rec: rec, funcs: funcs}
 	if t.fast != nil {
