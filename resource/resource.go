@@ -199,7 +199,7 @@ func LoadDir(opts Options) ([]*Resource, []error) {
 	slices.Sort(files)
 	// Parse in parallel (templates dominate the cost of a load), each
 	// distinct template once; keep the results in file order.
-	cache := &templateCache{m: map[string]*sharedTemplate{}}
+	cache := &templateCache{m: map[templateKey]*sharedTemplate{}}
 	loaded := make([]*Resource, len(files))
 	failed := make([]error, len(files))
 	var wg sync.WaitGroup

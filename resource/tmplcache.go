@@ -12,8 +12,12 @@ import (
 // for concurrent renders share its parse trees).
 type templateCache struct {
 	mu sync.Mutex
-	m  map[string]*sharedTemplate // template path + "\x00" + text
+	m  map[templateKey]*sharedTemplate
 }
+
+// templateKey names a template: its path and its text (a key of its own
+// rather than the two joined, which copied every template's text).
+type templateKey struct{ src, text string }
 
 // sharedTemplate is one template text and, once parsed, its parse.
 type sharedTemplate struct {
@@ -31,7 +35,7 @@ func (c *templateCache) entry(src, text string) *sharedTemplate {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	key := src + "\x00" + text
+	key := templateKey{src, text}
 	e := c.m[key]
 	if e == nil {
 		e = &sharedTemplate{}

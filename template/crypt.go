@@ -23,15 +23,22 @@ type Decrypter interface {
 // cgets, cgetv, cgetvs, and confit's decrypt.
 var cryptFuncNames = []string{"cget", "cgets", "cgetv", "cgetvs", "decrypt"}
 
-// cryptFuncs returns the decrypting store functions bound to r.
-func cryptFuncs(r *recorder) map[string]any {
-	return map[string]any{
-		"cget":    r.cget,
-		"cgets":   r.cgets,
-		"cgetv":   r.cgetv,
-		"cgetvs":  r.cgetvs,
-		"decrypt": r.decrypt,
+// cryptFunc returns the decrypting function called name bound to r, and
+// whether name is one (cryptFuncNames).
+func cryptFunc(r *recorder, name string) (any, bool) {
+	switch name {
+	case "cget":
+		return r.cget, true
+	case "cgets":
+		return r.cgets, true
+	case "cgetv":
+		return r.cgetv, true
+	case "cgetvs":
+		return r.cgetvs, true
+	case "decrypt":
+		return r.decrypt, true
 	}
+	return nil, false
 }
 
 // WithPrefix returns a Store with the same keys and values whose keys are

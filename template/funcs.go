@@ -20,22 +20,32 @@ import (
 // storeFuncNames are the functions bound to the Store of each render.
 var storeFuncNames = append([]string{"exists", "get", "gets", "getv", "getvs", "ls", "lsdir", "service", "services"}, cryptFuncNames...)
 
-// storeFuncs returns the store functions bound to r.
-func storeFuncs(r *recorder) template.FuncMap {
-	m := template.FuncMap{
-		"exists": r.exists,
-		"get":    r.get,
-		"gets":   r.gets,
-		"getv":   r.getv,
-		"getvs":  r.getvs,
-		"ls":     r.ls,
-		"lsdir":  r.lsdir,
-
-		"service":  r.service,
-		"services": r.services,
+// storeFunc returns the store function called name bound to r, and
+// whether name is one (storeFuncNames). Binding only the functions a
+// template calls spares each parse and each concurrent render the
+// closures and the map of all of them.
+func storeFunc(r *recorder, name string) (any, bool) {
+	switch name {
+	case "exists":
+		return r.exists, true
+	case "get":
+		return r.get, true
+	case "gets":
+		return r.gets, true
+	case "getv":
+		return r.getv, true
+	case "getvs":
+		return r.getvs, true
+	case "ls":
+		return r.ls, true
+	case "lsdir":
+		return r.lsdir, true
+	case "service":
+		return r.service, true
+	case "services":
+		return r.services, true
 	}
-	maps.Copy(m, cryptFuncs(r)) // crypt.go
-	return m
+	return cryptFunc(r, name) // crypt.go
 }
 
 // confdFuncs are confd's general functions, with confd's semantics.

@@ -285,6 +285,23 @@ func TestFuncNames(t *testing.T) {
 	}
 }
 
+// TestStoreFunc: storeFunc binds every name of storeFuncNames and no other
+// name, so a template calling a store function gets it bound to its own
+// recorder.
+func TestStoreFunc(t *testing.T) {
+	r := &recorder{}
+	for _, n := range storeFuncNames {
+		if f, ok := storeFunc(r, n); !ok || f == nil {
+			t.Errorf("storeFunc(%q) = %v, %v; want a function", n, f, ok)
+		}
+	}
+	for _, n := range []string{"getenv", "base", "", "Get"} {
+		if f, ok := storeFunc(r, n); ok {
+			t.Errorf("storeFunc(%q) = %v, true; want none", n, f)
+		}
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "haproxy.cfg.tmpl")

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/confit-dev/confit/backends"
+	"github.com/confit-dev/confit/template/internal/exec"
 )
 
 // fuzzStubs replace the functions that reach outside the process (DNS,
@@ -160,4 +161,33 @@ func FuzzStoreGlob(f *testing.F) {
 // under is backends.Under's rule: key is prefix or below prefix + "/".
 func under(key, prefix string) bool {
 	return key == prefix || prefix == "/" || strings.HasPrefix(key, prefix+"/")
+}
+
+// FuzzCompiledFuncs checks the shortcut Parse takes when the fast
+// executor compiled every tree: where compiledFuncs vouches for the
+// function names, checkTrees (the walk it spares) finds no error, the
+// same functions and no service-discovery prefix.
+func FuzzCompiledFuncs(f *testing.F) {
+	for _, s := range goldenSeeds(f) {
+		f.Add(s)
+	}
+	for _, tc := range compiledFuncsCases {
+		f.Add(tc.text)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		for _, opts := range []Options{{}, {Decrypter: noDecrypter{}}, {Funcs: fuzzStubs}} {
+			trees, err := parseText("fuzz.tmpl", text, "", "")
+			if err != nil {
+				return
+			}
+			used, ok := compiledFuncs(exec.Compile(text, trees, "fuzz.tmpl"), opts)
+			if !ok {
+				continue
+			}
+			wantUsed, virtual, err := checkTrees(trees, opts)
+			if err != nil || !slices.Equal(used, wantUsed) || len(virtual) > 0 {
+				t.Errorf("compiledFuncs = %q; checkTrees = %q, %q, %v", used, wantUsed, virtual, err)
+			}
+		}
+	})
 }

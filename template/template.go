@@ -122,15 +122,25 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 		// Funcs validates names and values (and panics on bad ones).
 		template.New("").Funcs(template.FuncMap{n: f})
 	}
-	trees, used, virtual, err := parseTrees(name, text, opts)
+	trees, err := parseText(name, text, opts.LeftDelim, opts.RightDelim)
 	if err != nil {
 		return nil, err
+	}
+	var prog *exec.Prog
+	if !opts.TextTemplate {
+		prog = exec.Compile(text, trees, name)
+	}
+	used, checked := compiledFuncs(prog, opts)
+	var virtual []string
+	if !checked {
+		if used, virtual, err = checkTrees(trees, opts); err != nil {
+			return nil, err
+		}
 	}
 	// The first binding's store functions are bound to rec; concurrent
 	// renders get bindings of their own (acquire).
 	rec := &recorder{dec: opts.Decrypter}
-	store := storeFuncs(rec)
-	funcs := template.FuncMap{}
+	funcs := make(template.FuncMap, len(used))
 	t := &Template{name: name, text: text, left: opts.LeftDelim, right: opts.RightDelim, virtual: virtual,
 		dec: opts.Decrypter, decrypts: decrypts(used, opts)}
 	for _, fn := range used {
@@ -138,7 +148,7 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 			funcs[fn] = f
 			continue
 		}
-		if f, ok := store[fn]; ok {
+		if f, ok := storeFunc(rec, fn); ok {
 			funcs[fn] = f
 			t.bound = append(t.bound, fn)
 			continue
@@ -147,11 +157,9 @@ func Parse(name, text string, opts Options) (_ *Template, err error) {
 	}
 	t.funcs = funcs
 	first := &binding{rec: rec, funcs: funcs}
-	if !opts.TextTemplate {
-		if prog := exec.Compile(text, trees, name); prog != nil {
-			if first.fast = prog.Bind(funcs, fastAdapters); first.fast != nil {
-				t.fast = prog
-			}
+	if prog != nil {
+		if first.fast = prog.Bind(funcs, fastAdapters); first.fast != nil {
+			t.fast = prog
 		}
 	}
 	if t.fast == nil {
@@ -194,15 +202,30 @@ func (t *Template) textTemplate(b *binding) (*template.Template, error) {
 	return tm, nil
 }
 
-// parseTrees parses text without checking function names, then checks
-// them, and returns the trees (the template and its {{define}}s), the
-// sorted names of the non-builtin functions it calls and the
-// service-discovery prefixes it reads.
-func parseTrees(name, text string, opts Options) (map[string]*parse.Tree, []string, []string, error) {
-	trees, err := parseText(name, text, opts.LeftDelim, opts.RightDelim)
-	if err != nil {
-		return nil, nil, nil, err
+// compiledFuncs returns the sorted names of the non-builtin functions
+// prog calls, and true, when they are all a template parsed with opts may
+// call, none needs a Decrypter it lacks, and none is service or services
+// (whose prefixes checkTrees collects): then checkTrees would find no
+// error, nor anything else. prog must cover every tree (exec's AllTrees);
+// otherwise, or with prog nil, it returns false and checkTrees must run.
+func compiledFuncs(prog *exec.Prog, opts Options) ([]string, bool) {
+	if prog == nil || !prog.AllTrees() {
+		return nil, false
 	}
+	for _, fn := range prog.Funcs() {
+		if fn == "service" || fn == "services" || !knownFunc(fn, opts) || needsDecrypter(fn, opts) != nil {
+			return nil, false
+		}
+	}
+	return slices.Sorted(slices.Values(prog.Funcs())), true
+}
+
+// checkTrees checks the function names of trees (the template and its
+// {{define}}s, parsed without checking them) and returns the sorted names
+// of the non-builtin functions they call and the service-discovery
+// prefixes they read. An error names the template and the line of the
+// first bad call, trees taken in the order of their names.
+func checkTrees(trees map[string]*parse.Tree, opts Options) ([]string, []string, error) {
 	seen := map[string]bool{}
 	virtual := map[string]bool{}
 	for _, tn := range slices.Sorted(maps.Keys(trees)) {
@@ -231,10 +254,10 @@ func parseTrees(name, text string, opts Options) (map[string]*parse.Tree, []stri
 			seen[id.Ident] = true
 		})
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 	}
-	return trees, slices.Sorted(maps.Keys(seen)), slices.Sorted(maps.Keys(virtual)), nil
+	return slices.Sorted(maps.Keys(seen)), slices.Sorted(maps.Keys(virtual)), nil
 }
 
 // knownFunc reports whether name is a function a template parsed with
@@ -377,10 +400,9 @@ func (t *Template) acquire() (*binding, error) {
 	}
 	t.mu.Unlock()
 	rec := &recorder{dec: t.dec}
-	all := storeFuncs(rec)
 	funcs := maps.Clone(t.funcs)
 	for _, n := range t.bound {
-		funcs[n] = all[n]
+		funcs[n], _ = storeFunc(rec, n)
 	}
 	b := &binding{rec: rec, funcs: funcs}
 	if t.fast != nil {

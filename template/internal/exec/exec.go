@@ -125,6 +125,7 @@ type operand struct {
 type Prog struct {
 	root  []node
 	funcs []string // the functions it calls; command.fn and operand.fn index it
+	all   bool     // every tree it was compiled from is compiled (AllTrees)
 }
 
 // builtins are text/template's own functions.
@@ -151,7 +152,7 @@ func Compile(text string, trees map[string]*parse.Tree, name string) *Prog {
 	if !ok {
 		return nil
 	}
-	return &Prog{root: root.nodes, funcs: c.names}
+	return &Prog{root: root.nodes, funcs: c.names, all: len(c.compiled) == len(trees)}
 }
 
 // compiler compiles trees. A template is compiled at every parse and
@@ -379,6 +380,12 @@ func (c *compiler) arg(n parse.Node) (operand, bool) {
 	}
 	return operand{}, false
 }
+
+// AllTrees reports whether p was compiled from every tree it was given
+// (a {{define}} that no {{template}} reached is not compiled). Then Funcs
+// holds every function the trees call: the compiler visits every node of
+// what it compiles and gives up on a node it does not know.
+func (p *Prog) AllTrees() bool { return p.all }
 
 // Funcs returns the names of the functions p calls (builtins aside), in
 // the order Bind binds them. The caller must not change it.
