@@ -381,7 +381,7 @@ func fieldName(name []byte, esc bool) (string, error) {
 		return "", nil
 	}
 	for _, f := range kvFields {
-		if len(name) == len(f) && bytes.EqualFold(name, []byte(f)) {
+		if bytes.EqualFold(name, []byte(f)) {
 			return f, nil
 		}
 	}

@@ -59,6 +59,7 @@ func TestScanKVList(t *testing.T) {
 		{name: "escaped quote in a key", body: `[{"Key":"a\"b","ModifyIndex":2}]`, want: []scanned{{Key: `a"b`, Mod: 2, Null: true}}},
 		{name: "control character in a key", body: "[{\"Key\":\"a\x01\",\"ModifyIndex\":1}]", wantErr: true},
 		{name: "field names in other cases", body: `[{"key":"a","modifyindex":3,"VALUE":"aGk="}]`, want: []scanned{{Key: "a", Mod: 3, Value: "hi"}}},
+		{name: "a Kelvin sign folds to k", body: "[{\"\u212aey\":\"a\",\"ModifyIndex\":3}]", want: []scanned{{Key: "a", Mod: 3, Null: true}}},
 		{name: "empty value", body: `[{"Key":"a","Value":"","ModifyIndex":1}]`, want: []scanned{{Key: "a", Mod: 1}}},
 		{name: "not an array", body: `{"Key":"a"}`, wantErr: true},
 		{name: "no key", body: `[{"ModifyIndex":1}]`, wantErr: true},
