@@ -187,6 +187,12 @@ func (s *jscan) str() (inner []byte, esc bool, ok bool) {
 		return nil, false, false
 	}
 	start := s.i
+	// Fast path: up to the next quote, no escape, printable ASCII only
+	// (base64 values and most keys), found with IndexByte.
+	if n := bytes.IndexByte(s.b[start:], '"'); n >= 0 && plainASCII(s.b[start:start+n]) {
+		s.i = start + n + 1
+		return s.b[start : start+n], false, true
+	}
 	for s.i < len(s.b) {
 		c := s.b[s.i]
 		switch {
@@ -204,6 +210,22 @@ func (s *jscan) str() (inner []byte, esc bool, ok bool) {
 		}
 	}
 	return nil, false, false
+}
+
+// numByte reports whether c may be part of a JSON number.
+func numByte(c byte) bool {
+	return c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'
+}
+
+// plainASCII reports whether b holds only printable ASCII other than '\\':
+// the inside of a JSON string that needs no decoding.
+func plainASCII(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c >= 0x80 || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // uint consumes a non-negative integer.
@@ -250,7 +272,7 @@ func (s *jscan) skip(depth int) bool {
 		return s.literal("false")
 	case c == '-' || (c >= '0' && c <= '9'):
 		start := s.i
-		for s.i < len(s.b) && strings.IndexByte("+-.eE0123456789", s.b[s.i]) >= 0 {
+		for s.i < len(s.b) && numByte(s.b[s.i]) {
 			s.i++
 		}
 		return s.i > start
@@ -347,6 +369,16 @@ func fieldName(name []byte, esc bool) (string, error) {
 			return "", err
 		}
 		name = []byte(n)
+	}
+	switch string(name) { // Consul's spelling: no case folding needed
+	case "Key":
+		return "Key", nil
+	case "ModifyIndex":
+		return "ModifyIndex", nil
+	case "Value":
+		return "Value", nil
+	case "LockIndex", "Flags", "CreateIndex", "Session":
+		return "", nil
 	}
 	for _, f := range kvFields {
 		if bytes.EqualFold(name, []byte(f)) {

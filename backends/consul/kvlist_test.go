@@ -2,6 +2,7 @@ package consul
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -54,6 +55,11 @@ func TestScanKVList(t *testing.T) {
 			body: " [ {\"Session\":\"x\\\"y\", \"Key\" : \"a\\u0026b\\/c\", \"X\":{\"y\":[1,2.5e3,true,null,{}]}, \"Value\":\"aGk\\u003d\",\"ModifyIndex\":7} ] ",
 			want: []scanned{{Key: "a&b/c", Mod: 7, Value: "hi"}},
 		},
+		{name: "non-ASCII key", body: `[{"Key":"café/ü","Value":"aGk=","ModifyIndex":2}]`, want: []scanned{{Key: "café/ü", Mod: 2, Value: "hi"}}},
+		{name: "escaped quote in a key", body: `[{"Key":"a\"b","ModifyIndex":2}]`, want: []scanned{{Key: `a"b`, Mod: 2, Null: true}}},
+		{name: "control character in a key", body: "[{\"Key\":\"a\x01\",\"ModifyIndex\":1}]", wantErr: true},
+		{name: "field names in other cases", body: `[{"key":"a","modifyindex":3,"VALUE":"aGk="}]`, want: []scanned{{Key: "a", Mod: 3, Value: "hi"}}},
+		{name: "a Kelvin sign folds to k", body: "[{\"\u212aey\":\"a\",\"ModifyIndex\":3}]", want: []scanned{{Key: "a", Mod: 3, Null: true}}},
 		{name: "empty value", body: `[{"Key":"a","Value":"","ModifyIndex":1}]`, want: []scanned{{Key: "a", Mod: 1}}},
 		{name: "not an array", body: `{"Key":"a"}`, wantErr: true},
 		{name: "no key", body: `[{"ModifyIndex":1}]`, wantErr: true},
@@ -196,5 +202,69 @@ func TestIsLoopback(t *testing.T) {
 		if got := isLoopback(tc.addr); got != tc.want {
 			t.Errorf("isLoopback(%q) = %v, want %v", tc.addr, got, tc.want)
 		}
+	}
+}
+
+// BenchmarkDifferKV200 compares an answer of 200 unchanged keys with the
+// state, the hub's work for each change of a watch on 200 prefixes.
+func BenchmarkDifferKV200(b *testing.B) {
+	pairs := make([]*api.KVPair, 200)
+	for i := range pairs {
+		pairs[i] = &api.KVPair{Key: fmt.Sprintf("sus/r%03d/v", i), Value: []byte(fmt.Sprintf("value-%d-of-a-typical-length", i)), CreateIndex: 10, ModifyIndex: uint64(100 + i)}
+	}
+	body, err := json.Marshal(pairs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tp := &tap{body: body, ok: true}
+	h := &hub{state: map[string]*entry{}}
+	d := h.newDiffer("/sus", false)
+	if err := d.kv(tp, nil); err != nil {
+		b.Fatal(err)
+	}
+	for _, u := range d.done() {
+		h.state[u.new.key[1:]] = u.new
+	}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		d := h.newDiffer("/sus", false)
+		if err := d.kv(tp, nil); err != nil {
+			b.Fatal(err)
+		}
+		if upds := d.done(); len(upds) != 0 {
+			b.Fatalf("%d updates, want 0", len(upds))
+		}
+	}
+}
+
+// TestDifferUnchangedNoAlloc: comparing an answer whose keys are all
+// unchanged allocates nothing per key (the scanner's field names and
+// strings alias the body).
+func TestDifferUnchangedNoAlloc(t *testing.T) {
+	var pairs []*api.KVPair
+	for i := range 50 {
+		pairs = append(pairs, &api.KVPair{Key: fmt.Sprintf("app/k%02d", i), Value: []byte("v"), Flags: 1, LockIndex: 2, Session: "s", CreateIndex: 3, ModifyIndex: uint64(10 + i)})
+	}
+	tp := kvBody(t, pairs...)
+	h := &hub{state: map[string]*entry{}}
+	d := h.newDiffer("/app", false)
+	if err := d.kv(tp, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range d.done() {
+		h.state[u.new.key[1:]] = u.new
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		d := h.newDiffer("/app", false)
+		if err := d.kv(tp, nil); err != nil {
+			t.Fatal(err)
+		}
+		if upds := d.done(); len(upds) != 0 {
+			t.Fatalf("%d updates, want 0", len(upds))
+		}
+	})
+	if allocs > 2 {
+		t.Errorf("%v allocations per answer of 50 unchanged keys, want <= 2 (none per key)", allocs)
 	}
 }
