@@ -80,12 +80,9 @@ func StartConsul(ctx context.Context, opts ConsulOptions) (*ConsulServer, error)
 		return nil, err
 	}
 	err = s.startRetrying(func(attempt int) error {
-		var ports [4]int
-		for i := range ports {
-			var err error
-			if ports[i], err = FreePort(); err != nil {
-				return fmt.Errorf("consul: %w", err)
-			}
+		ports, err := FreePorts(4)
+		if err != nil {
+			return fmt.Errorf("consul: %w", err)
 		}
 		s.addr = fmt.Sprintf("127.0.0.1:%d", ports[0])
 		cfg := map[string]any{

@@ -70,11 +70,11 @@ func StartEtcd(ctx context.Context, opts EtcdOptions) (*EtcdServer, error) {
 		return nil, err
 	}
 	err = s.startRetrying(func(attempt int) error {
-		cport, err1 := FreePort()
-		pport, err2 := FreePort()
-		if err1 != nil || err2 != nil {
-			return fmt.Errorf("etcd: %v %v", err1, err2)
+		ports, err := FreePorts(2)
+		if err != nil {
+			return fmt.Errorf("etcd: %w", err)
 		}
+		cport, pport := ports[0], ports[1]
 		scheme := "http"
 		if opts.TLS != nil {
 			scheme = "https"

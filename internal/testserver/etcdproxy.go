@@ -39,11 +39,11 @@ func StartEtcdProxy(ctx context.Context, upstream *EtcdServer, dir string) (*Etc
 	}
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 2 * time.Second}
 	err = p.startRetrying(func(attempt int) error {
-		port, err1 := FreePort()
-		mport, err2 := FreePort()
-		if err1 != nil || err2 != nil {
-			return fmt.Errorf("etcd grpc-proxy: %v %v", err1, err2)
+		ports, err := FreePorts(2)
+		if err != nil {
+			return fmt.Errorf("etcd grpc-proxy: %w", err)
 		}
+		port, mport := ports[0], ports[1]
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		p.endpoint = "http://" + addr
 		p.metrics = fmt.Sprintf("http://127.0.0.1:%d", mport)

@@ -74,6 +74,23 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// FreePorts returns n distinct free loopback ports: every listener stays
+// open until all are chosen, so the kernel cannot hand out one twice (n
+// calls of FreePort can, and Consul refuses a config whose http and
+// serf_lan ports are the same).
+func FreePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("free port: %w", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
 // RepoRoot returns the directory holding this module's go.mod, found by
 // walking up from the working directory (tests run in their package's
 // directory).
