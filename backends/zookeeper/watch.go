@@ -84,6 +84,9 @@ type sub struct {
 	drainer  sync.WaitGroup
 }
 
+// fromNowTimeout bounds the read that gives a Watch from rev 0 its start.
+const fromNowTimeout = 5 * time.Second
+
 // pendingUpdate is an Update not yet sent, with an index of its Changes by
 // key, so that later changes to the same key replace rather than append.
 type pendingUpdate struct {
@@ -95,8 +98,20 @@ type pendingUpdate struct {
 // Get): if the prefix changed in between, the first Update is a Reset.
 // Watches of the same prefix, or of prefixes below an already watched one,
 // share one tree cache (and so one set of ZooKeeper watches).
+//
+// rev 0 means from now: Watch reads the prefix's revision first (one Get,
+// bounded by fromNowTimeout), so a change made as soon as Watch returns is
+// not folded into the tree cache's first listing unseen. If that read
+// fails, the watch starts from the cache's first listing.
 func (c *Client) Watch(ctx context.Context, prefix string, rev uint64) (<-chan backends.Update, error) {
 	prefix = backends.CleanKey(prefix)
+	if rev == 0 {
+		gctx, cancel := context.WithTimeout(ctx, fromNowTimeout)
+		if snap, err := c.Get(gctx, []string{prefix}); err == nil {
+			rev = snap.RevOf(prefix)
+		}
+		cancel()
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closed {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -641,4 +642,34 @@ func TestWatchChroot(t *testing.T) {
 	put(t, adm, "/prod/db/url", "u2")
 	put(t, adm, "/prod/db/port", "5432")
 	v.wait(t, "the changes under the chroot", equals(map[string]string{"/db/url": "u2", "/db/port": "5432"}))
+}
+
+// A watch from rev 0 sees a change made as soon as Watch returns, also
+// when its tree cache is new: the change must not be folded unseen into
+// the cache's first listing (conformance's WatchFromNow lost it under
+// load). Each round is a new prefix, so a new cache.
+func TestWatchFromNowNewCache(t *testing.T) {
+	srv := testserver.ZooKeeper(t, testserver.ZooKeeperOptions{})
+	adm := admin(t, srv)
+	c := newClient(t, srv, zookeeper.Options{})
+	for i := range 30 {
+		prefix := fmt.Sprintf("/now%d", i)
+		put(t, adm, prefix+"/before", "1")
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		ch, err := c.Watch(ctx, prefix, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		put(t, adm, prefix+"/after", "2")
+		seen := false
+		for !seen {
+			select {
+			case u := <-ch:
+				seen = u.KVs[prefix+"/after"] == "2" || slices.Contains(u.Changes, backends.Change{Key: prefix + "/after", Value: "2"})
+			case <-time.After(3 * time.Second):
+				t.Fatalf("round %d: the change made after Watch returned was not delivered", i)
+			}
+		}
+		cancel()
+	}
 }
