@@ -157,7 +157,7 @@ func (e *engine) handle(ev event) {
 
 // onLoadError records a failed snapshot read of s (load retries it).
 func (e *engine) onLoadError(s *store, err error) {
-	if e.m.health.set(backendHealth(s.name), err) {
+	if e.m.health.set(backendHealth(s), err) {
 		e.cfg.Logger.Warn("backend unavailable; keeping the last good files", "backend", s.name, "err", err)
 	}
 }
@@ -167,7 +167,7 @@ func (e *engine) onLoadError(s *store, err error) {
 // revision, and schedules the resources that depend on what changed.
 func (e *engine) onSnapshot(s *store, prefixes []string, snap *backends.Snapshot) {
 	s.stopLoad = nil
-	if e.m.health.set(backendHealth(s.name), nil) {
+	if e.m.health.set(backendHealth(s), nil) {
 		e.cfg.Logger.Info("backend available again", "backend", s.name)
 	}
 	var apply []string
@@ -199,7 +199,7 @@ func (e *engine) onSnapshot(s *store, prefixes []string, snap *backends.Snapshot
 // resources that depend on what changed.
 func (e *engine) onUpdate(s *store, u *backends.Update) {
 	e.m.updates.Add(1)
-	key := watchHealth(s.name, u.Prefix)
+	key := watchHealth(s, u.Prefix)
 	if u.Err != nil {
 		if e.m.health.set(key, u.Err) {
 			e.cfg.Logger.Warn("watch degraded; keeping the last good files", "backend", s.name, "prefix", u.Prefix, "err", u.Err)
@@ -287,7 +287,7 @@ func (e *engine) setResources(res []*resource.Resource) {
 		prefixes := backends.CoverPrefixes(need[key])
 		e.retarget(s, prefixes)
 		if len(prefixes) == 0 {
-			e.m.health.set(backendHealth(s.name), nil)
+			e.m.health.set(backendHealth(s), nil)
 		}
 	}
 	// What failed in a resource that is gone is no longer a health problem.

@@ -414,7 +414,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	p := newPool(backends.Spec{Backend: "memory"})
 	p.clients[p.key(nil)] = reportingStore{memory.New()}
 	m.backends = p.named
-	m.health.set(backendHealth("etcd"), errors.New("connection refused"))
+	m.health.set(backendHealth(newStore("etcd", "etcd")), errors.New("connection refused"))
 	rec := httptest.NewRecorder()
 	m.serveHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	for _, want := range []string{"confit_renders_total 3\n", `confit_backend_requests_total{backend="memory"} 7`, "confit_unhealthy 1\n"} {

@@ -22,11 +22,17 @@ type healthKey struct {
 	kind   healthKind
 	name   string // the backend's name, or the resource's
 	prefix string // the watched prefix (watchThing)
+	// store is the client's pool key (backendThing, watchThing): two
+	// clients of one backend (two etcd configurations) are two things,
+	// though /health names both by the backend.
+	store string
 }
 
-func backendHealth(name string) healthKey { return healthKey{kind: backendThing, name: name} }
-func watchHealth(name, prefix string) healthKey {
-	return healthKey{kind: watchThing, name: name, prefix: prefix}
+func backendHealth(s *store) healthKey {
+	return healthKey{kind: backendThing, name: s.name, store: s.key}
+}
+func watchHealth(s *store, prefix string) healthKey {
+	return healthKey{kind: watchThing, name: s.name, prefix: prefix, store: s.key}
 }
 func resourceHealth(name string) healthKey { return healthKey{kind: resourceThing, name: name} }
 

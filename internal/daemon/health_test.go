@@ -22,7 +22,7 @@ func TestHealthBody(t *testing.T) {
 		{"healthy", nil, 200, "ok\n"},
 		{
 			"one backend",
-			map[healthKey]error{backendHealth("etcd"): errors.New("connection refused")},
+			map[healthKey]error{backendHealth(newStore("etcd", "etcd")): errors.New("connection refused")},
 			503, "backend etcd: connection refused\n",
 		},
 		{
@@ -33,10 +33,10 @@ func TestHealthBody(t *testing.T) {
 		{
 			"every kind",
 			map[healthKey]error{
-				watchHealth("consul", "/app"):  errors.New("permission denied"),
+				watchHealth(newStore("consul", "consul"), "/app"):  errors.New("permission denied"),
 				resourceHealth("a.toml"):       errors.New("check_cmd: exit status 1"),
-				backendHealth("etcd"):          errors.New("connection refused"),
-				watchHealth("consul", "/@svc"): errors.New("watch limit"),
+				backendHealth(newStore("etcd", "etcd")):          errors.New("connection refused"),
+				watchHealth(newStore("consul", "consul"), "/@svc"): errors.New("watch limit"),
 			},
 			503,
 			"backend etcd: connection refused\n" +
@@ -64,7 +64,7 @@ func TestHealthBody(t *testing.T) {
 // once per change.
 func TestHealthSetReportsChanges(t *testing.T) {
 	h := newHealth()
-	k := watchHealth("etcd", "/app")
+	k := watchHealth(newStore("etcd", "etcd"), "/app")
 	for i, step := range []struct {
 		err  error
 		want bool
@@ -89,7 +89,7 @@ func TestHealthForgetResources(t *testing.T) {
 	down := errors.New("down")
 	for _, k := range []healthKey{
 		resourceHealth("gone.toml"), resourceHealth("kept.toml"),
-		backendHealth("gone.toml"), watchHealth("gone.toml", "/"),
+		backendHealth(newStore("gone.toml", "gone.toml")), watchHealth(newStore("gone.toml", "gone.toml"), "/"),
 	} {
 		h.set(k, down)
 	}
@@ -119,5 +119,19 @@ func TestPoolKeyHoldsNoSecret(t *testing.T) {
 	other.Settings = backends.Settings{"nodes": {"127.0.0.1:2379"}, "username": {"admin"}, "password": {"another"}}
 	if p.key(&spec) == p.key(&other) {
 		t.Error("two passwords, one pool key: the clients would be shared")
+	}
+}
+
+// Two clients of one backend (two etcd configurations: two pool keys) are
+// two things: one recovering does not clear the other's failure.
+func TestHealthTwoClientsOfOneBackend(t *testing.T) {
+	h := newHealth()
+	a, b := newStore("etcd|a", "etcd"), newStore("etcd|b", "etcd")
+	h.set(backendHealth(a), errors.New("connection refused"))
+	h.set(backendHealth(b), nil)
+	h.set(watchHealth(a, "/app"), errors.New("watch lost"))
+	h.set(watchHealth(b, "/app"), nil)
+	if n := h.count(); n != 2 {
+		t.Errorf("failing: %d things, want 2 (client a's backend and watch)", n)
 	}
 }

@@ -40,7 +40,7 @@ func (e *engine) retarget(s *store, prefixes []string) {
 			stop()
 			delete(s.watches, p)
 			delete(s.revs, p)
-			e.m.health.set(watchHealth(s.name, p), nil)
+			e.m.health.set(watchHealth(s, p), nil)
 			s.drop(p, prefixes)
 		}
 	}
