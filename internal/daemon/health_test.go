@@ -34,8 +34,8 @@ func TestHealthBody(t *testing.T) {
 			"every kind",
 			map[healthKey]error{
 				watchHealth(newStore("consul", "consul"), "/app"):  errors.New("permission denied"),
-				resourceHealth("a.toml"):       errors.New("check_cmd: exit status 1"),
-				backendHealth(newStore("etcd", "etcd")):          errors.New("connection refused"),
+				resourceHealth("a.toml"):                           errors.New("check_cmd: exit status 1"),
+				backendHealth(newStore("etcd", "etcd")):            errors.New("connection refused"),
 				watchHealth(newStore("consul", "consul"), "/@svc"): errors.New("watch limit"),
 			},
 			503,
