@@ -115,12 +115,18 @@ func (r *recorder) cget(key string) (KVPair, error) {
 
 // cgets is gets with each value decrypted; one that fails fails the call.
 func (r *recorder) cgets(pattern string) ([]KVPair, error) {
+	return r.openAll("cgets", pattern)
+}
+
+// openAll is gets with each value decrypted (fn names the template
+// function in errors); one that fails fails the call.
+func (r *recorder) openAll(fn, pattern string) ([]KVPair, error) {
 	kvs, err := r.gets(pattern)
 	if err != nil {
 		return nil, err
 	}
 	for i := range kvs {
-		if kvs[i].Value, err = r.open("cgets", kvs[i].Key, kvs[i].Value); err != nil {
+		if kvs[i].Value, err = r.open(fn, kvs[i].Key, kvs[i].Value); err != nil {
 			return nil, err
 		}
 	}
@@ -130,29 +136,26 @@ func (r *recorder) cgets(pattern string) ([]KVPair, error) {
 // cgetv is getv with the value decrypted. confd's cgetv takes no default;
 // confit's takes one, as getv does, returned as it is (not decrypted).
 func (r *recorder) cgetv(key string, def ...string) (string, error) {
-	i, ok := r.lookup(key)
-	if !ok {
+	kv, err := r.get(key)
+	if err != nil {
 		if len(def) > 0 {
 			return def[0], nil
 		}
-		return "", &NotExistError{Key: key}
+		return "", err
 	}
-	return r.open("cgetv", r.store.keys[i], r.store.vals[i])
+	return r.open("cgetv", kv.Key, kv.Value)
 }
 
 // cgetvs is getvs with the values decrypted, sorted by plaintext (confd
 // 0.16 sorted the ciphertexts).
 func (r *recorder) cgetvs(pattern string) ([]string, error) {
-	ix, err := r.store.glob(pattern)
+	kvs, err := r.openAll("cgetvs", pattern)
 	if err != nil {
 		return nil, err
 	}
-	r.prefix(globPrefix(pattern))
-	out := make([]string, len(ix))
-	for j, i := range ix {
-		if out[j], err = r.open("cgetvs", r.store.keys[i], r.store.vals[i]); err != nil {
-			return nil, err
-		}
+	out := make([]string, len(kvs))
+	for i, kv := range kvs {
+		out[i] = kv.Value
 	}
 	sort.Strings(out)
 	return out, nil
