@@ -22,22 +22,11 @@ import (
 // connections held, for 1 and 200 resources on distinct keys.
 func benchConsulWatch() ([]row, error) {
 	ctx := context.Background()
-	s, err := testserver.StartConsul(ctx, testserver.ConsulOptions{Dev: true})
+	s, put, err := startConsulKV(ctx, testserver.ConsulOptions{Dev: true})
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
-	cfg := api.DefaultConfig()
-	cfg.Address = s.Addr()
-	cfg.Transport = &http.Transport{MaxIdleConnsPerHost: 4}
-	cli, err := api.NewClient(cfg)
-	if err != nil {
-		return nil, err
-	}
-	put := func(ctx context.Context, key, value string) error {
-		_, err := cli.KV().Put(&api.KVPair{Key: strings.TrimPrefix(key, "/"), Value: []byte(value)}, (&api.WriteOptions{}).WithContext(ctx))
-		return err
-	}
 	_, portStr, _ := net.SplitHostPort(s.Addr())
 	port, _ := strconv.Atoi(portStr)
 	args := []string{"-watch", "-backend", "consul", "-node", s.Addr()}
@@ -121,22 +110,11 @@ func benchConsulSustained() ([]row, error) {
 	if *confdFlag != "" {
 		opts.MaxConnsPerClient = 1000
 	}
-	s, err := testserver.StartConsul(ctx, opts)
+	s, put, err := startConsulKV(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
-	cfg := api.DefaultConfig()
-	cfg.Address = s.Addr()
-	cfg.Transport = &http.Transport{MaxIdleConnsPerHost: 4}
-	cli, err := api.NewClient(cfg)
-	if err != nil {
-		return nil, err
-	}
-	put := func(ctx context.Context, key, value string) error {
-		_, err := cli.KV().Put(&api.KVPair{Key: strings.TrimPrefix(key, "/"), Value: []byte(value)}, (&api.WriteOptions{}).WithContext(ctx))
-		return err
-	}
 	parent := *dirFlag
 	if parent == "" && haveTmpfs() {
 		parent = tmpfs
@@ -258,4 +236,27 @@ func startConfd(dir, addr string) (*daemon, error) {
 // few percent shows, which fmtDur's two digits would round away.
 func fmtCPU(d time.Duration) string {
 	return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond))
+}
+
+// startConsulKV starts a Consul agent for a bench and returns it with a
+// function that puts a KV key (a confit key: its leading / dropped). The
+// caller closes the agent.
+func startConsulKV(ctx context.Context, opts testserver.ConsulOptions) (*testserver.ConsulServer, putFunc, error) {
+	s, err := testserver.StartConsul(ctx, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := api.DefaultConfig()
+	cfg.Address = s.Addr()
+	cfg.Transport = &http.Transport{MaxIdleConnsPerHost: 4}
+	cli, err := api.NewClient(cfg)
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	put := func(ctx context.Context, key, value string) error {
+		_, err := cli.KV().Put(&api.KVPair{Key: strings.TrimPrefix(key, "/"), Value: []byte(value)}, (&api.WriteOptions{}).WithContext(ctx))
+		return err
+	}
+	return s, put, nil
 }
