@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/confit-dev/confit/template/internal/fuzzcase"
 	"maps"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"strings"
 	"testing"
 	"text/template/parse"
@@ -276,36 +276,13 @@ func TestFastConcurrentBindings(t *testing.T) {
 	}
 }
 
-// fuzzStubs (as in the template package's fuzz tests) replace the functions that reach outside the process (DNS,
-// environment, files, clock) or can be made to take unbounded time or
-// memory from a short input (huge ranges and repeats, key generation,
-// password hashing). Every stub accepts any arguments and returns "".
-var fuzzStubs = func() map[string]any {
-	stub := func(...any) string { return "" }
-	m := map[string]any{}
-	for _, n := range []string{
-		"lookupIP", "lookupIPV4", "lookupIPV6", "lookupSRV", "getHostByName", "hostname",
-		"getenv", "env", "expandenv", "fileExists", "datetime", "now",
-		"seq", "until", "untilStep", "repeat",
-		"bcrypt", "htpasswd", "derivePassword", "genPrivateKey", "genCA", "genCAWithKey",
-		"genSelfSignedCert", "genSelfSignedCertWithKey", "genSignedCert", "genSignedCertWithKey",
-		"buildCustomCert",
-	} {
-		m[n] = stub
-	}
-	return m
-}()
-
-// fuzzStore is the small store fuzzed templates render against.
-var fuzzStore = NewStore(map[string]string{
-	"/app/name": "web", "/app/db": "primary", "/app/db/host": "db1", "/app/db/port": "5432",
-	"/upstreams/a/addr": "10.0.0.1", "/upstreams/b/addr": "10.0.0.2", "/json": `{"a":[1,2]}`,
-	"/list": `["x","y"]`, "/weird/st*r/[k]": "v", "/": "root",
-})
-
-// bigNumber finds numeric literals that could drive a long loop or a big
-// allocation ({{range 1000000000}}).
-var bigNumber = regexp.MustCompile(`[0-9]{3,}|0[xXbBoO]|[0-9][eEpP_]|'`)
+// The fuzz targets' stubs, store and guard (shared with the other
+// template package's fuzz targets: fuzzcase).
+var (
+	fuzzStubs = fuzzcase.Stubs()
+	fuzzStore = NewStore(fuzzcase.Store)
+	bigNumber = fuzzcase.BigNumber
+)
 
 // goldenSeeds returns the template of every golden case.
 func goldenSeeds(f testing.TB) []string {
