@@ -13,4 +13,16 @@ passed=$(grep -c '^ok ' "$log")
 failed_pkgs=$(grep -cE '^FAIL[[:space:]]+github' "$log")
 echo
 echo "packages: $passed passed, $failed_pkgs failed"
+if [ "$status" -ne 0 ]; then
+	# The end of a CI log is what a reader sees first: name each failed
+	# test with the first lines it logged, and any panic.
+	echo "failures (full output in $log):"
+	awk '
+		/^[[:space:]]*--- FAIL:/ { n = 8; print; next }
+		/^panic: / { n = 12; print; next }
+		/^FAIL[[:space:]]+github/ { n = 0; print; next }
+		n > 0 && /^[[:space:]]/ { n--; print; next }
+		{ n = 0 }
+	' "$log" | head -n 60
+fi
 exit "$status"

@@ -54,9 +54,12 @@ func newAdmin() (rueidis.Client, error) {
 	return rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{server.Addr()}, DisableCache: true, ForceSingleClient: true})
 }
 
+// needServer fails or skips t without the shared server, and empties it:
+// each test (and each run under -count) starts from no keys.
 func needServer(t *testing.T) {
 	t.Helper()
 	testserver.Unavailable(t, startErr)
+	do(t, "FLUSHALL")
 }
 
 // do runs an admin command, retrying while the server restarts.
@@ -296,7 +299,7 @@ func TestWatchLeak(t *testing.T) {
 		want[fmt.Sprintf("/leak/r%d/k0", i)] = "warm"
 		recv(t, chans[i], views[i], want)
 	}
-	g0, w0 := runtime.NumGoroutine(), trackingClients(t)
+	g0, w0 := testserver.SettledGoroutines(0), trackingClients(t)
 	for n := range changes {
 		i, j := n%watches, (n/watches)%perPrefix
 		do(t, "SET", fmt.Sprintf("/leak/r%d/k%d", i, j), fmt.Sprint(n))
@@ -310,7 +313,7 @@ func TestWatchLeak(t *testing.T) {
 		}
 		recv(t, chans[i], views[i], want)
 	}
-	g1, w1 := runtime.NumGoroutine(), trackingClients(t)
+	g1, w1 := testserver.SettledGoroutines(g0+10), trackingClients(t)
 	t.Logf("%d watches, %d keys, %d changes: goroutines %d -> %d, tracking connections %d -> %d",
 		watches, watches*perPrefix, changes, g0, g1, w0, w1)
 	if g1 > g0+10 || w1 != w0 || w0 != 1 {

@@ -546,18 +546,20 @@ func (w *watch) degraded(ctx context.Context, err error) {
 // readContext bounds one read of the watch by ConnTimeout, and ends it
 // early when the connection's state changes (changed closed): a read
 // started just before an outage would otherwise hold the watch until
-// ConnTimeout before it says the watch is degraded.
+// ConnTimeout before it says the watch is degraded. The returned cancel
+// returns once the helper goroutine has ended, so none outlives its read.
 func readContext(ctx context.Context, changed <-chan struct{}) (context.Context, context.CancelFunc) {
 	rctx, cancel := context.WithTimeout(ctx, ConnTimeout)
-	stop := make(chan struct{})
+	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(done)
 		select {
 		case <-changed:
 			cancel()
 		case <-stop:
 		}
 	}()
-	return rctx, func() { close(stop); cancel() }
+	return rctx, func() { close(stop); cancel(); <-done }
 }
 
 // readFailed handles a failed read: when the connection's state changed

@@ -486,7 +486,7 @@ func TestWatchNoLeak(t *testing.T) {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	watches0, srv0, gor0, heap0 := c.WatchCount(), serverWatches(t, srv), runtime.NumGoroutine(), ms.HeapAlloc
+	watches0, srv0, gor0, heap0 := c.WatchCount(), serverWatches(t, srv), testserver.SettledGoroutines(0), ms.HeapAlloc
 	r0 := reads(c)
 	start := time.Now()
 	for i := 1; i <= changes; i++ {
@@ -509,7 +509,7 @@ func TestWatchNoLeak(t *testing.T) {
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
-	watches1, srv1, gor1, heap1 := c.WatchCount(), serverWatches(t, srv), runtime.NumGoroutine(), ms.HeapAlloc
+	watches1, srv1, gor1, heap1 := c.WatchCount(), serverWatches(t, srv), testserver.SettledGoroutines(gor0+5), ms.HeapAlloc
 	m := c.Metrics()
 	t.Logf("%d znodes, %d watches of them, %d changes in %v: client watches %d -> %d, server watches (mntr) %d -> %d, goroutines %d -> %d, heap %.1f -> %.1f MB, requests %d (%.2f per change), relists %d",
 		len(keys), watchers, changes, took.Round(time.Millisecond), watches0, watches1, srv0, srv1, gor0, gor1,

@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -443,4 +444,21 @@ func (s *server) removeDir() {
 	if s.ownDir != "" {
 		_ = os.RemoveAll(s.ownDir)
 	}
+}
+
+// SettledGoroutines returns the goroutine count once it is at most limit
+// (limit 0: once it has stopped falling), waiting at most 10 s. A leak
+// test compares counts: goroutines that have finished their work may not
+// yet have been scheduled to exit on a loaded machine, and are no leak.
+func SettledGoroutines(limit int) int {
+	n := runtime.NumGoroutine()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if (limit > 0 && m <= limit) || (limit == 0 && m >= n) {
+			return m
+		}
+		n = m
+	}
+	return n
 }
