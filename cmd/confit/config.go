@@ -253,7 +253,7 @@ func parseOptions(args []string, getenv func(string) string, environ func() []st
 
 // otherEnv are the CONFIT_* variables that are not flags.
 var otherEnv = []string{
-	"CONFIT_CPUPROFILE", "CONFIT_MEMPROFILE", // profile.go
+	"CONFIT_CPUPROFILE", "CONFIT_MEMPROFILE", "CONFIT_TRACE", // profile.go
 	"CONFIT_CONSUL_EMPTY_GRACE",            // backends/consul
 	"CONFIT_ETCD_BIN", "CONFIT_CONSUL_BIN", // internal/testserver: the servers tests start
 }
