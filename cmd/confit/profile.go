@@ -15,28 +15,24 @@ import (
 // writes and closes them.
 func startProfiles(getenv func(string) string, stderr io.Writer) func() {
 	var stops []func()
-	if path := getenv("CONFIT_CPUPROFILE"); path != "" {
+	// stream starts what writes to the file named by env until stopped.
+	stream := func(env string, start func(io.Writer) error, stop func()) {
+		path := getenv(env)
+		if path == "" {
+			return
+		}
 		f, err := os.Create(path)
 		if err == nil {
-			err = pprof.StartCPUProfile(f)
+			err = start(f)
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "confit: CONFIT_CPUPROFILE: %v\n", err)
-		} else {
-			stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+			fmt.Fprintf(stderr, "confit: %s: %v\n", env, err)
+			return
 		}
+		stops = append(stops, func() { stop(); f.Close() })
 	}
-	if path := getenv("CONFIT_TRACE"); path != "" {
-		f, err := os.Create(path)
-		if err == nil {
-			err = trace.Start(f)
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "confit: CONFIT_TRACE: %v\n", err)
-		} else {
-			stops = append(stops, func() { trace.Stop(); f.Close() })
-		}
-	}
+	stream("CONFIT_CPUPROFILE", pprof.StartCPUProfile, pprof.StopCPUProfile)
+	stream("CONFIT_TRACE", trace.Start, trace.Stop)
 	if path := getenv("CONFIT_MEMPROFILE"); path != "" {
 		stops = append(stops, func() {
 			f, err := os.Create(path)
