@@ -666,7 +666,7 @@ func TestWatchFromNowNewCache(t *testing.T) {
 			select {
 			case u := <-ch:
 				seen = u.KVs[prefix+"/after"] == "2" || slices.Contains(u.Changes, backends.Change{Key: prefix + "/after", Value: "2"})
-			case <-time.After(3 * time.Second):
+			case <-time.After(15 * time.Second):
 				t.Fatalf("round %d: the change made after Watch returned was not delivered", i)
 			}
 		}
