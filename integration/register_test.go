@@ -10,10 +10,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/confit-dev/confit/internal/testserver"
+	"github.com/hashicorp/consul/api"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -116,4 +118,167 @@ func sumMetric(m map[string]float64, name string) (float64, bool) {
 		}
 	}
 	return sum, found
+}
+
+// startRegisterAlone starts the real binary as `confit register` (alone:
+// no -watch, no daemon) with args, its /metrics on a free port, and waits
+// until /metrics answers; it is stopped by its PID when t ends.
+func startRegisterAlone(t *testing.T, args ...string) *confitDaemon {
+	t.Helper()
+	port, err := testserver.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &confitDaemon{
+		metrics: fmt.Sprintf("http://127.0.0.1:%d", port),
+		log:     &lockedBuffer{},
+		done:    make(chan struct{}),
+	}
+	args = append([]string{"register", "-confdir", t.TempDir(), "-metrics-addr", fmt.Sprintf("127.0.0.1:%d", port), "-log-level", "debug"}, args...)
+	d.cmd = confitCmd(t, args...)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		t.Fatalf("start confit register: %v", err)
+	}
+	go func() {
+		_ = d.cmd.Wait()
+		close(d.done)
+	}()
+	t.Cleanup(func() {
+		d.stop(t)
+		if t.Failed() {
+			t.Logf("--- confit register log ---\n%s", d.log.String())
+		}
+	})
+	waitFor(t, "confit register /metrics", func() (bool, string) {
+		if !d.alive() {
+			return false, "confit exited: " + d.log.String()
+		}
+		_, err := d.scrape()
+		return err == nil, fmt.Sprint(err)
+	})
+	return d
+}
+
+// kill9 sends SIGKILL to the confit process (by its PID) and waits until
+// it is gone, checking that the signal, not a clean exit, ended it.
+func (d *confitDaemon) kill9(t *testing.T) {
+	t.Helper()
+	d.signal(t, syscall.SIGKILL)
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("confit still running 10 s after SIGKILL")
+	}
+	if ws, ok := d.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("confit ended with %v, want killed by SIGKILL", d.cmd.ProcessState)
+	}
+}
+
+// registerKill9TTL is the TTL of the kill -9 tests; the bound on the
+// detection is the TTL plus registerKill9Slack (the store's expiry tick,
+// a loaded machine): a bound, not a timing.
+const (
+	registerKill9TTL   = 3 * time.Second
+	registerKill9Slack = 10 * time.Second
+)
+
+// TestRegisterKill9Etcd: `confit register` (the real binary) registers a
+// key on its lease against a real etcd; kill -9 of confit (no drain, no
+// delete: nothing runs) makes the key disappear within the TTL, as the
+// lease expires: the failure detector of issue 15.
+func TestRegisterKill9Etcd(t *testing.T) {
+	etcd := testserver.Etcd(t, testserver.EtcdOptions{})
+	admin := etcdAdmin(t, etcd, "", "")
+	app := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer app.Close()
+	key := "/services/web/kill9"
+	d := startRegisterAlone(t, "-backend", "etcd", "-node", etcd.Endpoint(), "-key", key, "-value", "10.0.0.5:8080",
+		"-check-http", app.URL, "-check-interval", "100ms", "-check-timeout", "100ms", "-rise", "1",
+		"-ttl", registerKill9TTL.String(), "-drain", "5s")
+
+	var lease int64
+	waitFor(t, "the key registered", func() (bool, string) {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		resp, err := admin.Get(ctx, key)
+		if err != nil || len(resp.Kvs) == 0 {
+			return false, fmt.Sprint(resp, err)
+		}
+		lease = resp.Kvs[0].Lease
+		return string(resp.Kvs[0].Value) == "10.0.0.5:8080" && lease != 0, fmt.Sprintf("%q lease %x", resp.Kvs[0].Value, lease)
+	})
+	if ttl, err := admin.TimeToLive(t.Context(), clientv3.LeaseID(lease)); err != nil || ttl.GrantedTTL != int64(registerKill9TTL/time.Second) {
+		t.Fatalf("lease %x: %+v, %v; want granted TTL %v", lease, ttl, err, registerKill9TTL)
+	}
+
+	d.kill9(t)
+	killed := time.Now()
+	deadline := killed.Add(registerKill9TTL + registerKill9Slack)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		resp, err := admin.Get(ctx, key)
+		cancel()
+		if err == nil && len(resp.Kvs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("key still there %v after kill -9 (TTL %v): %v, %v", time.Since(killed), registerKill9TTL, resp, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("key gone %v after kill -9 of confit (TTL %v)", time.Since(killed).Round(time.Millisecond), registerKill9TTL)
+	if strings.Contains(d.log.String(), "registration draining") {
+		t.Errorf("confit drained: it was not killed before it could act\n%s", d.log.String())
+	}
+}
+
+// TestRegisterKill9Consul: `confit register` (the real binary) registers
+// a service with a TTL check on a real Consul agent; kill -9 of confit
+// makes the check critical within the TTL (the heartbeats stop), and the
+// service stays until deregister_critical_service_after.
+func TestRegisterKill9Consul(t *testing.T) {
+	s := testserver.Consul(t, testserver.ConsulOptions{Dev: true})
+	admin := consulAdmin(t, s)
+	app := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer app.Close()
+	d := startRegisterAlone(t, "-backend", "consul", "-node", s.Addr(), "-service", "web", "-id", "web-kill9",
+		"-address", "127.0.0.1", "-port", "8080", "-check-http", app.URL, "-check-interval", "100ms",
+		"-check-timeout", "100ms", "-rise", "1", "-ttl", registerKill9TTL.String(), "-drain", "5s")
+
+	status := func() string {
+		entries, _, err := admin.Health().Service("web", "", false, nil)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		for _, e := range entries {
+			if e.Service.ID == "web-kill9" {
+				return e.Checks.AggregatedStatus()
+			}
+		}
+		return "not registered"
+	}
+	waitFor(t, "the service passing", func() (bool, string) {
+		st := status()
+		return st == api.HealthPassing, st
+	})
+
+	d.kill9(t)
+	killed := time.Now()
+	deadline := killed.Add(registerKill9TTL + registerKill9Slack)
+	for {
+		st := status()
+		if st == api.HealthCritical {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("check %s %v after kill -9 (TTL %v), want critical", st, time.Since(killed), registerKill9TTL)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("check critical %v after kill -9 of confit (TTL %v)", time.Since(killed).Round(time.Millisecond), registerKill9TTL)
+	checks, err := admin.Agent().Checks()
+	if c := checks["confit:web-kill9"]; err != nil || c == nil || !strings.Contains(c.Output, "TTL expired") {
+		t.Errorf("check after kill -9 = %+v, %v; want critical by its TTL expiring (no confit left to fail it)", c, err)
+	}
 }
