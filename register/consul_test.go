@@ -3,8 +3,10 @@
 package register
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -62,7 +64,8 @@ func TestConsulUpDownDrain(t *testing.T) {
 	h := newHealthServer(t)
 	reg := &Registration{Name: "web.toml", Service: "web", Address: "127.0.0.1", Port: 8080, Tags: []string{"blue"},
 		Meta: map[string]string{"version": "1"}, Check: fastCheck(h.srv.URL), TTL: 5 * time.Second, Drain: time.Second}
-	_, stop, _ := startRunner(t, consulSpec(s), reg)
+	var log logLines
+	_, stop, done := startRunnerLog(t, log.logger(), consulSpec(s), reg)
 	id := "web-127.0.0.1-8080"
 	t.Logf("passing after %v", waitHealth(t, adm, "web", id, api.HealthPassing))
 	svc, _, err := adm.Agent().Service(id, nil)
@@ -75,9 +78,13 @@ func TestConsulUpDownDrain(t *testing.T) {
 	}
 
 	h.ok.Store(false)
-	t.Logf("critical after %v", waitHealth(t, adm, "web", id, api.HealthCritical))
+	took := waitHealth(t, adm, "web", id, api.HealthCritical)
+	t.Logf("critical after %v", took)
+	within(t, "critical", took, downBound(reg.Check))
 	h.ok.Store(true)
-	t.Logf("passing again after %v", waitHealth(t, adm, "web", id, api.HealthPassing))
+	took = waitHealth(t, adm, "web", id, api.HealthPassing)
+	t.Logf("passing again after %v", took)
+	within(t, "passing again", took, upBound(reg.Check))
 
 	// The agent forgets the service (as an agent restarted without its
 	// state): confit registers it again at the next heartbeat.
@@ -96,6 +103,57 @@ func TestConsulUpDownDrain(t *testing.T) {
 	if gone-critical < 800*time.Millisecond {
 		t.Errorf("deregistered %v after going critical, want the drain (1s) between", gone-critical)
 	}
+	<-done
+	checkTransitionsLogged(t, &log)
+}
+
+// TestConsulCheckDefinition: the agent holds the TTL check with the TTL
+// and deregister_critical_service_after as configured. Its HTTP API shows
+// neither for a TTL check (Definition is empty), so the test reads the
+// definition a persistent agent (not -dev) keeps in its data directory,
+// checks/<hash>: {"ChkType": {"TTL": ns, "DeregisterCriticalServiceAfter": ns}}.
+func TestConsulCheckDefinition(t *testing.T) {
+	dir := t.TempDir()
+	s := testserver.Consul(t, testserver.ConsulOptions{Dir: dir})
+	adm := consulAdmin(t, s)
+	h := newHealthServer(t)
+	reg := &Registration{Name: "web.toml", Service: "web", ID: "web-def", Check: fastCheck(h.srv.URL),
+		TTL: 7 * time.Second, DeregisterAfter: 90 * time.Second}
+	startRunner(t, consulSpec(s), reg)
+	waitHealth(t, adm, "web", "web-def", api.HealthPassing)
+
+	files, err := filepath.Glob(filepath.Join(dir, "data*", "checks", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var persisted struct {
+			ChkType *struct {
+				CheckID                        string
+				TTL                            time.Duration
+				DeregisterCriticalServiceAfter time.Duration
+			}
+		}
+		if json.Unmarshal(b, &persisted) != nil || persisted.ChkType == nil {
+			continue // the directory's state file
+		}
+		c := persisted.ChkType
+		found = append(found, c.CheckID)
+		if c.CheckID != checkID(reg) {
+			continue
+		}
+		if c.TTL != reg.TTL || c.DeregisterCriticalServiceAfter != reg.DeregisterAfter {
+			t.Errorf("the agent's check: TTL %v, deregister_critical_service_after %v; want %v and %v",
+				c.TTL, c.DeregisterCriticalServiceAfter, reg.TTL, reg.DeregisterAfter)
+		}
+		return
+	}
+	t.Fatalf("no definition of check %q in the agent's data directory (found %q in %q)", checkID(reg), found, files)
 }
 
 // TestConsulKill9: a child process registers, is killed with SIGKILL, and

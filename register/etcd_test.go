@@ -62,7 +62,8 @@ func TestEtcdUpDownDrain(t *testing.T) {
 	h := newHealthServer(t)
 	reg := &Registration{Name: "web.toml", Key: "/services/web/a", Value: "127.0.0.1:8080",
 		Check: fastCheck(h.srv.URL), TTL: 5 * time.Second, Drain: time.Second}
-	r, stop, _ := startRunner(t, etcdSpec(s), reg)
+	var log logLines
+	r, stop, done := startRunnerLog(t, log.logger(), etcdSpec(s), reg)
 
 	v, lease, took := waitKey(t, adm, reg.Key, true)
 	t.Logf("registered after %v", took)
@@ -77,12 +78,14 @@ func TestEtcdUpDownDrain(t *testing.T) {
 	h.ok.Store(false)
 	_, _, took = waitKey(t, adm, reg.Key, false)
 	t.Logf("down after %v (fall 3 x interval 100ms)", took)
+	within(t, "down", took, downBound(reg.Check))
 	if st := r.Status()[0]; st.State != Down || st.CheckErr == nil || !strings.Contains(st.CheckErr.Error(), "status 503") {
 		t.Errorf("status = %+v, want down with the check's 503", st)
 	}
 	h.ok.Store(true)
 	_, lease2, took := waitKey(t, adm, reg.Key, true)
 	t.Logf("up again after %v", took)
+	within(t, "up again", took, upBound(reg.Check))
 	if lease2 != lease {
 		t.Errorf("lease changed from %x to %x: one lease per process", lease, lease2)
 	}
@@ -115,6 +118,8 @@ func TestEtcdUpDownDrain(t *testing.T) {
 	if revoked-deleted < 900*time.Millisecond {
 		t.Errorf("lease revoked %v after the delete, want at least the drain (1s)", revoked-deleted)
 	}
+	<-done
+	checkTransitionsLogged(t, &log)
 }
 
 // TestEtcdConflict: a key owned by another lease is never overwritten; the
