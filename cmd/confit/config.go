@@ -113,6 +113,7 @@ func (f *settingFlag) IsBoolFlag() bool { return f.s.Kind == backends.KindBool }
 func newFlagSet(o *options, w io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("confit", flag.ContinueOnError)
 	fs.SetOutput(w)
+	fs.Usage = func() { usage(fs) } // a subcommand's flags replace it (registerFlags.declare)
 	s := fs.StringVar
 	b := fs.BoolVar
 
@@ -206,7 +207,7 @@ func parseOptions(args []string, getenv func(string) string, environ func() []st
 	}
 	setOnCLI, err := parseCommandLine(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		usage(fs)
+		fs.Usage()
 		return nil, err
 	}
 	if err != nil {
@@ -442,6 +443,7 @@ func waitHint(wait string, err error) string {
 func usage(fs *flag.FlagSet) {
 	w := fs.Output()
 	fmt.Fprintf(w, `Usage: confit [flags]
+       confit COMMAND [flags]
 
 confit keeps configuration files in step with a key-value store. It reads
 template resources from CONFDIR/conf.d/*.toml (confd's format), renders each
@@ -459,9 +461,13 @@ CONFIT_<FLAG> (e.g. CONFIT_BACKEND, CONFIT_NODE=a,b). Precedence, lowest
 first: defaults < config file < environment < command line.
 CONFD_CLIENT_CAKEYS, CONFD_CLIENT_CERT and CONFD_CLIENT_KEY are read too.
 
-Encrypted values: confit encrypt -key KEY -recipient age1... < plaintext
-prints a value to store (README: Encrypted values); confit secret keygen
-prints a new age identity.
+Commands (each has its -help):
+  register   register mode: announce this instance in etcd or Consul while
+             its health check passes, withdraw it when the check fails or
+             confit stops (README: Register mode)
+  encrypt    encrypt standard input as a value to store: confit encrypt -key
+             KEY -recipient age1... < plaintext (README: Encrypted values)
+  secret     keygen: print a new age identity; encrypt: as confit encrypt
 
 Flags:
 `)

@@ -83,10 +83,13 @@ func mainWithSignals() int {
 // a value for each SIGHUP.
 func run(ctx context.Context, args []string, getenv func(string) string, environ func() []string, reload <-chan struct{}, stdout, stderr io.Writer) int {
 	if sub, ok := subcommand(args); ok {
-		if sub[0] == "keygen" {
+		switch sub[0] {
+		case "keygen":
 			return runKeygen(sub[1:], stdout, stderr) // crypt.go
+		case "encrypt":
+			return runEncrypt(sub[1:], stdin, stdout, stderr) // crypt.go
 		}
-		return runEncrypt(sub[1:], stdin, stdout, stderr) // crypt.go
+		return secretUsage(sub[1:], stdout, stderr)
 	}
 	var rf *registerFlags // confit register: its flags
 	if len(args) > 0 && args[0] == "register" {
@@ -101,6 +104,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 			fmt.Fprintf(stderr, "confit: %s\n", strings.TrimSuffix(strings.TrimPrefix(line, errUsage.Error()+": "), "\n"))
 		}
 		if errors.Is(err, errUsage) {
+			if rf != nil {
+				fmt.Fprintln(stderr, "Run 'confit register -help' for usage.")
+				return exitUsage
+			}
 			fmt.Fprintln(stderr, "Run 'confit -help' for usage.")
 			return exitUsage
 		}
@@ -203,15 +210,46 @@ func (o *options) backendSpec(getenv func(string) string) backends.Spec {
 var stdin io.Reader = os.Stdin
 
 // subcommand returns the subcommand and its arguments of `confit encrypt
-// ARGS`, `confit secret encrypt ARGS` and `confit secret keygen`.
+// ARGS`, `confit secret encrypt ARGS` and `confit secret keygen`; for
+// `confit secret` with anything else (-help, nothing, a typo), "secret"
+// and its arguments.
 func subcommand(args []string) ([]string, bool) {
 	switch {
 	case len(args) > 0 && args[0] == "encrypt":
 		return args, true
 	case len(args) > 1 && args[0] == "secret" && (args[1] == "encrypt" || args[1] == "keygen"):
 		return args[1:], true
+	case len(args) > 0 && args[0] == "secret":
+		return args, true
 	}
 	return nil, false
+}
+
+// secretUsage is `confit secret` without one of its subcommands: with
+// -help (-h, --help) it prints them on stdout and exits 0; with nothing
+// it prints them on stderr and exits 2, as for anything else, which it
+// names.
+func secretUsage(args []string, stdout, stderr io.Writer) int {
+	const text = `Usage: confit secret keygen > identity.txt
+       confit secret encrypt [flags] < plaintext
+
+Subcommands:
+  keygen    print a new age identity (its public key, age1..., on stderr);
+            write it to a file of mode 0600 for -age-identity
+  encrypt   encrypt standard input as a value to store, as confit encrypt
+            (confit secret encrypt -help for its flags)
+`
+	switch {
+	case len(args) > 0 && slices.Contains([]string{"-h", "-help", "--help"}, args[0]):
+		fmt.Fprint(stdout, text)
+		return exitOK
+	case len(args) > 0:
+		fmt.Fprintf(stderr, "confit secret: unknown subcommand %q: want keygen or encrypt\n", args[0])
+	default:
+		fmt.Fprintln(stderr, "confit secret: a subcommand is needed: keygen or encrypt")
+	}
+	fmt.Fprint(stderr, "\n"+text)
+	return exitUsage
 }
 
 // reloadKeysFirst returns a channel that passes on each value of reload

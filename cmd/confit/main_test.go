@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -38,4 +39,42 @@ func TestScripts(t *testing.T) {
 			"signal":   cmdSignal,
 		},
 	})
+}
+
+// TestCommandHelpExitCodes: a command's -help exits 0 with its usage on
+// stdout; confit secret without a subcommand, or with an unknown one,
+// exits 2 with the subcommands on stderr.
+func TestCommandHelpExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		code     int
+		out, err string // what each must hold ("": nothing at all)
+	}{
+		{args: []string{"-help"}, code: exitOK, out: "confit COMMAND [flags]"},
+		{args: []string{"register", "-help"}, code: exitOK, out: "Usage: confit register [flags]"},
+		{args: []string{"secret", "-help"}, code: exitOK, out: "  keygen    print a new age identity"},
+		{args: []string{"secret", "-h"}, code: exitOK, out: "  encrypt   encrypt standard input"},
+		{args: []string{"secret"}, code: exitUsage, err: "a subcommand is needed: keygen or encrypt"},
+		{args: []string{"secret", "bogus"}, code: exitUsage, err: `unknown subcommand "bogus"`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			getenv := func(k string) string {
+				if k == "CONFIT_CONFIG_FILE" {
+					return os.DevNull
+				}
+				return ""
+			}
+			code := run(t.Context(), tc.args, getenv, func() []string { return nil }, nil, &stdout, &stderr)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, stdout.String(), stderr.String())
+			}
+			if !strings.Contains(stdout.String(), tc.out) || tc.out == "" && stdout.Len() > 0 {
+				t.Errorf("stdout = %q, want it to hold %q", stdout.String(), tc.out)
+			}
+			if !strings.Contains(stderr.String(), tc.err) || tc.err == "" && stderr.Len() > 0 {
+				t.Errorf("stderr = %q, want it to hold %q", stderr.String(), tc.err)
+			}
+		})
+	}
 }

@@ -37,11 +37,19 @@ type registerFlags struct {
 	flapWindow                       time.Duration
 }
 
-// declare adds the flags to fs; a nil rf (not confit register) adds none.
+// declare adds the flags to fs, and makes fs's -help confit register's;
+// a nil rf (not confit register) adds none.
 func (rf *registerFlags) declare(fs *flag.FlagSet) {
 	if rf == nil {
 		return
 	}
+	confits := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { confits[f.Name] = true })
+	defer func() {
+		own := map[string]bool{}
+		fs.VisitAll(func(f *flag.Flag) { own[f.Name] = !confits[f.Name] })
+		fs.Usage = func() { registerUsage(fs, own) }
+	}()
 	s, d, n := fs.StringVar, fs.DurationVar, fs.IntVar
 	s(&rf.key, "key", "", "register (etcd): the key to announce, e.g. /services/web/10.0.0.5:8080")
 	s(&rf.value, "value", "", "register (etcd): the key's value (default: JSON of -id, -service, -address, -port, -tag, -meta)")
@@ -64,6 +72,46 @@ func (rf *registerFlags) declare(fs *flag.FlagSet) {
 	d(&rf.deregisterAfter, "deregister-critical-after", register.DefaultDeregisterAfter, "register (consul): deregister_critical_service_after")
 	n(&rf.flapLimit, "flap-limit", register.DefaultFlapLimit, "register: times the instance may come up per -flap-window (0: no limit)")
 	d(&rf.flapWindow, "flap-window", register.DefaultFlapWindow, "register: the window of -flap-limit")
+}
+
+// registerUsage prints confit register -help: what it does, its own flags
+// (own), then the rest of confit's.
+func registerUsage(fs *flag.FlagSet, own map[string]bool) {
+	w := fs.Output()
+	fmt.Fprint(w, `Usage: confit register [flags]
+
+Register mode: announce one instance (-key KEY for etcd, -service NAME for
+Consul) while its health check (-check-http, -check-tcp or -check-cmd) passes,
+and withdraw it after -fall failures; it is announced again after -rise
+passes. The [register] tables of CONFDIR/conf.d are run too. etcd: the key is
+on a lease of -ttl, so a kill -9 of confit removes it within the TTL. Consul:
+the service has a TTL check that goes critical when confit stops passing it.
+On SIGTERM or SIGINT each instance is marked down, confit waits -drain, then
+deregisters and exits 0. With -watch, confit also renders CONFDIR's templates
+as confit -watch does. Exit codes: 2 bad flags or registrations, 1 a store
+that cannot be set up.
+
+Example:
+  confit register -backend etcd -node http://127.0.0.1:2379 \
+    -key /services/web/10.0.0.5:8080 -value 10.0.0.5:8080 \
+    -check-http http://127.0.0.1:8080/health
+
+Registration flags:
+`)
+	sub := func(keep bool) *flag.FlagSet {
+		out := flag.NewFlagSet("confit register", flag.ContinueOnError)
+		out.SetOutput(w)
+		fs.VisitAll(func(f *flag.Flag) {
+			if own[f.Name] == keep {
+				out.Var(f.Value, f.Name, f.Usage)
+				out.Lookup(f.Name).DefValue = f.DefValue
+			}
+		})
+		return out
+	}
+	sub(true).PrintDefaults()
+	fmt.Fprint(w, "\nconfit's flags (the store with -backend and its settings, logging, -watch, -metrics-addr; see confit -help):\n")
+	sub(false).PrintDefaults()
 }
 
 // registration is the registration the flags describe; nil when neither
