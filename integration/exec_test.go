@@ -319,6 +319,43 @@ func TestExecCheckFailsNoSignal(t *testing.T) {
 	}
 }
 
+// TestExecReloadFailsNoSignal: a reload_cmd that fails on the new file
+// (which is then rolled back, and the old one reloaded) leaves the child
+// alone: no signal with the default exec_action, no restart with
+// "restart". Only a file that stays in place counts.
+func TestExecReloadFailsNoSignal(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, extra string }{
+		{name: "signal", extra: ""},
+		{name: "restart", extra: `exec_action = "restart"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := startExec(t, "v: good\n", []execResource{{"a", `{{getv "/v"}}`, `reload_cmd = "grep -q good {{.dest}}"` + "\n" + tc.extra}}, nil)
+			e.waitCount("start", 1)
+			e.setValues("v: bad\n")
+			e.waitLog("reload_cmd")
+			e.waitLog("previous file restored and reloaded")
+			quiet()
+			if got := contentOf(filepath.Join(e.dir, "out", "a")); got != "good" {
+				t.Errorf("out/a = %q after a failed reload, want the previous file restored", got)
+			}
+			if got := e.signals(); len(got) != 1 {
+				t.Errorf("the child logged %q after a failed (rolled back) reload, want its start only", got)
+			}
+			// The next change that reloads does reach the child: the
+			// failed one owes it nothing, and blocks nothing.
+			e.setValues("v: good again\n")
+			e.waitFile("a", "good again")
+			if tc.name == "restart" {
+				e.waitCount("start", 2)
+			} else {
+				e.waitCount("HUP", 1)
+			}
+		})
+	}
+}
+
 func TestExecNotStartedWhenARenderFails(t *testing.T) {
 	t.Parallel()
 	e := startExec(t, "v: one\n", []execResource{{"a", `{{getv "/v"}}`, ""}, {"b", `{{getv "/missing"}}`, ""}}, nil)
