@@ -6,6 +6,7 @@ package integration
 // signals it receives) and follows edits of the values file.
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -370,10 +371,15 @@ func TestExecNotStartedWhenARenderFails(t *testing.T) {
 	}
 }
 
+// TestExecCrashLoop: a child that keeps dying is restarted after a
+// backoff, then confit gives up with its code. The starts (the times
+// confit logs them, in JSON to the nanosecond) are at least the backoff's
+// guarantee apart: half of 1 s before the first restart, half of 2 s
+// before the second (a lower bound, not a timing).
 func TestExecCrashLoop(t *testing.T) {
 	t.Parallel()
 	e := startExec(t, "v: one\n", []execResource{{"a", `{{getv "/v"}}`, ""}},
-		[]string{"-exec-restart-limit", "3"}, "-exit", "3", "-after", "50ms")
+		[]string{"-exec-restart-limit", "3", "-log-format", "json"}, "-exit", "3", "-after", "50ms")
 	if code := e.exitCode(); code != 3 {
 		t.Errorf("exit code %d, want the child's 3", code)
 	}
@@ -383,6 +389,24 @@ func TestExecCrashLoop(t *testing.T) {
 	log := e.log.String()
 	if strings.Count(log, "exec: exited; restarting") != 2 || !strings.Contains(log, "giving up") {
 		t.Errorf("log lacks 2 restarts with a backoff and the giving up:\n%s", log)
+	}
+	var starts []time.Time
+	for line := range strings.Lines(log) {
+		var rec struct {
+			Time time.Time
+			Msg  string
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "exec: started" {
+			starts = append(starts, rec.Time)
+		}
+	}
+	if len(starts) != 3 {
+		t.Fatalf("%d \"exec: started\" lines in the log, want 3:\n%s", len(starts), log)
+	}
+	for i, least := range []time.Duration{500 * time.Millisecond, time.Second} {
+		if gap := starts[i+1].Sub(starts[i]); gap < least {
+			t.Errorf("start %d came %v after start %d, want at least %v (the backoff)", i+2, gap, i+1, least)
+		}
 	}
 }
 

@@ -1,6 +1,8 @@
 package supervise
 
 import (
+	"context"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -212,4 +215,59 @@ func TestParseRestart(t *testing.T) {
 	if _, err := ParseRestart("sometimes"); err == nil {
 		t.Error("ParseRestart(sometimes): no error")
 	}
+}
+
+// startTimes is a slog handler keeping the time of each "exec: started"
+// record.
+type startTimes struct {
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (h *startTimes) Enabled(context.Context, slog.Level) bool { return true }
+func (h *startTimes) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *startTimes) WithGroup(string) slog.Handler            { return h }
+func (h *startTimes) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "exec: started" {
+		h.mu.Lock()
+		h.times = append(h.times, r.Time)
+		h.mu.Unlock()
+	}
+	return nil
+}
+
+// TestCrashLoopBackoff: a child that dies at once is restarted after the
+// jittered backoff, between half and all of BackoffMin doubling at each
+// death (1 s, 2 s, 4 s, ...), and the supervisor gives up at RestartLimit.
+// In a synctest bubble the clock moves only while every goroutine waits,
+// not while the child runs, so the gaps between starts are the backoff's
+// delays themselves.
+func TestCrashLoopBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &startTimes{}
+		s, err := New(Config{Argv: []string{"/bin/sh", "-c", "exit 3"}, RestartLimit: 5, RestartWindow: time.Hour,
+			Logger: slog.New(h)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start(); err != nil {
+			t.Fatal(err)
+		}
+		<-s.Done()
+		if got := s.ExitCode(); got != 3 {
+			t.Errorf("exit code %d, want the child's 3", got)
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if len(h.times) != 5 {
+			t.Fatalf("%d starts, want 5 (RestartLimit)", len(h.times))
+		}
+		for i := 1; i < len(h.times); i++ {
+			gap := h.times[i].Sub(h.times[i-1])
+			full := time.Second << (i - 1) // the default BackoffMin, doubled at each death
+			if gap < full/2 || gap > full {
+				t.Errorf("start %d came %v after start %d, want between %v and %v", i+1, gap, i, full/2, full)
+			}
+		}
+	})
 }
