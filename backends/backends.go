@@ -132,9 +132,9 @@ type Config struct {
 	ClientCAKeys   string `setting:"client-ca-keys" alias:"client_cakeys" env:"CONFD_CLIENT_CAKEYS" usage:"client CA key file (also $CONFD_CLIENT_CAKEYS)"`
 	ClientInsecure bool   `setting:"client-insecure" usage:"skip TLS certificate verification (etcd, consul)"`
 
-	BasicAuth bool   `setting:"basic-auth" usage:"use HTTP basic auth with -username and -password (etcd, consul)"`
-	Username  string `setting:"username" usage:"username for basic auth (etcd, consul)"`
-	Password  string `setting:"password" secret:"true" usage:"password for basic auth (etcd, consul)"`
+	BasicAuth bool   `setting:"basic-auth" usage:"consul: send -username and -password as HTTP basic auth (etcd, zookeeper and redis use them without it)"`
+	Username  string `setting:"username" usage:"user name: etcd auth, consul HTTP basic auth (with -basic-auth), zookeeper digest auth, redis ACL user"`
+	Password  string `setting:"password" secret:"true" usage:"password: etcd auth, consul HTTP basic auth (with -basic-auth), zookeeper digest auth (with -username), redis AUTH"`
 	AuthToken string `setting:"auth-token" secret:"true" usage:"Consul ACL token (default $CONSUL_HTTP_TOKEN); etcd auth token"`
 
 	SRVDomain string `setting:"srv-domain" usage:"domain to discover backend nodes by SRV records"`

@@ -173,3 +173,27 @@ func TestSpecKeyHidesSecrets(t *testing.T) {
 		t.Errorf("key %q holds the password", a.Key())
 	}
 }
+
+// TestCredentialUsage: the help of the shared credentials names every
+// backend that reads them, so a ZooKeeper or Redis user finds them in
+// -help.
+func TestCredentialUsage(t *testing.T) {
+	usage := map[string]string{}
+	for _, s := range SettingsOf("settings-test") {
+		usage[s.Name] = s.Usage
+	}
+	for _, tc := range []struct {
+		setting string
+		readers []string
+	}{
+		{setting: "username", readers: []string{"etcd", "consul", "zookeeper", "redis"}},
+		{setting: "password", readers: []string{"etcd", "consul", "zookeeper", "redis"}},
+		{setting: "basic-auth", readers: []string{"consul"}},
+	} {
+		for _, r := range tc.readers {
+			if !strings.Contains(usage[tc.setting], r) {
+				t.Errorf("-%s usage %q does not name %s, which reads it", tc.setting, usage[tc.setting], r)
+			}
+		}
+	}
+}

@@ -1,9 +1,12 @@
 package template
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/confit-dev/confit/secret"
 	"github.com/confit-dev/confit/secret/secrettest"
 )
 
@@ -79,6 +82,54 @@ func TestCryptFuncs(t *testing.T) {
 					if !strings.Contains(strings.Join(reads.Keys, " "), k) {
 						t.Errorf("Reads.Keys = %v, want %s among them", reads.Keys, k)
 					}
+				}
+			})
+		}
+	}
+}
+
+// TestCryptFixtureFuncs renders the values crypt's own code wrote
+// (secret/testdata/crypt, see secret's TestCryptFixture) through cget,
+// cgetv, cgets and cgetvs, as a resource with prefix /app reads them.
+func TestCryptFixtureFuncs(t *testing.T) {
+	const dir = "../secret/testdata/crypt"
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	// git checks files out 0644; secret.Load refuses a key others may read.
+	kr := filepath.Join(t.TempDir(), "secring.asc")
+	if err := os.WriteFile(kr, []byte(read("secring.asc")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := secret.Load(secret.Files{Keyring: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := NewStore(map[string]string{
+		"/db/password":     read("confd016.secconf"),
+		"/config/app.json": read("viper.secconf"),
+	}).WithPrefix("/app")
+	const pw, app = "crypt-fixture-Pw-2c9e", `{"user":"app","password":"viper-fixture-Pw-81d4"}` + "\n"
+	for _, tc := range []struct{ name, text, want string }{
+		{name: "cgetv", text: `{{cgetv "/db/password"}}`, want: pw},
+		{name: "cget", text: `{{with cget "/config/app.json"}}{{.Key}} {{.Value}}{{end}}`, want: "/config/app.json " + app},
+		{name: "cgets", text: `{{range cgets "/*/*"}}{{.Key}}={{.Value}};{{end}}`, want: "/config/app.json=" + app + ";/db/password=" + pw + ";"},
+		{name: "cgetvs", text: `{{range cgetvs "/*/*"}}{{.}};{{end}}`, want: pw + ";" + app + ";"},
+		{name: "json of cgetv", text: `{{(json (cgetv "/config/app.json")).password}}`, want: "viper-fixture-Pw-81d4"},
+	} {
+		for _, text := range []bool{false, true} {
+			t.Run(tc.name, func(t *testing.T) {
+				tm, err := Parse("t", tc.text, Options{Decrypter: keys, TextTemplate: text})
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, _, err := tm.Execute(store)
+				if err != nil || string(out) != tc.want {
+					t.Fatalf("Execute = %q, %v; want %q", out, err, tc.want)
 				}
 			})
 		}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -74,5 +76,25 @@ func TestIndexOf(t *testing.T) {
 		if _, ok := indexOf(name); ok {
 			t.Errorf("indexOf(%q) ok, want not a destination", name)
 		}
+	}
+}
+
+// TestBinBuild: a cell records the build it measured. The binary is a
+// stand-in script printing what confit -version prints.
+func TestBinBuild(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "confit")
+	script := "#!/bin/sh\necho 'confit 5f7c692 (go1.26.8, linux/amd64; backends: env, file)'\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	build, size, err := binBuild(t.Context(), bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "confit 5f7c692 (go1.26.8, linux/amd64; backends: env, file)"; build != want || size != int64(len(script)) {
+		t.Errorf("binBuild = %q, %d; want %q, %d", build, size, want, len(script))
+	}
+	if _, _, err := binBuild(t.Context(), filepath.Join(t.TempDir(), "none")); err == nil {
+		t.Error("binBuild of a missing binary: no error")
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -78,6 +79,10 @@ func main() {
 	slices.Sort(ns)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	build, binBytes, err := binBuild(ctx, bin)
+	if err != nil {
+		fatal(err)
+	}
 
 	done := map[string]bool{}
 	for _, r := range loadResults(*resultsFlag) {
@@ -93,7 +98,7 @@ func main() {
 			if ctx.Err() != nil {
 				return
 			}
-			cell := Result{Store: store, N: n, Interval: intervalFlag.String(), Updates: *updatesFlag}
+			cell := Result{Store: store, N: n, Interval: intervalFlag.String(), Updates: *updatesFlag, Build: build, BinBytes: binBytes}
 			if done[cell.key()] && !*forceFlag {
 				fmt.Fprintf(os.Stderr, "fleet: %s N=%d: in %s already (-force runs it again)\n", store, n, *resultsFlag)
 				continue
@@ -120,6 +125,23 @@ func main() {
 	printTable(os.Stdout, loadResults(*resultsFlag))
 }
 
+// binBuild returns the first line of `bin -version` (confit's version
+// names the commit) and the binary's size in bytes.
+func binBuild(ctx context.Context, bin string) (string, int64, error) {
+	fi, err := os.Stat(bin)
+	if err != nil {
+		return "", 0, fmt.Errorf("confit binary: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "-version").Output()
+	if err != nil {
+		return "", 0, fmt.Errorf("%s -version: %w", bin, err)
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return line, fi.Size(), nil
+}
+
 // Result is one cell: one store, one fleet size.
 type Result struct {
 	Store    string `json:"store"`
@@ -128,6 +150,10 @@ type Result struct {
 	Updates  int    `json:"updates"`
 	When     string `json:"when"`
 	Load     string `json:"load"` // load average when the cell started
+	// Build is the sidecars' `confit -version` line and BinBytes the
+	// binary's size: the build a cell measured.
+	Build    string `json:"build,omitempty"`
+	BinBytes int64  `json:"bin_bytes,omitempty"`
 	Error    string `json:"error,omitempty"`
 
 	StartSeconds      float64 `json:"start_s"`             // until every sidecar had rendered
@@ -229,6 +255,19 @@ func appendResult(path string, r Result) error {
 }
 
 func printTable(f *os.File, rs []Result) {
+	var builds []string
+	for _, r := range rs {
+		b := "build not recorded"
+		if r.Build != "" {
+			b = fmt.Sprintf("%s, %d bytes", r.Build, r.BinBytes)
+		}
+		if !slices.Contains(builds, b) {
+			builds = append(builds, b)
+		}
+	}
+	for _, b := range builds {
+		fmt.Fprintf(f, "sidecars: %s\n", b)
+	}
 	w := tabwriter.NewWriter(f, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "store\tN\tstore CPU/update\tproxy CPU/update\tlat p50/p99\tslowest p50/p99/max\tstore RSS\tconns\tsidecar private\tsidecar CPU/update\tmissing\tload")
 	for _, r := range rs {
