@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -236,4 +237,54 @@ func TestDaemonZooKeeper(t *testing.T) {
 		zkPut(t, adm, "/zk/name", "shop3")
 		waitFile(t, nameDest, "name=shop3\n")
 	})
+}
+
+// TestOnetimeZooKeeperDigestAuth: a znode with a digest-only ACL renders
+// with -username/-password; without them, or with a wrong password, the
+// one-shot exits 1 naming the node and the znode and leaves the file as
+// it was. The password is in none of the output (debug logs included).
+func TestOnetimeZooKeeperDigestAuth(t *testing.T) {
+	const user, password = "reader", "pw-Zk9-not-in-output"
+	s := testserver.ZooKeeper(t, testserver.ZooKeeperOptions{})
+	adm := zkAdmin(t, s.Addr())
+	zkPut(t, adm, "/app/open", "o")
+	if _, err := adm.Create("/app/secret", []byte("s"), 0, zk.DigestACL(zk.PermAll, user, password)); err != nil {
+		t.Fatalf("create /app/secret with a digest ACL: %v", err)
+	}
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		wantCode int
+	}{
+		{"credentials", []string{"-username", user, "-password", password}, 0},
+		{"none", nil, 1},
+		{"wrong password", []string{"-username", user, "-password", "wrong-" + password}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			confdir, dest := oneResource(t)
+			if err := os.WriteFile(dest, []byte("old\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			args := append([]string{"-backend", "zookeeper", "-node", s.Addr(), "-confdir", confdir, "-log-level", "debug"}, tc.args...)
+			code, out, _ := runOneShot(t, args...)
+			if code != tc.wantCode {
+				t.Fatalf("exit code = %d, want %d\n%s", code, tc.wantCode, out)
+			}
+			want := "open=o\nsecret=s\n"
+			if code != 0 {
+				want = "old\n"
+				for _, w := range []string{s.Addr(), "/app/secret", "not authenticated"} {
+					if !strings.Contains(out, w) {
+						t.Errorf("output does not name %s:\n%s", w, out)
+					}
+				}
+			}
+			if got := readFile(t, dest); got != want {
+				t.Errorf("%s = %q, want %q", filepath.Base(dest), got, want)
+			}
+			if strings.Contains(out, password) {
+				t.Errorf("the output holds the password:\n%s", out)
+			}
+		})
+	}
 }
