@@ -939,3 +939,31 @@ func TestPassword(t *testing.T) {
 		})
 	}
 }
+
+// TestReadAfterIdleClose: connections the server closed while they sat
+// idle (CLIENT KILL here; the server's timeout setting, a proxy's idle
+// cut or a restart do the same) are replaced by the next read instead of
+// failing it with EOF: without that, every -interval run longer than the
+// server's timeout failed.
+func TestReadAfterIdleClose(t *testing.T) {
+	needServer(t)
+	do(t, "SET", "/idle/a", "1")
+	do(t, "HSET", "/idle/h", "f", "v")
+	c := newClient(t, nil, redis.Options{})
+	want := fmt.Sprint(map[string]string{"/idle/a": "1", "/idle/h/f": "v"})
+	for round := range 5 {
+		if _, err := c.Get(t.Context(), []string{"/idle"}); err != nil {
+			t.Fatalf("round %d: Get: %v", round, err)
+		}
+		do(t, "CLIENT", "KILL", "TYPE", "normal") // every connection but the admin's
+		lists := c.Stats().Lists
+		snap, err := c.Get(t.Context(), []string{"/idle"})
+		if err != nil {
+			t.Fatalf("round %d: Get after the server closed the connections: %v", round, err)
+		}
+		if got := fmt.Sprint(snap.KVs); got != want {
+			t.Errorf("round %d: Get = %s, want %s", round, got, want)
+		}
+		t.Logf("round %d: %d SCAN walks for one Get", round, c.Stats().Lists-lists)
+	}
+}
