@@ -213,3 +213,58 @@ func TestOnetimeHungRedis(t *testing.T) {
 		t.Errorf("destination written by a failed one-shot (stat: %v)", err)
 	}
 }
+
+// TestOnetimeRedisPassword: confit against a redis-server with
+// --requirepass: -password renders, confd's -client-key as the password
+// renders with a WARN saying so, a wrong password exits 1 naming the node
+// and leaves the file as it was. The password is in none of the output
+// (debug logs included).
+func TestOnetimeRedisPassword(t *testing.T) {
+	const password = "pw-Rd9-not-in-output"
+	s := testserver.Redis(t, testserver.RedisOptions{ExtraArgs: []string{"--requirepass", password}})
+	adm, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{s.Addr()}, Password: password, DisableCache: true, ForceSingleClient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	if err := adm.Do(t.Context(), adm.B().Set().Key("/app/name").Value("shop").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		wantCode int
+		want     []string // in the output
+	}{
+		{"-password", []string{"-password", password}, 0, nil},
+		{"-client-key", []string{"-client-key", password}, 0, []string{"WARNING redis: using -client-key as the Redis password"}},
+		{"wrong password", []string{"-password", "wrong-" + password}, 1, []string{s.Addr(), "WRONGPASS"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			confdir, dest := oneResource(t)
+			if err := os.WriteFile(dest, []byte("old\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			args := append([]string{"-backend", "redis", "-node", s.Addr(), "-confdir", confdir, "-log-level", "debug"}, tc.args...)
+			code, out, _ := runOneShot(t, args...)
+			if code != tc.wantCode {
+				t.Fatalf("exit code = %d, want %d\n%s", code, tc.wantCode, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output does not hold %q:\n%s", w, out)
+				}
+			}
+			want := "name=shop\n"
+			if tc.wantCode != 0 {
+				want = "old\n"
+			}
+			if got := readFile(t, dest); got != want {
+				t.Errorf("%s = %q, want %q", filepath.Base(dest), got, want)
+			}
+			if strings.Contains(out, password) {
+				t.Errorf("the output holds the password:\n%s", out)
+			}
+		})
+	}
+}

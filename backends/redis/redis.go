@@ -25,13 +25,16 @@ package redis
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/confit-dev/confit/backends"
@@ -287,8 +290,39 @@ func (s sources) flatten(dst map[string]string, prefix string) map[string]string
 	return dst
 }
 
-// list reads every Redis key under prefix (the prefix's own key included).
+// staleTries bounds the attempts of a read that finds its connections
+// closed: one per pooled connection a read may be given, and one more.
+const staleTries = 3
+
+// stale reports whether err is a connection the server (or something on
+// the way) closed while it sat idle (CLIENT KILL, the server's timeout
+// setting, a proxy's idle cut, a restart): rueidis notices only when the
+// next command fails, and retries nothing (DisableRetry), so the read is
+// tried again on a new connection. An error reply, or the caller's
+// context ending, is not stale.
+func stale(ctx context.Context, err error) bool {
+	if err == nil || ctx.Err() != nil {
+		return false
+	}
+	if _, ok := rueidis.IsRedisErr(err); ok {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// list reads every Redis key under prefix (the prefix's own key included),
+// again (up to staleTries times) while it finds a connection closed.
 func (c *Client) list(ctx context.Context, prefix string) (sources, error) {
+	srcs, err := c.listOnce(ctx, prefix)
+	for i := 1; i < staleTries && stale(ctx, err); i++ {
+		c.log.Debug("redis: a connection was closed while idle; reading again", "prefix", prefix, "err", err)
+		srcs, err = c.listOnce(ctx, prefix)
+	}
+	return srcs, err
+}
+
+func (c *Client) listOnce(ctx context.Context, prefix string) (sources, error) {
 	c.lists.Add(1)
 	keys := []string{}
 	if prefix != "/" {
@@ -307,7 +341,7 @@ func (c *Client) list(ctx context.Context, prefix string) (sources, error) {
 		}
 		cursor = e.Cursor
 	}
-	srcs, err := c.read(ctx, keys)
+	srcs, err := c.readOnce(ctx, keys)
 	if err != nil {
 		return nil, fmt.Errorf("redis: %s: read %q: %w", c.node, prefix, err)
 	}
@@ -316,8 +350,18 @@ func (c *Client) list(ctx context.Context, prefix string) (sources, error) {
 
 // read fetches the given Redis keys: MGET in batches, then HGETALL for the
 // keys MGET returned nil for (hashes, or keys gone meanwhile). A key
-// missing from the result does not exist (or holds another type).
+// missing from the result does not exist (or holds another type). A
+// connection found closed is replaced, as in list.
 func (c *Client) read(ctx context.Context, rkeys []string) (sources, error) {
+	srcs, err := c.readOnce(ctx, rkeys)
+	for i := 1; i < staleTries && stale(ctx, err); i++ {
+		c.log.Debug("redis: a connection was closed while idle; reading again", "err", err)
+		srcs, err = c.readOnce(ctx, rkeys)
+	}
+	return srcs, err
+}
+
+func (c *Client) readOnce(ctx context.Context, rkeys []string) (sources, error) {
 	srcs := sources{}
 	seen := make(map[string]bool, len(rkeys))
 	var uniq []string

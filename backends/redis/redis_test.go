@@ -853,3 +853,117 @@ func TestUnixSocket(t *testing.T) {
 		}
 	})
 }
+
+// TestPassword: against a server started with --requirepass, -password
+// reads and watches (the tracking connection authenticates too); confd's
+// -client-key as the password works, with a WARN saying so; a wrong or
+// missing password fails New naming the node. The password is in no
+// error and no log line.
+func TestPassword(t *testing.T) {
+	const password = "pw-Rd7-not-in-logs"
+	s := testserver.Redis(t, testserver.RedisOptions{ExtraArgs: []string{"--requirepass", password}})
+	adm, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{s.Addr()}, Password: password, DisableCache: true, ForceSingleClient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(adm.Close)
+	set := func(t *testing.T, k, v string) {
+		t.Helper()
+		if err := adm.Do(t.Context(), adm.B().Set().Key(k).Value(v).Build()).Error(); err != nil {
+			t.Fatalf("SET %s: %v", k, err)
+		}
+	}
+	tests := []struct {
+		name     string
+		cfg      backends.Config
+		wantErr  string // "" for success
+		wantWarn bool
+	}{
+		{name: "password", cfg: backends.Config{Password: password}},
+		{name: "client-key as password", cfg: backends.Config{ClientKey: password}, wantWarn: true},
+		{name: "wrong password", cfg: backends.Config{Password: "wrong-" + password}, wantErr: "WRONGPASS"},
+		{name: "no password", wantErr: "NOAUTH"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := adm.Do(t.Context(), adm.B().Del().Key("/pw/b").Build()).Error(); err != nil {
+				t.Fatal(err)
+			}
+			set(t, "/pw/a", "1")
+			var logs bytes.Buffer
+			cfg := tc.cfg
+			cfg.Nodes = []string{s.Addr()}
+			cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			c, err := redis.New(t.Context(), cfg, redis.Options{})
+			if err == nil {
+				t.Cleanup(func() { c.Close() })
+			}
+			switch {
+			case tc.wantErr != "" && err == nil:
+				t.Fatalf("New with %s succeeded, want an error (%s)", tc.name, tc.wantErr)
+			case tc.wantErr != "":
+				t.Logf("New: %v", err)
+				for _, want := range []string{s.Addr(), tc.wantErr} {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("error %q does not name %s", err, want)
+					}
+				}
+			case err != nil:
+				t.Fatalf("New: %v", err)
+			default:
+				snap, err := c.Get(t.Context(), []string{"/pw"})
+				if err != nil {
+					t.Fatalf("Get: %v", err)
+				}
+				if fmt.Sprint(snap.KVs) != fmt.Sprint(map[string]string{"/pw/a": "1"}) {
+					t.Errorf("Get(/pw) = %v, want /pw/a=1", snap.KVs)
+				}
+				ch, err := c.Watch(t.Context(), "/pw", 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				view := maps(snap.KVs)
+				set(t, "/pw/b", tc.name)
+				recv(t, ch, view, map[string]string{"/pw/a": "1", "/pw/b": tc.name})
+			}
+			warned := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "using -client-key as the Redis password")
+			if warned != tc.wantWarn {
+				t.Errorf("WARN about -client-key as the password: %v, want %v; log:\n%s", warned, tc.wantWarn, logs.String())
+			}
+			if err != nil && strings.Contains(err.Error(), password) {
+				t.Errorf("the error holds the password: %v", err)
+			}
+			if strings.Contains(logs.String(), password) {
+				t.Errorf("the log holds the password:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// TestReadAfterIdleClose: connections the server closed while they sat
+// idle (CLIENT KILL here; the server's timeout setting, a proxy's idle
+// cut or a restart do the same) are replaced by the next read instead of
+// failing it with EOF: without that, every -interval run longer than the
+// server's timeout failed.
+func TestReadAfterIdleClose(t *testing.T) {
+	needServer(t)
+	do(t, "SET", "/idle/a", "1")
+	do(t, "HSET", "/idle/h", "f", "v")
+	c := newClient(t, nil, redis.Options{})
+	want := fmt.Sprint(map[string]string{"/idle/a": "1", "/idle/h/f": "v"})
+	for round := range 5 {
+		if _, err := c.Get(t.Context(), []string{"/idle"}); err != nil {
+			t.Fatalf("round %d: Get: %v", round, err)
+		}
+		do(t, "CLIENT", "KILL", "TYPE", "normal") // every connection but the admin's
+		lists := c.Stats().Lists
+		snap, err := c.Get(t.Context(), []string{"/idle"})
+		if err != nil {
+			t.Fatalf("round %d: Get after the server closed the connections: %v", round, err)
+		}
+		if got := fmt.Sprint(snap.KVs); got != want {
+			t.Errorf("round %d: Get = %s, want %s", round, got, want)
+		}
+		t.Logf("round %d: %d SCAN walks for one Get", round, c.Stats().Lists-lists)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -223,4 +224,65 @@ func TestGetServerPaused(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Get against a paused server outlived its 2 s deadline by 8 s")
 	}
+}
+
+// Digest auth (-username/-password): a znode whose ACL is digest-only is
+// read with the credentials; without them, or with a wrong password, Get
+// fails naming the server and the znode. The password is in no error and
+// no log line (the client library's debug logs included).
+func TestDigestAuth(t *testing.T) {
+	const user, password = "reader", "pw-Zk7-not-in-logs"
+	srv := testserver.ZooKeeper(t, testserver.ZooKeeperOptions{})
+	adm := admin(t, srv)
+	put(t, adm, "/auth/open", "o")
+	if _, err := adm.Create("/auth/secret", []byte("s"), 0, zk.DigestACL(zk.PermAll, user, password)); err != nil {
+		t.Fatalf("create /auth/secret with a digest ACL: %v", err)
+	}
+	tests := []struct {
+		name     string
+		user, pw string
+		wantErr  bool
+	}{
+		{name: "credentials", user: user, pw: password},
+		{name: "none", wantErr: true},
+		{name: "wrong password", user: user, pw: "wrong-" + password, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs strings.Builder
+			log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			c := newClient(t, srv, zookeeper.Options{Config: backends.Config{Username: tc.user, Password: tc.pw, Logger: log}})
+			snap, err := c.Get(t.Context(), []string{"/auth"})
+			c.Close()
+			switch {
+			case tc.wantErr && err == nil:
+				t.Fatalf("Get(/auth) read %v, want an error for /auth/secret", snap.KVs)
+			case tc.wantErr:
+				t.Logf("Get(/auth): %v", err)
+				for _, want := range []string{srv.Addr(), `"/auth/secret"`, "not authenticated"} {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("error %q does not name %s", err, want)
+					}
+				}
+			case err != nil:
+				t.Fatalf("Get(/auth) with credentials: %v", err)
+			default:
+				if want := map[string]string{"/auth/open": "o", "/auth/secret": "s"}; !maps.Equal(snap.KVs, want) {
+					t.Errorf("Get(/auth) = %v, want %v", snap.KVs, want)
+				}
+			}
+			if err != nil && strings.Contains(err.Error(), password) {
+				t.Errorf("the error holds the password: %v", err)
+			}
+			if strings.Contains(logs.String(), password) {
+				t.Errorf("the log holds the password:\n%s", logs.String())
+			}
+		})
+	}
+	t.Run("password without username", func(t *testing.T) {
+		_, err := zookeeper.New(t.Context(), zookeeper.Options{Config: backends.Config{Nodes: []string{srv.Addr()}, Password: password}})
+		if err == nil || !strings.Contains(err.Error(), "username") || strings.Contains(err.Error(), password) {
+			t.Errorf("New with a password only: %v, want an error asking for the username, without the password", err)
+		}
+	})
 }

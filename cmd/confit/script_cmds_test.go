@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -46,5 +49,31 @@ func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
 		if c.Process != nil {
 			ts.Check(c.Process.Signal(sig))
 		}
+	}
+}
+
+// cmdExitCode runs a program and checks its exact exit status:
+// exitcode N PROGRAM [ARGS...]. Its stdout and stderr are then what the
+// stdout and stderr commands match (as after exec). `! exec` accepts any
+// failure; this tells exit 1 (the run failed) from 2 (a usage or
+// configuration error) and from a crash.
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exitcode N PROGRAM [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exitcode: %q is not a number", args[0])
+	}
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) {
+			ts.Fatalf("exitcode: %s: %v", args[1], err)
+		}
+		got = exit.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
 	}
 }
