@@ -29,7 +29,8 @@ import (
 // so a render always sees one consistent state of each backend (the state
 // after a whole update was applied). Writing files and running commands
 // happens on a worker goroutine, one batch at a time, so a slow reload never
-// stalls the intake of changes.
+// stalls the intake of changes; only a batch of one file and no command is
+// committed on the loop (inline in batch.go).
 //
 // After a change, only the resources whose last render read a changed key (or
 // listed a changed subtree) are rendered again: resource.Reads is recorded on

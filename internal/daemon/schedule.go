@@ -104,10 +104,19 @@ func (e *engine) schedule(rs *resState, now time.Time, immediate bool) {
 }
 
 // kick renders the due resources and starts a batch of those that
-// rendered, or arms the timer for the next one due.
+// rendered, or arms the timer for the next one due. A batch committed
+// inline (see inline) is finished at once, and kick looks again.
 func (e *engine) kick() {
+	for e.kickOnce() {
+	}
+}
+
+// kickOnce is one pass of kick; it reports whether it committed a batch
+// inline. That batch's resource is idle again, or pending with a retry
+// due later (a failed commit), so the passes end.
+func (e *engine) kickOnce() (again bool) {
 	if e.busy || e.ctx.Err() != nil {
-		return
+		return false
 	}
 	now := time.Now()
 	var next time.Time
@@ -146,8 +155,12 @@ func (e *engine) kick() {
 		for i, rs := range e.res {
 			all[i] = rs.r
 		}
-		go e.runBatch(batch, all)
-		return
+		if inline(batch) {
+			e.finish(e.commitBatch(batch, all))
+			return true
+		}
+		startWorker(func() { e.runBatch(batch, all) })
+		return false
 	}
 	if !next.IsZero() {
 		e.timer.Reset(time.Until(next))
@@ -156,7 +169,11 @@ func (e *engine) kick() {
 		e.settled = true
 		go trim()
 	}
+	return false
 }
+
+// startWorker runs a batch on the worker goroutine (a variable for tests).
+var startWorker = func(f func()) { go f() }
 
 // trim returns the heap's free memory to the OS. Loading conf.d and the
 // first render of every resource take several times the memory the

@@ -1,0 +1,57 @@
+package daemon
+
+import (
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+
+	"github.com/confit-dev/confit/backends/memory"
+	"github.com/confit-dev/confit/resource"
+)
+
+// TestBatchInline: a batch of one resource without commands is committed
+// on the loop, any other on the worker; either way the file is written and
+// the next change is seen.
+func TestBatchInline(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		toml       string // of resource a
+		change     []string
+		wantWorker int32 // batches started on the worker by the change
+	}{
+		{name: "one resource, no commands", toml: `keys = ["/k"]`, change: []string{"/k/a", "2"}, wantWorker: 0},
+		{name: "reload_cmd", toml: "keys = [\"/k\"]\nreload_cmd = \"true\"", change: []string{"/k/a", "2"}, wantWorker: 1},
+		{name: "check_cmd", toml: "keys = [\"/k\"]\ncheck_cmd = \"true\"", change: []string{"/k/a", "2"}, wantWorker: 1},
+		{name: "two resources", toml: `keys = ["/k"]`, change: []string{"/k/a", "2", "/k/b", "2"}, wantWorker: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var onWorker atomic.Int32
+			old := startWorker
+			startWorker = func(f func()) {
+				onWorker.Add(1)
+				go f()
+			}
+			defer func() { startWorker = old }()
+			synctest.Test(t, func(t *testing.T) {
+				dir := t.TempDir()
+				store := memory.New()
+				store.Put("/k/a", "1", "/k/b", "1")
+				writeResource(t, dir, "a", tc.toml, `{{getv "/k/a"}}`)
+				writeResource(t, dir, "b", `keys = ["/k"]`, `{{getv "/k/b"}}`)
+				h := start(t, dir, store, resource.Wait{})
+				settle()
+				h.want("a", "1")
+				before := onWorker.Load()
+				store.Put(tc.change...)
+				settle()
+				h.want("a", "2")
+				if got := onWorker.Load() - before; got != tc.wantWorker {
+					t.Errorf("batches on the worker after the change: %d, want %d", got, tc.wantWorker)
+				}
+				store.Put("/k/a", "3")
+				settle()
+				h.want("a", "3")
+			})
+		})
+	}
+}
