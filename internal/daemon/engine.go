@@ -53,8 +53,12 @@ type engine struct {
 	m      *metrics
 	stores map[string]*store
 	res    []*resState
-	events chan event
-	busy   bool // a batch is in flight
+	// byPrefix: store key → a prefix of resources' keys → those resources
+	// (indexPrefixes, for dirty); dirtyGen numbers dirty's calls.
+	byPrefix map[string]map[string][]*resState
+	dirtyGen uint64
+	events   chan event
+	busy     bool // a batch is in flight
 	// settled is false from a (re)load of conf.d until every resource has
 	// rendered once: the memory that took is then handed back (trim).
 	settled bool
@@ -284,6 +288,7 @@ func (e *engine) setResources(res []*resource.Resource) {
 		}
 		e.schedule(rs, time.Now(), true)
 	}
+	e.indexPrefixes()
 	for key, s := range e.stores {
 		prefixes := backends.CoverPrefixes(need[key])
 		e.retarget(s, prefixes)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"testing/synctest"
 
+	"github.com/confit-dev/confit/backends"
 	"github.com/confit-dev/confit/backends/memory"
 	"github.com/confit-dev/confit/resource"
 )
@@ -52,6 +53,46 @@ func TestBatchInline(t *testing.T) {
 				settle()
 				h.want("a", "3")
 			})
+		})
+	}
+}
+
+// TestDirtyByPrefix: dirty, which looks a changed key's ancestors up,
+// schedules exactly the resources a pass over all of them would: those
+// with a key the changed key is under (backends.Under).
+func TestDirtyByPrefix(t *testing.T) {
+	keys := [][]string{
+		{"/"}, {"/app"}, {"/app/foo"}, {"/app/foo-bar"}, {"/app/foo/x"},
+		{"/other", "/app/foo"}, {"/app/"}, {""}, {"/a//b"},
+	}
+	for _, tc := range []struct {
+		name    string
+		changed []string
+	}{
+		{name: "deep key", changed: []string{"/app/foo/x/y"}},
+		{name: "a resource's own key", changed: []string{"/app/foo"}},
+		{name: "sibling with a common start", changed: []string{"/app/foo-bar/z"}},
+		{name: "root only", changed: []string{"/zzz"}},
+		{name: "several", changed: []string{"/other/1", "/app/foo/x"}},
+		{name: "not clean", changed: []string{"/a//b/c", "rel/key"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &engine{stores: map[string]*store{}}
+			for _, k := range keys {
+				e.res = append(e.res, &resState{r: &resource.Resource{Keys: k}, store: "s"})
+			}
+			e.res = append(e.res, &resState{r: &resource.Resource{Keys: []string{"/app"}}, store: "other"})
+			e.indexPrefixes()
+			e.dirty(&store{key: "s"}, tc.changed)
+			for i, rs := range e.res {
+				want := false
+				for _, k := range tc.changed {
+					want = want || (rs.store == "s" && backends.UnderAny(k, rs.r.Keys))
+				}
+				if got := rs.phase == pending; got != want {
+					t.Errorf("resource %d (keys %q, store %s): scheduled %v, want %v", i, rs.r.Keys, rs.store, got, want)
+				}
+			}
 		})
 	}
 }
