@@ -269,6 +269,7 @@ type Client struct {
 	read      *api.Client // Get and first reads
 	block     *api.Client // blocking queries
 	trs       []*http.Transport
+	kvConn    *direct          // the KV hub's connection; nil: none (see newAPI)
 	query     api.QueryOptions // template: datacenter, stale
 	// reconnectJitter is backends.Config.ReconnectJitter; jitter draws
 	// from it (retry.Jitter; tests replace it). See retryWait.
@@ -330,10 +331,10 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 	c.anonymous = ac.Token == "" && ac.TokenFile == ""
 	c.query = api.QueryOptions{Datacenter: opts.Datacenter, AllowStale: opts.Stale}
 	var err error
-	if c.read, err = c.newAPI(*ac, opts.MaxReadConns); err != nil {
+	if c.read, err = c.newAPI(*ac, opts.MaxReadConns, false); err != nil {
 		return nil, err
 	}
-	if c.block, err = c.newAPI(*ac, opts.MaxBlockingConns); err != nil {
+	if c.block, err = c.newAPI(*ac, opts.MaxBlockingConns, true); err != nil {
 		c.closeIdle()
 		return nil, err
 	}
@@ -341,8 +342,16 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 	return c, nil
 }
 
-// newAPI builds one api.Client on its own bounded transport.
-func (c *Client) newAPI(ac api.Config, maxConns int) (*api.Client, error) {
+// newAPI builds one api.Client on its own bounded transport. With
+// withDirect, a loopback agent and maxConns of 2 or more, the KV hub's
+// blocking query gets a direct connection (direct.go), one of maxConns: the
+// transport gets the others.
+func (c *Client) newAPI(ac api.Config, maxConns int, withDirect bool) (*api.Client, error) {
+	var d *direct
+	if withDirect && maxConns >= 2 && isLoopback(ac.Address) {
+		maxConns--
+		d = &direct{}
+	}
 	tr := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -362,7 +371,11 @@ func (c *Client) newAPI(ac api.Config, maxConns int) (*api.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consul: tls: %w", err)
 	}
-	hc.Transport = tapTransport{base: tr}
+	if d != nil {
+		d.dial = tr.DialContext
+		c.kvConn = d
+	}
+	hc.Transport = tapTransport{base: tr, direct: d}
 	ac.Transport = tr
 	ac.HttpClient = hc
 	cl, err := api.NewClient(&ac)
@@ -398,6 +411,7 @@ func (c *Client) closeIdle() {
 	for _, tr := range c.trs {
 		tr.CloseIdleConnections()
 	}
+	c.kvConn.close()
 }
 
 // Get implements backends.Backend. Each prefix is listed separately (see the
