@@ -56,7 +56,9 @@
 // [Options.MaxReadConns], so 200 watched KV prefixes hold at most
 // MaxBlockingConns+MaxReadConns connections (8 by default) instead of 200
 // (Consul's http_max_conns_per_client is 200: exceeding it makes the agent
-// answer 429 to every client on the host). The cost of sharing: a change
+// answer 429 to every client on the host). To a loopback agent over plain
+// HTTP, one of the MaxBlockingConns is the KV query's own connection,
+// written and read by the hub goroutine (direct.go). The cost of sharing: a change
 // anywhere under the common parent transfers the parent's listing. A watch
 // on more distinct services than MaxBlockingConns-1 queues behind the
 // others; raise MaxBlockingConns for such templates.
@@ -175,7 +177,8 @@ type Options struct {
 	// BackoffMin and BackoffMax bound the jittered exponential backoff after
 	// an error. Defaults 250ms and 10s.
 	BackoffMin, BackoffMax time.Duration
-	// MaxBlockingConns bounds the connections used by blocking queries.
+	// MaxBlockingConns bounds the connections used by blocking queries,
+	// the KV query's direct connection to a loopback agent included.
 	// Default 6.
 	MaxBlockingConns int
 	// MaxReadConns bounds the connections used by Get and by the first read
