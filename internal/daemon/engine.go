@@ -106,6 +106,7 @@ func (e *engine) run(ctx context.Context) error {
 			return nil
 		case ev := <-e.events:
 			e.handle(ev)
+			e.drain()
 		case <-e.timer.C:
 		case <-resync:
 			e.resync()
@@ -128,6 +129,20 @@ func (e *engine) shutdown() {
 		for p, stop := range s.watches {
 			stop()
 			delete(s.watches, p)
+		}
+	}
+}
+
+// drain handles the events already queued, so that the next kick renders
+// once for all of them: updates that arrived during an inline commit (see
+// inline) coalesce as they do while a batch runs on the worker.
+func (e *engine) drain() {
+	for range cap(e.events) {
+		select {
+		case ev := <-e.events:
+			e.handle(ev)
+		default:
+			return
 		}
 	}
 }

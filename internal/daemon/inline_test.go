@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -94,5 +95,28 @@ func TestDirtyByPrefix(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDrainCoalesces: updates queued while the loop was busy (an inline
+// commit) are all applied to the mirror before the next kick, so that it
+// renders once, with the last value.
+func TestDrainCoalesces(t *testing.T) {
+	e := newEngine(Config{Watch: true}, nil, newMetrics())
+	s := newStore("s", "memory")
+	s.ready = true
+	s.watches["/k"] = func() {}
+	e.stores["s"] = s
+	for i := 1; i <= 3; i++ {
+		u := &backends.Update{Prefix: "/k", Rev: uint64(i), Changes: []backends.Change{{Key: "/k/a", Value: fmt.Sprint(i)}}}
+		e.events <- event{store: "s", update: u}
+	}
+	e.handle(<-e.events)
+	e.drain()
+	if n := len(e.events); n != 0 {
+		t.Errorf("events left after drain: %d, want 0", n)
+	}
+	if got := s.kvs["/k/a"]; got != "3" {
+		t.Errorf("/k/a after drain = %q, want the last update's %q", got, "3")
 	}
 }
