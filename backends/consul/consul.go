@@ -56,7 +56,9 @@
 // [Options.MaxReadConns], so 200 watched KV prefixes hold at most
 // MaxBlockingConns+MaxReadConns connections (8 by default) instead of 200
 // (Consul's http_max_conns_per_client is 200: exceeding it makes the agent
-// answer 429 to every client on the host). The cost of sharing: a change
+// answer 429 to every client on the host). To a loopback agent over plain
+// HTTP, one of the MaxBlockingConns is the KV query's own connection,
+// written and read by the hub goroutine (direct.go). The cost of sharing: a change
 // anywhere under the common parent transfers the parent's listing. A watch
 // on more distinct services than MaxBlockingConns-1 queues behind the
 // others; raise MaxBlockingConns for such templates.
@@ -175,7 +177,8 @@ type Options struct {
 	// BackoffMin and BackoffMax bound the jittered exponential backoff after
 	// an error. Defaults 250ms and 10s.
 	BackoffMin, BackoffMax time.Duration
-	// MaxBlockingConns bounds the connections used by blocking queries.
+	// MaxBlockingConns bounds the connections used by blocking queries,
+	// the KV query's direct connection to a loopback agent included.
 	// Default 6.
 	MaxBlockingConns int
 	// MaxReadConns bounds the connections used by Get and by the first read
@@ -269,6 +272,7 @@ type Client struct {
 	read      *api.Client // Get and first reads
 	block     *api.Client // blocking queries
 	trs       []*http.Transport
+	kvConn    *direct          // the KV hub's connection; nil: none (see newAPI)
 	query     api.QueryOptions // template: datacenter, stale
 	// reconnectJitter is backends.Config.ReconnectJitter; jitter draws
 	// from it (retry.Jitter; tests replace it). See retryWait.
@@ -330,10 +334,10 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 	c.anonymous = ac.Token == "" && ac.TokenFile == ""
 	c.query = api.QueryOptions{Datacenter: opts.Datacenter, AllowStale: opts.Stale}
 	var err error
-	if c.read, err = c.newAPI(*ac, opts.MaxReadConns); err != nil {
+	if c.read, err = c.newAPI(*ac, opts.MaxReadConns, false); err != nil {
 		return nil, err
 	}
-	if c.block, err = c.newAPI(*ac, opts.MaxBlockingConns); err != nil {
+	if c.block, err = c.newAPI(*ac, opts.MaxBlockingConns, true); err != nil {
 		c.closeIdle()
 		return nil, err
 	}
@@ -341,8 +345,16 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 	return c, nil
 }
 
-// newAPI builds one api.Client on its own bounded transport.
-func (c *Client) newAPI(ac api.Config, maxConns int) (*api.Client, error) {
+// newAPI builds one api.Client on its own bounded transport. With
+// withDirect, a loopback agent and maxConns of 2 or more, the KV hub's
+// blocking query gets a direct connection (direct.go), one of maxConns: the
+// transport gets the others.
+func (c *Client) newAPI(ac api.Config, maxConns int, withDirect bool) (*api.Client, error) {
+	var d *direct
+	if withDirect && maxConns >= 2 && isLoopback(ac.Address) {
+		maxConns--
+		d = &direct{}
+	}
 	tr := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -362,7 +374,11 @@ func (c *Client) newAPI(ac api.Config, maxConns int) (*api.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consul: tls: %w", err)
 	}
-	hc.Transport = tapTransport{base: tr}
+	if d != nil {
+		d.dial = tr.DialContext
+		c.kvConn = d
+	}
+	hc.Transport = tapTransport{base: tr, direct: d}
 	ac.Transport = tr
 	ac.HttpClient = hc
 	cl, err := api.NewClient(&ac)
@@ -398,6 +414,7 @@ func (c *Client) closeIdle() {
 	for _, tr := range c.trs {
 		tr.CloseIdleConnections()
 	}
+	c.kvConn.close()
 }
 
 // Get implements backends.Backend. Each prefix is listed separately (see the

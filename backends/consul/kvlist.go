@@ -35,13 +35,22 @@ type tap struct {
 // returns a raw body while keeping its request building (token, datacenter,
 // namespace), its error handling and its response metadata (X-Consul-Index);
 // this keeps all of those. Other requests pass through untouched.
+// With direct set, such a request goes over the direct connection when it
+// can (see direct.go).
 type tapTransport struct {
-	base http.RoundTripper
+	base   http.RoundTripper
+	direct *direct
 }
 
 func (t tapTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.base.RoundTrip(req)
 	tp, _ := req.Context().Value(tapKey{}).(*tap)
+	if tp != nil && t.direct.usable(req) {
+		resp, err := t.direct.roundTrip(req, tp)
+		if err != errDirectBusy {
+			return resp, err
+		}
+	}
+	resp, err := t.base.RoundTrip(req)
 	if err != nil || tp == nil || resp.StatusCode != http.StatusOK {
 		return resp, err
 	}

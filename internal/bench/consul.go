@@ -6,6 +6,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -92,7 +93,7 @@ func consulLatency(ctx context.Context, put putFunc, args []string, port, n int)
 var confdFlag = flag.String("confd", "", "confd binary: the consul-sustained rows are measured for it too, on the same agent")
 
 func init() {
-	extraBenches = append(extraBenches, bench{"consul-sustained", benchConsulSustained})
+	extraBenches = append(extraBenches, bench{"consul-sustained", benchConsulSustained}, bench{"consul-floor", benchConsulFloor})
 }
 
 // sustainedChanges is how many times the one key changes per row.
@@ -259,4 +260,105 @@ func startConsulKV(ctx context.Context, opts testserver.ConsulOptions) (*testser
 		return err
 	}
 	return s, put, nil
+}
+
+// agentFloor measures what the agent alone takes for the daemon's isolated
+// change: one blocking query parked on path (the KV list of the daemon's
+// shared parent, or one key), a put of key, and put start → the answer's
+// body read, changes gap apart. A plain net/http client on one kept-alive
+// connection; nothing is decoded. It is the floor of the change-to-file
+// rows: a daemon cannot see a change before its query's answer.
+func agentFloor(ctx context.Context, put putFunc, addr, path, key string, gap time.Duration, n int) ([]time.Duration, error) {
+	cli := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	get := func(index string) (string, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/kv/"+path+"&index="+index+"&wait=30s", nil)
+		if err != nil {
+			return "", err
+		}
+		resp, err := cli.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			return "", err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return "", fmt.Errorf("agent floor: GET %s: %s", path, resp.Status)
+		}
+		return resp.Header.Get("X-Consul-Index"), nil
+	}
+	index, err := get("0")
+	if err != nil {
+		return nil, err
+	}
+	type answer struct {
+		index string
+		at    time.Time
+		err   error
+	}
+	lat := make([]time.Duration, 0, n)
+	for c := range n {
+		ch := make(chan answer, 1)
+		go func(index string) {
+			i, err := get(index)
+			ch <- answer{i, time.Now(), err}
+		}(index)
+		time.Sleep(gap) // the query is parked at the agent
+		start := time.Now()
+		if err := put(ctx, key, fmt.Sprintf("floor-%d", c)); err != nil {
+			return nil, err
+		}
+		select {
+		case a := <-ch:
+			if a.err != nil {
+				return nil, a.err
+			}
+			lat = append(lat, a.at.Sub(start))
+			index = a.index
+		case <-time.After(10 * time.Second):
+			return nil, fmt.Errorf("agent floor: no answer to GET %s within 10 s of a put", path)
+		}
+	}
+	return lat, nil
+}
+
+// floorRows are the agent-floor rows for the fixture under root: the
+// 200-key parent the daemon's one blocking query lists, and the one key.
+func floorRows(ctx context.Context, put putFunc, addr, root string) ([]row, error) {
+	key := valueKey(root, 0)
+	var rows []row
+	for _, q := range []struct{ name, path string }{
+		{"the 200-key parent (what confit's one query lists)", strings.TrimPrefix(root, "/") + "?recurse"},
+		{"the one changed key", strings.TrimPrefix(key, "/") + "?"},
+	} {
+		lat, err := agentFloor(ctx, put, addr, q.path, key, 100*time.Millisecond, sustainedChanges/2)
+		if err != nil {
+			return rows, err
+		}
+		rows = append(rows, row{
+			fmt.Sprintf("consul agent alone, blocking query on %s: put → answer read p50 / p99", q.name),
+			fmt.Sprintf("%s / %s", fmtDur(pct(lat, 50)), fmtDur(pct(lat, 99))), "",
+			fmt.Sprintf("%d puts 100 ms apart, plain net/http, body read and not decoded: the floor of the change-to-file rows", len(lat)),
+		})
+	}
+	return rows, nil
+}
+
+// benchConsulFloor: the agent-floor rows (agentFloor) on the
+// consul-sustained fixture's 200 keys.
+func benchConsulFloor() ([]row, error) {
+	ctx := context.Background()
+	s, put, err := startConsulKV(ctx, testserver.ConsulOptions{Dev: true})
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	const root = "/sus"
+	for i := range 200 {
+		if err := put(ctx, valueKey(root, i), fmt.Sprintf("init-%d", i)); err != nil {
+			return nil, err
+		}
+	}
+	return floorRows(ctx, put, s.Addr(), root)
 }

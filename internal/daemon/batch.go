@@ -23,9 +23,32 @@ type batchResult struct {
 	reloadPending bool // ... and left a file in place that it did not take
 }
 
-// runBatch, on the worker goroutine, writes the rendered files, then runs
-// each distinct reload_cmd once (reloadAll, with rollback), and sends the
-// results to the loop (finish).
+// runBatch, on the worker goroutine, commits a batch (commitBatch) and
+// sends the results to the loop (finish).
+func (e *engine) runBatch(batch []batchItem, all []*resource.Resource) {
+	e.send(context.Background(), event{batch: e.commitBatch(batch, all)})
+}
+
+// inline reports whether a batch is committed on the loop itself rather
+// than on the worker: one resource with neither check_cmd nor reload_cmd,
+// so nothing runs but the commit of one file (a write, an fsync, a rename,
+// a directory fsync). An isolated change, the common case under watch,
+// then crosses no goroutine after the loop: handing it to the worker and
+// its result back cost two thread wake-ups, about a tenth of a Consul
+// change's CPU. A command can take up to its timeout, and a batch of many
+// files many fsyncs: those stay on the worker, so that the intake of
+// changes never waits for them.
+func inline(batch []batchItem) bool {
+	if len(batch) != 1 {
+		return false
+	}
+	r := batch[0].rs.r
+	return r.CheckCmd == "" && r.ReloadCmd == ""
+}
+
+// commitBatch writes the rendered files, then runs each distinct
+// reload_cmd once (reloadAll, with rollback), and returns what it did for
+// each resource of the batch.
 //
 // Each file is committed on its own (fsync, rename, directory fsync), one
 // after the other. Measured on this project's disk and kept out: writing a
@@ -40,7 +63,7 @@ type batchResult struct {
 // attribute them; no other commit is in flight). A batch that succeeded
 // left none, and listing 200 destination directories after each one was a
 // quarter of the CPU of a Consul watch change.
-func (e *engine) runBatch(batch []batchItem, all []*resource.Resource) {
+func (e *engine) commitBatch(batch []batchItem, all []*resource.Resource) []batchResult {
 	ctx := e.work
 	results := make([]batchResult, len(batch))
 	var toReload []*resource.Resource
@@ -73,7 +96,7 @@ func (e *engine) runBatch(batch []batchItem, all []*resource.Resource) {
 			}
 		}
 	}
-	e.send(context.Background(), event{batch: results})
+	return results
 }
 
 // finish, on the loop, records a batch's results: the one place where the

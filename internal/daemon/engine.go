@@ -29,7 +29,8 @@ import (
 // so a render always sees one consistent state of each backend (the state
 // after a whole update was applied). Writing files and running commands
 // happens on a worker goroutine, one batch at a time, so a slow reload never
-// stalls the intake of changes.
+// stalls the intake of changes; only a batch of one file and no command is
+// committed on the loop (inline in batch.go).
 //
 // After a change, only the resources whose last render read a changed key (or
 // listed a changed subtree) are rendered again: resource.Reads is recorded on
@@ -52,8 +53,12 @@ type engine struct {
 	m      *metrics
 	stores map[string]*store
 	res    []*resState
-	events chan event
-	busy   bool // a batch is in flight
+	// byPrefix: store key → a prefix of resources' keys → those resources
+	// (indexPrefixes, for dirty); dirtyGen numbers dirty's calls.
+	byPrefix map[string]map[string][]*resState
+	dirtyGen uint64
+	events   chan event
+	busy     bool // a batch is in flight
 	// settled is false from a (re)load of conf.d until every resource has
 	// rendered once: the memory that took is then handed back (trim).
 	settled bool
@@ -101,6 +106,7 @@ func (e *engine) run(ctx context.Context) error {
 			return nil
 		case ev := <-e.events:
 			e.handle(ev)
+			e.drain()
 		case <-e.timer.C:
 		case <-resync:
 			e.resync()
@@ -123,6 +129,20 @@ func (e *engine) shutdown() {
 		for p, stop := range s.watches {
 			stop()
 			delete(s.watches, p)
+		}
+	}
+}
+
+// drain handles the events already queued, so that the next kick renders
+// once for all of them: updates that arrived during an inline commit (see
+// inline) coalesce as they do while a batch runs on the worker.
+func (e *engine) drain() {
+	for range cap(e.events) {
+		select {
+		case ev := <-e.events:
+			e.handle(ev)
+		default:
+			return
 		}
 	}
 }
@@ -283,6 +303,7 @@ func (e *engine) setResources(res []*resource.Resource) {
 		}
 		e.schedule(rs, time.Now(), true)
 	}
+	e.indexPrefixes()
 	for key, s := range e.stores {
 		prefixes := backends.CoverPrefixes(need[key])
 		e.retarget(s, prefixes)

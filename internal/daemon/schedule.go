@@ -2,8 +2,11 @@ package daemon
 
 import (
 	"errors"
+	"iter"
+	"maps"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/confit-dev/confit/backends"
@@ -42,36 +45,90 @@ type resState struct {
 	first     time.Time // pending: first change of the current quiet window
 	due       time.Time // pending: when to render
 	fails     int       // failures in a row
+	dirtyGen  uint64    // engine.dirtyGen when dirty last scheduled it
 	// reloadPending: the file in place was never reloaded successfully
 	// (reload_cmd failed and rollback was off or failed); the next batch
 	// reloads it even when the render writes nothing new.
 	reloadPending bool
 }
 
-// dirty schedules the resources of s that depend on a changed key.
+// dirty schedules the resources of s that depend on a changed key. The
+// resources whose keys cover a changed key are found by looking up the key
+// and each of its ancestors in e.byPrefix, so a change of one key costs a
+// few lookups, not a pass over every resource.
 func (e *engine) dirty(s *store, changed []string) {
 	if len(changed) == 0 {
 		return
 	}
 	now := time.Now()
-	for _, rs := range e.res {
-		if rs.store == s.key && rs.affectedBy(changed) {
-			e.schedule(rs, now, false)
+	byPrefix := e.byPrefix[s.key]
+	e.dirtyGen++
+	for _, k := range changed {
+		for _, rs := range e.covering(byPrefix, k) {
+			if rs.dirtyGen != e.dirtyGen && rs.affectedBy(k) {
+				rs.dirtyGen = e.dirtyGen
+				e.schedule(rs, now, false)
+			}
 		}
 	}
 }
 
-// affectedBy reports whether the resource's output may depend on a key in changed.
-func (rs *resState) affectedBy(changed []string) bool {
-	for _, k := range changed {
-		if !backends.UnderAny(k, rs.r.Keys) {
-			continue
+// covering yields the resources of byPrefix with a key that k is under.
+func (e *engine) covering(byPrefix map[string][]*resState, k string) iter.Seq2[int, *resState] {
+	return func(yield func(int, *resState) bool) {
+		if !strings.HasPrefix(k, "/") {
+			// Not a clean key (none is): look at every resource.
+			for i, rss := range slices.Collect(maps.Values(byPrefix)) {
+				for _, rs := range rss {
+					if backends.UnderAny(k, rs.r.Keys) && !yield(i, rs) {
+						return
+					}
+				}
+			}
+			return
 		}
-		if _, read := slices.BinarySearch(rs.reads.Keys, k); !rs.haveReads || read || backends.UnderAny(k, rs.reads.Prefixes) {
-			return true
+		for p := k; ; {
+			for i, rs := range byPrefix[p] {
+				if !yield(i, rs) {
+					return
+				}
+			}
+			if p == "/" {
+				return
+			}
+			p = p[:max(strings.LastIndexByte(p, '/'), 1)]
 		}
 	}
-	return false
+}
+
+// indexPrefixes rebuilds e.byPrefix from e.res: per store, each prefix of
+// a resource's keys → the resources with that prefix. A key k is under
+// prefix p (backends.Under) exactly when p is k, or "/", or k cut before
+// one of its "/", which is what dirty looks up.
+func (e *engine) indexPrefixes() {
+	e.byPrefix = map[string]map[string][]*resState{}
+	for _, rs := range e.res {
+		m := e.byPrefix[rs.store]
+		if m == nil {
+			m = map[string][]*resState{}
+			e.byPrefix[rs.store] = m
+		}
+		for _, p := range rs.r.Keys {
+			if p == "" {
+				p = "/" // every key is under both
+			}
+			if !slices.Contains(m[p], rs) {
+				m[p] = append(m[p], rs)
+			}
+		}
+	}
+}
+
+// affectedBy reports whether the resource's output may depend on the key k,
+// which is under one of its keys.
+func (rs *resState) affectedBy(k string) bool {
+	_, read := slices.BinarySearch(rs.reads.Keys, k)
+	return !rs.haveReads || read || backends.UnderAny(k, rs.reads.Prefixes)
 }
 
 // schedule sets when rs renders next. With a wait of min:max, a render
@@ -104,10 +161,19 @@ func (e *engine) schedule(rs *resState, now time.Time, immediate bool) {
 }
 
 // kick renders the due resources and starts a batch of those that
-// rendered, or arms the timer for the next one due.
+// rendered, or arms the timer for the next one due. A batch committed
+// inline (see inline) is finished at once, and kick looks again.
 func (e *engine) kick() {
+	for e.kickOnce() {
+	}
+}
+
+// kickOnce is one pass of kick; it reports whether it committed a batch
+// inline. That batch's resource is idle again, or pending with a retry
+// due later (a failed commit), so the passes end.
+func (e *engine) kickOnce() (again bool) {
 	if e.busy || e.ctx.Err() != nil {
-		return
+		return false
 	}
 	now := time.Now()
 	var next time.Time
@@ -146,8 +212,12 @@ func (e *engine) kick() {
 		for i, rs := range e.res {
 			all[i] = rs.r
 		}
-		go e.runBatch(batch, all)
-		return
+		if inline(batch) {
+			e.finish(e.commitBatch(batch, all))
+			return true
+		}
+		startWorker(func() { e.runBatch(batch, all) })
+		return false
 	}
 	if !next.IsZero() {
 		e.timer.Reset(time.Until(next))
@@ -156,7 +226,11 @@ func (e *engine) kick() {
 		e.settled = true
 		go trim()
 	}
+	return false
 }
+
+// startWorker runs a batch on the worker goroutine (a variable for tests).
+var startWorker = func(f func()) { go f() }
 
 // trim returns the heap's free memory to the OS. Loading conf.d and the
 // first render of every resource take several times the memory the
