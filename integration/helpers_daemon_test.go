@@ -151,6 +151,16 @@ func startConfitDaemon(t *testing.T, args ...string) *confitDaemon {
 // variables (KEY=value) for the daemon.
 func startConfitDaemonEnv(t *testing.T, env []string, args ...string) *confitDaemon {
 	t.Helper()
+	return startConfitProcess(t, "confit", env, []string{"-watch"}, args)
+}
+
+// startConfitProcess starts the binary with lead (the mode: -watch, or the
+// register command and its -confdir), -metrics-addr on a free port,
+// -log-level debug, then args, and extra environment; it waits until
+// /metrics answers, and stops the process by its PID when t ends; the log,
+// under name, is shown if t failed.
+func startConfitProcess(t *testing.T, name string, env, lead, args []string) *confitDaemon {
+	t.Helper()
 	port, err := testserver.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -160,12 +170,12 @@ func startConfitDaemonEnv(t *testing.T, env []string, args ...string) *confitDae
 		log:     &lockedBuffer{},
 		done:    make(chan struct{}),
 	}
-	args = append([]string{"-watch", "-metrics-addr", fmt.Sprintf("127.0.0.1:%d", port), "-log-level", "debug"}, args...)
-	d.cmd = confitCmd(t, args...)
+	all := append(append(lead, "-metrics-addr", fmt.Sprintf("127.0.0.1:%d", port), "-log-level", "debug"), args...)
+	d.cmd = confitCmd(t, all...)
 	d.cmd.Env = append(d.cmd.Env, env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("start confit: %v", err)
+		t.Fatalf("start %s: %v", name, err)
 	}
 	go func() {
 		_ = d.cmd.Wait()
@@ -174,10 +184,10 @@ func startConfitDaemonEnv(t *testing.T, env []string, args ...string) *confitDae
 	t.Cleanup(func() {
 		d.stop(t)
 		if t.Failed() {
-			t.Logf("--- confit log ---\n%s", d.log.String())
+			t.Logf("--- %s log ---\n%s", name, d.log.String())
 		}
 	})
-	waitFor(t, "confit /metrics", func() (bool, string) {
+	waitFor(t, name+" /metrics", func() (bool, string) {
 		if !d.alive() {
 			return false, "confit exited: " + d.log.String()
 		}

@@ -125,39 +125,7 @@ func sumMetric(m map[string]float64, name string) (float64, bool) {
 // until /metrics answers; it is stopped by its PID when t ends.
 func startRegisterAlone(t *testing.T, args ...string) *confitDaemon {
 	t.Helper()
-	port, err := testserver.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &confitDaemon{
-		metrics: fmt.Sprintf("http://127.0.0.1:%d", port),
-		log:     &lockedBuffer{},
-		done:    make(chan struct{}),
-	}
-	args = append([]string{"register", "-confdir", t.TempDir(), "-metrics-addr", fmt.Sprintf("127.0.0.1:%d", port), "-log-level", "debug"}, args...)
-	d.cmd = confitCmd(t, args...)
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("start confit register: %v", err)
-	}
-	go func() {
-		_ = d.cmd.Wait()
-		close(d.done)
-	}()
-	t.Cleanup(func() {
-		d.stop(t)
-		if t.Failed() {
-			t.Logf("--- confit register log ---\n%s", d.log.String())
-		}
-	})
-	waitFor(t, "confit register /metrics", func() (bool, string) {
-		if !d.alive() {
-			return false, "confit exited: " + d.log.String()
-		}
-		_, err := d.scrape()
-		return err == nil, fmt.Sprint(err)
-	})
-	return d
+	return startConfitProcess(t, "confit register", nil, []string{"register", "-confdir", t.TempDir()}, args)
 }
 
 // kill9 sends SIGKILL to the confit process (by its PID) and waits until
