@@ -47,28 +47,10 @@ func zkRetry(t *testing.T, what string, op func() error) {
 	t.Fatalf("zookeeper %s: %v", what, err)
 }
 
-// zkPut sets key to value, creating it and its parents (with no data) as
-// needed.
+// zkPut sets key to value, creating it and its parents as needed.
 func zkPut(t *testing.T, c *zk.Conn, key, value string) {
 	t.Helper()
-	zkRetry(t, "put "+key, func() error {
-		if _, err := c.Set(key, []byte(value), -1); !errors.Is(err, zk.ErrNoNode) {
-			return err
-		}
-		parts := strings.Split(strings.TrimPrefix(key, "/"), "/")
-		for i := range parts {
-			p := "/" + strings.Join(parts[:i+1], "/")
-			var data []byte
-			if i == len(parts)-1 {
-				data = []byte(value)
-			}
-			if _, err := c.Create(p, data, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
-				return err
-			}
-		}
-		_, err := c.Set(key, []byte(value), -1)
-		return err
-	})
+	zkRetry(t, "put "+key, func() error { return testserver.ZooKeeperPut(c, key, value) })
 }
 
 // zkDelete deletes the znode key (which must have no children).

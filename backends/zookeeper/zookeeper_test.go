@@ -30,24 +30,8 @@ func admin(t *testing.T, srv *testserver.ZooKeeperServer) *zk.Conn {
 // put sets key, creating it and its parents as needed.
 func put(t *testing.T, c *zk.Conn, key, value string) {
 	t.Helper()
-	if _, err := c.Set(key, []byte(value), -1); err == nil {
-		return
-	} else if !errors.Is(err, zk.ErrNoNode) {
-		t.Fatalf("set %s: %v", key, err)
-	}
-	parts := strings.Split(strings.TrimPrefix(key, "/"), "/")
-	for i := range parts {
-		p := "/" + strings.Join(parts[:i+1], "/")
-		data := []byte(nil)
-		if i == len(parts)-1 {
-			data = []byte(value)
-		}
-		if _, err := c.Create(p, data, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
-			t.Fatalf("create %s: %v", p, err)
-		}
-	}
-	if _, err := c.Set(key, []byte(value), -1); err != nil {
-		t.Fatalf("set %s: %v", key, err)
+	if err := testserver.ZooKeeperPut(c, key, value); err != nil {
+		t.Fatalf("put %s: %v", key, err)
 	}
 }
 

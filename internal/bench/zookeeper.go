@@ -5,9 +5,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/confit-dev/confit/internal/bench/promtext"
@@ -21,24 +19,7 @@ func init() {
 
 // zkPut sets key, creating it and its missing parents.
 func zkPut(conn *zk.Conn) putFunc {
-	return func(ctx context.Context, key, value string) error {
-		if _, err := conn.Set(key, []byte(value), -1); !errors.Is(err, zk.ErrNoNode) {
-			return err
-		}
-		parts := strings.Split(strings.TrimPrefix(key, "/"), "/")
-		for i := range parts {
-			p := "/" + strings.Join(parts[:i+1], "/")
-			var data []byte
-			if i == len(parts)-1 {
-				data = []byte(value)
-			}
-			if _, err := conn.Create(p, data, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
-				return err
-			}
-		}
-		_, err := conn.Set(key, []byte(value), -1)
-		return err
-	}
+	return func(ctx context.Context, key, value string) error { return testserver.ZooKeeperPut(conn, key, value) }
 }
 
 // benchZooKeeperWatch: change-to-file latency with 1 and 200 resources,

@@ -2,6 +2,7 @@ package testserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/go-zookeeper/zk"
 )
 
 // ZooKeeperJarEnv names the environment variable that overrides the path of
@@ -208,3 +211,24 @@ func (s *ZooKeeperServer) signal(sig syscall.Signal) error {
 
 // Addr returns the client address, "127.0.0.1:PORT".
 func (s *ZooKeeperServer) Addr() string { return s.addr }
+
+// ZooKeeperPut sets key to value, creating it and its missing parents (with
+// no data) as needed: how the tests and benches write a confit key.
+func ZooKeeperPut(c *zk.Conn, key, value string) error {
+	if _, err := c.Set(key, []byte(value), -1); !errors.Is(err, zk.ErrNoNode) {
+		return err
+	}
+	parts := strings.Split(strings.TrimPrefix(key, "/"), "/")
+	for i := range parts {
+		p := "/" + strings.Join(parts[:i+1], "/")
+		var data []byte
+		if i == len(parts)-1 {
+			data = []byte(value)
+		}
+		if _, err := c.Create(p, data, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return fmt.Errorf("create %s: %w", p, err)
+		}
+	}
+	_, err := c.Set(key, []byte(value), -1)
+	return err
+}
