@@ -64,7 +64,7 @@ func (e *engine) dirty(s *store, changed []string) {
 	byPrefix := e.byPrefix[s.key]
 	e.dirtyGen++
 	for _, k := range changed {
-		for _, rs := range e.covering(byPrefix, k) {
+		for rs := range covering(byPrefix, k) {
 			if rs.dirtyGen != e.dirtyGen && rs.affectedBy(k) {
 				rs.dirtyGen = e.dirtyGen
 				e.schedule(rs, now, false)
@@ -73,14 +73,15 @@ func (e *engine) dirty(s *store, changed []string) {
 	}
 }
 
-// covering yields the resources of byPrefix with a key that k is under.
-func (e *engine) covering(byPrefix map[string][]*resState, k string) iter.Seq2[int, *resState] {
-	return func(yield func(int, *resState) bool) {
+// covering yields the resources of byPrefix with a key that k is under (a
+// resource with several such keys once per key).
+func covering(byPrefix map[string][]*resState, k string) iter.Seq[*resState] {
+	return func(yield func(*resState) bool) {
 		if !strings.HasPrefix(k, "/") {
 			// Not a clean key (none is): look at every resource.
-			for i, rss := range slices.Collect(maps.Values(byPrefix)) {
+			for rss := range maps.Values(byPrefix) {
 				for _, rs := range rss {
-					if backends.UnderAny(k, rs.r.Keys) && !yield(i, rs) {
+					if backends.UnderAny(k, rs.r.Keys) && !yield(rs) {
 						return
 					}
 				}
@@ -88,8 +89,8 @@ func (e *engine) covering(byPrefix map[string][]*resState, k string) iter.Seq2[i
 			return
 		}
 		for p := k; ; {
-			for i, rs := range byPrefix[p] {
-				if !yield(i, rs) {
+			for _, rs := range byPrefix[p] {
+				if !yield(rs) {
 					return
 				}
 			}
