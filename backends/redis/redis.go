@@ -314,12 +314,18 @@ func stale(ctx context.Context, err error) bool {
 // list reads every Redis key under prefix (the prefix's own key included),
 // again (up to staleTries times) while it finds a connection closed.
 func (c *Client) list(ctx context.Context, prefix string) (sources, error) {
-	srcs, err := c.listOnce(ctx, prefix)
+	return readAgain(ctx, c, func() (sources, error) { return c.listOnce(ctx, prefix) })
+}
+
+// readAgain runs read, and again (up to staleTries times in all) while it
+// finds a connection closed (stale).
+func readAgain[T any](ctx context.Context, c *Client, read func() (T, error)) (T, error) {
+	v, err := read()
 	for i := 1; i < staleTries && stale(ctx, err); i++ {
-		c.log.Debug("redis: a connection was closed while idle; reading again", "prefix", prefix, "err", err)
-		srcs, err = c.listOnce(ctx, prefix)
+		c.log.Debug("redis: a connection was closed while idle; reading again", "err", err)
+		v, err = read()
 	}
-	return srcs, err
+	return v, err
 }
 
 func (c *Client) listOnce(ctx context.Context, prefix string) (sources, error) {
@@ -353,12 +359,7 @@ func (c *Client) listOnce(ctx context.Context, prefix string) (sources, error) {
 // missing from the result does not exist (or holds another type). A
 // connection found closed is replaced, as in list.
 func (c *Client) read(ctx context.Context, rkeys []string) (sources, error) {
-	srcs, err := c.readOnce(ctx, rkeys)
-	for i := 1; i < staleTries && stale(ctx, err); i++ {
-		c.log.Debug("redis: a connection was closed while idle; reading again", "err", err)
-		srcs, err = c.readOnce(ctx, rkeys)
-	}
-	return srcs, err
+	return readAgain(ctx, c, func() (sources, error) { return c.readOnce(ctx, rkeys) })
 }
 
 func (c *Client) readOnce(ctx context.Context, rkeys []string) (sources, error) {
