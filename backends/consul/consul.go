@@ -46,9 +46,13 @@
 // # Watches and connections
 //
 // Watches are Consul blocking queries (index + wait, the wait jittered by up
-// to ±1/16 so a fleet of sidecars does not hit the servers in lockstep). All
-// KV watches of one Client share ONE blocking query on the longest common
-// parent of the watched prefixes, filtered locally per prefix; each distinct
+// to ±1/16 so a fleet of sidecars does not hit the servers in lockstep). KV
+// watches of one Client whose prefixes share a first path segment share ONE
+// blocking query on their longest common parent, filtered locally per
+// prefix; prefixes with nothing in common get a query each, up to
+// [Options.MaxKVQueries] and while every blocking query has a connection of
+// its own within MaxBlockingConns, beyond which the nearest merge (see
+// kvgroups.go). Their roots never overlap, so a change wakes one query; each distinct
 // service (per health mode) and the catalog get one blocking query each,
 // shared by every watcher of it. Blocking queries run over their own
 // http.Transport bounded to [Options.MaxBlockingConns] connections, reads
@@ -59,7 +63,7 @@
 // answer 429 to every client on the host). To a loopback agent over plain
 // HTTP, one of the MaxBlockingConns is the KV query's own connection,
 // written and read by the hub goroutine (direct.go). The cost of sharing: a change
-// anywhere under the common parent transfers the parent's listing. A watch
+// anywhere under a query's root transfers the root's listing. A watch
 // on more distinct services than MaxBlockingConns-1 queues behind the
 // others; raise MaxBlockingConns for such templates.
 //
@@ -184,6 +188,13 @@ type Options struct {
 	// MaxReadConns bounds the connections used by Get and by the first read
 	// of each Watch. Default 2.
 	MaxReadConns int
+	// MaxKVQueries bounds the blocking queries that KV watches share: KV
+	// prefixes with no first path segment in common get a query each, up
+	// to this many, while every blocking query still fits
+	// MaxBlockingConns (see the package documentation). Default
+	// MaxBlockingConns; 1 makes every KV watch share one query on their
+	// common parent.
+	MaxKVQueries int
 	// ProbeInterval is how often, while a blocking query waits, the agent
 	// is asked for its leader (a request it answers at once) to tell a
 	// frozen agent from a quiet one: a blocking query to an agent that
@@ -231,6 +242,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxReadConns <= 0 {
 		o.MaxReadConns = 2
+	}
+	if o.MaxKVQueries <= 0 {
+		o.MaxKVQueries = o.MaxBlockingConns
 	}
 	return o
 }
@@ -285,7 +299,8 @@ type Client struct {
 
 	mu     sync.Mutex
 	closed bool
-	hubs   map[string]*hub
+	hubs   map[string]*hub // service and catalog hubs, by root
+	kvHubs []*hub          // KV hubs, their parents disjoint (kvgroups.go)
 }
 
 // New builds a Client from cfg: cfg.Nodes[0] (default [DefaultAddress]),

@@ -364,41 +364,60 @@ func (cc *countedConn) Close() error {
 func TestConnectionsBounded(t *testing.T) {
 	srv := testserver.Consul(t, testserver.ConsulOptions{Dev: true})
 	adm := admin(t, srv)
-	var cc connCounter
-	b := newClient(t, srv, "", consul.Options{DialContext: cc.Dial, EmptyGrace: -1})
-	const n = 200
-	ms := make([]*mirror, n)
-	for i := range n {
-		p := fmt.Sprintf("/conns/r%03d/key", i)
-		put(t, adm, p, "0")
-		ms[i] = watch(t, b, p)
-	}
-	// A change to every 10th prefix reaches its watch, and only its watch.
-	for i := 0; i < n; i += 10 {
-		put(t, adm, fmt.Sprintf("/conns/r%03d/key", i), "1")
-	}
-	for i := 0; i < n; i += 10 {
-		m := ms[i]
-		m.until("the change", func(kvs map[string]string) bool { return kvs[m.prefix] == "1" })
-	}
-	// Two services watched as well.
-	registerWeb(t, adm, "web-1", nil)
-	setCheck(t, adm, "web-1", api.HealthPassing)
-	sm := watch(t, b, consul.ServicePrefix+"/web")
-	watch(t, b, consul.ServicesPrefix)
-	setCheck(t, adm, "web-1", api.HealthCritical)
-	sm.until("web-1 gone", func(kvs map[string]string) bool { return len(kvs) == 0 })
+	for _, layout := range []struct {
+		name string
+		key  func(i int) string
+	}{
+		{"one parent", func(i int) string { return fmt.Sprintf("/conns/r%03d/key", i) }},
+		// More unrelated groups than blocking connections: they merge.
+		{"10 unrelated parents", func(i int) string { return fmt.Sprintf("/conns%d/r%03d/key", i%10, i) }},
+	} {
+		t.Run(layout.name, func(t *testing.T) {
+			var cc connCounter
+			b := newClient(t, srv, "", consul.Options{DialContext: cc.Dial, EmptyGrace: -1})
+			const n = 200
+			ms := make([]*mirror, n)
+			for i := range n {
+				p := layout.key(i)
+				put(t, adm, p, "0")
+				ms[i] = watch(t, b, p)
+			}
+			// A change to every 10th prefix reaches its watch, and only its watch.
+			for i := 0; i < n; i += 10 {
+				put(t, adm, layout.key(i), "1")
+			}
+			for i := 0; i < n; i += 10 {
+				m := ms[i]
+				m.until("the change", func(kvs map[string]string) bool { return kvs[m.prefix] == "1" })
+			}
+			// Two services watched as well.
+			registerWeb(t, adm, "web-1", nil)
+			setCheck(t, adm, "web-1", api.HealthPassing)
+			sm := watch(t, b, consul.ServicePrefix+"/web")
+			watch(t, b, consul.ServicesPrefix)
+			setCheck(t, adm, "web-1", api.HealthCritical)
+			sm.until("web-1 gone", func(kvs map[string]string) bool { return len(kvs) == 0 })
+			// KV changes still arrive after the services took connections.
+			for i := 1; i < n; i += 10 {
+				put(t, adm, layout.key(i), "2")
+			}
+			for i := 1; i < n; i += 10 {
+				m := ms[i]
+				m.until("the change", func(kvs map[string]string) bool { return kvs[m.prefix] == "2" })
+			}
 
-	cc.mu.Lock()
-	peak, open := cc.peak, cc.open
-	cc.mu.Unlock()
-	t.Logf("%d watches: peak %d open connections (%d now, %d dials)", n+2, peak, open, cc.dials.Load())
-	if peak > 8 {
-		t.Errorf("peak open connections = %d, want <= 8", peak)
-	}
-	// And the agent agrees: count established connections to its port.
-	if got := establishedTo(t, srv.Addr()); got > 8 {
-		t.Errorf("established connections to the agent = %d, want <= 8", got)
+			cc.mu.Lock()
+			peak, open := cc.peak, cc.open
+			cc.mu.Unlock()
+			t.Logf("%d watches: peak %d open connections (%d now, %d dials)", n+2, peak, open, cc.dials.Load())
+			if peak > 8 {
+				t.Errorf("peak open connections = %d, want <= 8", peak)
+			}
+			// And the agent agrees: count established connections to its port.
+			if got := establishedTo(t, srv.Addr()); got > 8 {
+				t.Errorf("established connections to the agent = %d, want <= 8", got)
+			}
+		})
 	}
 }
 

@@ -74,7 +74,9 @@ type hub struct {
 	subs            map[*sub]struct{}
 	byPrefix        map[string][]*sub
 	prefixesChanged bool   // the keys of byPrefix changed since parent was computed
-	parent          string // KV: the common parent of the keys of byPrefix
+	parent          string // KV: the common parent of the keys of byPrefix (kvgroups.go)
+	fullNext        bool   // KV: the next query is a full read (subscribers moved in)
+	retired         bool   // the hub ends (kvgroups.go)
 	root            string // KV: the parent the running query lists
 	cancelQuery     context.CancelFunc
 	// state is the last answer, keyed by clean key without its leading "/",
@@ -120,21 +122,18 @@ func (c *Client) Watch(ctx context.Context, prefix string, rev uint64) (<-chan b
 		close(s.out)
 		return s.out, nil
 	}
-	h := c.hubs[src.hubKey()]
-	if h == nil {
-		h = &hub{c: c, base: src, wake: make(chan struct{}, 1), subs: map[*sub]struct{}{}, byPrefix: map[string][]*sub{}, state: map[string]*entry{}}
+	var h *hub
+	if src.kind == kindKV {
+		h = c.kvHubFor(src.prefix)
+	} else if h = c.hubs[src.hubKey()]; h == nil {
+		h = c.newHub(src)
 		c.hubs[src.hubKey()] = h
-		c.wg.Add(1)
-		go h.run()
+		c.fitKVHubs()
 	}
 	s.h = h
 	// Subscribe before the first read so no answer is missed; answers older
 	// than the first read are ignored by index.
-	h.subs[s] = struct{}{}
-	if h.byPrefix[s.prefix] == nil {
-		h.prefixesChanged = true
-	}
-	h.byPrefix[s.prefix] = append(h.byPrefix[s.prefix], s)
+	h.addSub(s)
 	if src.kind == kindKV && h.cancelQuery != nil && !backends.Under(src.prefix, h.root) {
 		h.cancelQuery() // the running query does not cover the new prefix
 	}
@@ -164,19 +163,10 @@ func (c *Client) Watch(ctx context.Context, prefix string, rev uint64) (<-chan b
 func (s *sub) unsubscribe() {
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
-	delete(s.h.subs, s)
-	subs := s.h.byPrefix[s.prefix]
-	for i, o := range subs {
-		if o == s {
-			subs = append(subs[:i:i], subs[i+1:]...)
-			break
-		}
-	}
-	if len(subs) == 0 {
-		delete(s.h.byPrefix, s.prefix)
-		s.h.prefixesChanged = true
-	} else {
-		s.h.byPrefix[s.prefix] = subs
+	h := s.h
+	h.removeSub(s)
+	if len(h.subs) == 0 && h.base.kind == kindKV {
+		s.c.retireKV(h)
 	}
 }
 
@@ -478,6 +468,11 @@ func (h *hub) run() {
 	)
 	for {
 		c.mu.Lock()
+		if h.retired {
+			h.cancelQuery = nil
+			c.mu.Unlock()
+			return
+		}
 		if len(h.subs) == 0 {
 			h.cancelQuery = nil
 			c.mu.Unlock()
@@ -498,8 +493,8 @@ func (h *hub) run() {
 				h.parent, h.prefixesChanged = commonParent(prefixes), false
 			}
 			root := h.parent
-			if root != h.root {
-				h.root, index, last = root, 0, 0
+			if root != h.root || h.fullNext {
+				h.root, index, last, h.fullNext = root, 0, 0, false
 			}
 			src.root = root
 		}

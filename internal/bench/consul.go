@@ -90,6 +90,17 @@ func consulLatency(ctx context.Context, put putFunc, args []string, port, n int)
 	}, nil
 }
 
+var consulServerFlag = flag.Bool("consul-server", false, "run the consul-sustained and consul-floor agent as a server (data on tmpfs) instead of -dev")
+
+// consulBenchOptions is the agent of the consul-sustained and consul-floor rows.
+func consulBenchOptions() testserver.ConsulOptions {
+	if *consulServerFlag {
+		dir, _ := os.MkdirTemp(tmpfs, "confit-consul-")
+		return testserver.ConsulOptions{Dir: dir}
+	}
+	return testserver.ConsulOptions{Dev: true}
+}
+
 var confdFlag = flag.String("confd", "", "confd binary: the consul-sustained rows are measured for it too, on the same agent")
 
 func init() {
@@ -107,7 +118,7 @@ const sustainedChanges = 200
 // allows 1000 connections per client, as confd holds one per resource.
 func benchConsulSustained() ([]row, error) {
 	ctx := context.Background()
-	opts := testserver.ConsulOptions{Dev: true}
+	opts := consulBenchOptions()
 	if *confdFlag != "" {
 		opts.MaxConnsPerClient = 1000
 	}
@@ -182,6 +193,11 @@ func sustainedRows(ctx context.Context, put putFunc, parent, root, who string, s
 // seen goes out as soon as it is), and returns each put → file latency and
 // the daemon's CPU per change.
 func pacedChanges(ctx context.Context, d *daemon, put putFunc, dir, root string, gap time.Duration, tag string) ([]time.Duration, time.Duration, error) {
+	return pacedChangesN(ctx, d, put, dir, root, gap, tag, sustainedChanges)
+}
+
+// pacedChangesN is pacedChanges with n changes.
+func pacedChangesN(ctx context.Context, d *daemon, put putFunc, dir, root string, gap time.Duration, tag string, n int) ([]time.Duration, time.Duration, error) {
 	w, err := newDirWatch(filepath.Join(dir, "out"))
 	if err != nil {
 		return nil, 0, err
@@ -191,9 +207,9 @@ func pacedChanges(ctx context.Context, d *daemon, put putFunc, dir, root string,
 	if err != nil {
 		return nil, 0, err
 	}
-	lat := make([]time.Duration, 0, sustainedChanges)
+	lat := make([]time.Duration, 0, n)
 	next := time.Now()
-	for c := range sustainedChanges {
+	for c := range n {
 		if wait := time.Until(next); wait > 0 {
 			time.Sleep(wait)
 		}
@@ -212,7 +228,7 @@ func pacedChanges(ctx context.Context, d *daemon, put putFunc, dir, root string,
 	if err != nil {
 		return nil, 0, err
 	}
-	return lat, (cpu1 - cpu0) / sustainedChanges, nil
+	return lat, (cpu1 - cpu0) / time.Duration(n), nil
 }
 
 // startConfd runs confd (-confd) in watch mode over the fixture in dir;
@@ -269,7 +285,7 @@ func startConsulKV(ctx context.Context, opts testserver.ConsulOptions) (*testser
 // connection; nothing is decoded. It is the floor of the change-to-file
 // rows: a daemon cannot see a change before its query's answer.
 func agentFloor(ctx context.Context, put putFunc, addr, path, key string, gap time.Duration, n int) ([]time.Duration, error) {
-	cli := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	cli := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}
 	get := func(index string) (string, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/kv/"+path+"&index="+index+"&wait=30s", nil)
 		if err != nil {
@@ -349,7 +365,7 @@ func floorRows(ctx context.Context, put putFunc, addr, root string) ([]row, erro
 // consul-sustained fixture's 200 keys.
 func benchConsulFloor() ([]row, error) {
 	ctx := context.Background()
-	s, put, err := startConsulKV(ctx, testserver.ConsulOptions{Dev: true})
+	s, put, err := startConsulKV(ctx, consulBenchOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -361,4 +377,94 @@ func benchConsulFloor() ([]row, error) {
 		}
 	}
 	return floorRows(ctx, put, s.Addr(), root)
+}
+
+func init() {
+	extraBenches = append(extraBenches, bench{"consul-groups", benchConsulGroups})
+}
+
+// groupsBulk is how many keys outside every watched prefix the
+// consul-groups store holds.
+const groupsBulk = 5000
+
+// benchConsulGroups: 4 resources on prefixes with nothing in common
+// (/grp0 … /grp3) in a store that also holds groupsBulk other keys. A
+// single blocking query would list their common parent "/", the whole
+// store, on every change; with a query per group each change transfers
+// only its own prefix and writes elsewhere wake none. Rows: change → file
+// p50 / p99 and CPU per change for 100 changes 100 ms apart, then the
+// daemon's CPU per write elsewhere in the store (100 writes 50 ms apart).
+func benchConsulGroups() ([]row, error) {
+	ctx := context.Background()
+	s, put, err := startConsulKV(ctx, consulBenchOptions())
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	for i := range groupsBulk {
+		if err := put(ctx, fmt.Sprintf("/bulk/k%05d", i), strings.Repeat("x", 64)); err != nil {
+			return nil, err
+		}
+	}
+	parent := *dirFlag
+	if parent == "" && haveTmpfs() {
+		parent = tmpfs
+	}
+	dir, err := os.MkdirTemp(parent, "confit-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	const n = 4
+	groupRoot := func(i int) string { return fmt.Sprintf("/grp%d", i) }
+	err = writeConfdir(dir, n, func(i int) string {
+		return fmt.Sprintf("[template]\nsrc = \"v.tmpl\"\ndest = %q\nprefix = %q\nkeys = [\"/\"]\nmode = \"0644\"\n",
+			valueDest(dir, i), valueKeyPrefix(groupRoot(i), i))
+	}, map[string]string{"v.tmpl": "value = {{getv \"/v\"}}\n"})
+	if err != nil {
+		return nil, err
+	}
+	want := map[string][]byte{}
+	for i := range n {
+		v := fmt.Sprintf("init-%d", i)
+		if err := put(ctx, valueKey(groupRoot(i), i), v); err != nil {
+			return nil, err
+		}
+		want[valueDest(dir, i)] = valueContent(v)
+	}
+	d, err := startDaemon(dir, "consul-groups", "-watch", "-backend", "consul", "-node", s.Addr(), "-confdir", dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.stop()
+	if err := waitInitial(ctx, d, want); err != nil {
+		return nil, err
+	}
+	time.Sleep(500 * time.Millisecond)
+	lat, cpu, err := pacedChangesN(ctx, d, put, dir, groupRoot(0), 100*time.Millisecond, "g", 100)
+	if err != nil {
+		return nil, err
+	}
+	cpu0, err := procCPU(d.pid())
+	if err != nil {
+		return nil, err
+	}
+	const writes = 100
+	for i := range writes {
+		if err := put(ctx, fmt.Sprintf("/bulk/k%05d", i), fmt.Sprintf("w%d", i)); err != nil {
+			return nil, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cpu1, err := procCPU(d.pid())
+	if err != nil {
+		return nil, err
+	}
+	label := fmt.Sprintf("consul KV, %d resources on unrelated prefixes, %d other keys in the store", n, groupsBulk)
+	return []row{
+		{label + ": change → file p50 / p99; CPU per change", fmt.Sprintf("%s / %s; %s", fmtDur(pct(lat, 50)), fmtDur(pct(lat, 99)), fmtCPU(cpu)), "",
+			"100 changes 100 ms apart; one query per group (before: one on /, the whole store)"},
+		{label + ": daemon CPU per write elsewhere in the store", fmtCPU((cpu1 - cpu0) / writes), "",
+			fmt.Sprintf("%d writes under /bulk, 50 ms apart, no watched key changed", writes)},
+	}, nil
 }
