@@ -165,6 +165,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		Reload:      reload,
 		MetricsAddr: o.metricsAddr,
 	}
+	if o.watch && os.Getenv("GOMAXPROCS") == "" {
+		cfg.Steady = daemon.OneProcWhenSteady
+	}
 	cfg.Resource.NoopShowSecrets = o.noopShowSecrets
 	stopReaper, err := startReaper(o, log)
 	if err != nil {

@@ -90,15 +90,21 @@ func consulLatency(ctx context.Context, put putFunc, args []string, port, n int)
 	}, nil
 }
 
-var consulServerFlag = flag.Bool("consul-server", false, "run the consul-sustained and consul-floor agent as a server (data on tmpfs) instead of -dev")
+var consulServerFlag = flag.Bool("consul-server", false, "run the consul-sustained and consul-groups agent as a server with its data on tmpfs (compact JSON, as production agents answer) instead of -dev")
 
-// consulBenchOptions is the agent of the consul-sustained and consul-floor rows.
-func consulBenchOptions() testserver.ConsulOptions {
-	if *consulServerFlag {
-		dir, _ := os.MkdirTemp(tmpfs, "confit-consul-")
-		return testserver.ConsulOptions{Dir: dir}
+// consulBenchOptions is the agent of the consul-sustained and consul-groups
+// rows (see -consul-server): a -dev agent, or with server a server agent
+// whose data directory is on tmpfs. The caller removes opts.Dir when set.
+func consulBenchOptions(server bool) (testserver.ConsulOptions, error) {
+	if !server {
+		return testserver.ConsulOptions{Dev: true}, nil
 	}
-	return testserver.ConsulOptions{Dev: true}
+	parent := ""
+	if haveTmpfs() {
+		parent = tmpfs
+	}
+	dir, err := os.MkdirTemp(parent, "confit-consul-")
+	return testserver.ConsulOptions{Dir: dir}, err
 }
 
 var confdFlag = flag.String("confd", "", "confd binary: the consul-sustained rows are measured for it too, on the same agent")
@@ -118,7 +124,13 @@ const sustainedChanges = 200
 // allows 1000 connections per client, as confd holds one per resource.
 func benchConsulSustained() ([]row, error) {
 	ctx := context.Background()
-	opts := consulBenchOptions()
+	opts, err := consulBenchOptions(*consulServerFlag)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Dir != "" {
+		defer os.RemoveAll(opts.Dir)
+	}
 	if *confdFlag != "" {
 		opts.MaxConnsPerClient = 1000
 	}
@@ -182,7 +194,7 @@ func sustainedRows(ctx context.Context, put putFunc, parent, root, who string, s
 		rows = append(rows, row{
 			fmt.Sprintf("consul KV, 200 resources, one key changed %d times %v apart (%s): change-to-file p50 / p99; CPU per change", sustainedChanges, gap, who),
 			fmt.Sprintf("%s / %s; %s", fmtDur(pct(lat, 50)), fmtDur(pct(lat, 99)), fmtCPU(cpu)), goal,
-			fmt.Sprintf("put → destination seen (inotify), puts on a fixed schedule; max %s; CPU: utime+stime delta / changes, goal <= 0.5 ms", fmtDur(pct(lat, 100))),
+			fmt.Sprintf("put → destination seen (inotify), puts on a fixed schedule; max %s; CPU: the threads' run time (schedstat) delta / changes, goal <= 0.5 ms", fmtDur(pct(lat, 100))),
 		})
 	}
 	return rows, nil
@@ -203,7 +215,7 @@ func pacedChangesN(ctx context.Context, d *daemon, put putFunc, dir, root string
 		return nil, 0, err
 	}
 	defer w.Close()
-	cpu0, err := procCPU(d.pid())
+	cpu0, err := procCPUPrecise(d.pid())
 	if err != nil {
 		return nil, 0, err
 	}
@@ -224,7 +236,7 @@ func pacedChangesN(ctx context.Context, d *daemon, put putFunc, dir, root string
 		}
 		lat = append(lat, time.Since(start))
 	}
-	cpu1, err := procCPU(d.pid())
+	cpu1, err := procCPUPrecise(d.pid())
 	if err != nil {
 		return nil, 0, err
 	}
@@ -341,11 +353,12 @@ func agentFloor(ctx context.Context, put putFunc, addr, path, key string, gap ti
 
 // floorRows are the agent-floor rows for the fixture under root: the
 // 200-key parent the daemon's one blocking query lists, and the one key.
-func floorRows(ctx context.Context, put putFunc, addr, root string) ([]row, error) {
+func floorRows(ctx context.Context, put putFunc, addr, root, kind string) ([]row, error) {
 	key := valueKey(root, 0)
 	var rows []row
 	for _, q := range []struct{ name, path string }{
 		{"the 200-key parent (what confit's one query lists)", strings.TrimPrefix(root, "/") + "?recurse"},
+		{"half of them (100 keys)", strings.TrimPrefix(root, "/") + "/r0?recurse"},
 		{"the one changed key", strings.TrimPrefix(key, "/") + "?"},
 	} {
 		lat, err := agentFloor(ctx, put, addr, q.path, key, 100*time.Millisecond, sustainedChanges/2)
@@ -353,7 +366,7 @@ func floorRows(ctx context.Context, put putFunc, addr, root string) ([]row, erro
 			return rows, err
 		}
 		rows = append(rows, row{
-			fmt.Sprintf("consul agent alone, blocking query on %s: put → answer read p50 / p99", q.name),
+			fmt.Sprintf("consul %s alone, blocking query on %s: put → answer read p50 / p99", kind, q.name),
 			fmt.Sprintf("%s / %s", fmtDur(pct(lat, 50)), fmtDur(pct(lat, 99))), "",
 			fmt.Sprintf("%d puts 100 ms apart, plain net/http, body read and not decoded: the floor of the change-to-file rows", len(lat)),
 		})
@@ -362,21 +375,44 @@ func floorRows(ctx context.Context, put putFunc, addr, root string) ([]row, erro
 }
 
 // benchConsulFloor: the agent-floor rows (agentFloor) on the
-// consul-sustained fixture's 200 keys.
+// consul-sustained fixture's 200 keys, for a -dev agent (the one the
+// consul rows use; it pretty-prints every answer) and for a server agent
+// with its data on tmpfs (compact JSON, as production agents answer).
 func benchConsulFloor() ([]row, error) {
 	ctx := context.Background()
-	s, put, err := startConsulKV(ctx, consulBenchOptions())
-	if err != nil {
-		return nil, err
-	}
-	defer s.Close()
-	const root = "/sus"
-	for i := range 200 {
-		if err := put(ctx, valueKey(root, i), fmt.Sprintf("init-%d", i)); err != nil {
-			return nil, err
+	var rows []row
+	for _, server := range []bool{false, true} {
+		kind := "-dev agent"
+		if server {
+			kind = "server agent, data on tmpfs"
+		}
+		rs, err := func() ([]row, error) {
+			opts, err := consulBenchOptions(server)
+			if err != nil {
+				return nil, err
+			}
+			if opts.Dir != "" {
+				defer os.RemoveAll(opts.Dir)
+			}
+			s, put, err := startConsulKV(ctx, opts)
+			if err != nil {
+				return nil, err
+			}
+			defer s.Close()
+			const root = "/sus"
+			for i := range 200 {
+				if err := put(ctx, valueKey(root, i), fmt.Sprintf("init-%d", i)); err != nil {
+					return nil, err
+				}
+			}
+			return floorRows(ctx, put, s.Addr(), root, kind)
+		}()
+		rows = append(rows, rs...)
+		if err != nil {
+			return rows, err
 		}
 	}
-	return floorRows(ctx, put, s.Addr(), root)
+	return rows, nil
 }
 
 func init() {
@@ -396,7 +432,14 @@ const groupsBulk = 5000
 // daemon's CPU per write elsewhere in the store (100 writes 50 ms apart).
 func benchConsulGroups() ([]row, error) {
 	ctx := context.Background()
-	s, put, err := startConsulKV(ctx, consulBenchOptions())
+	opts, err := consulBenchOptions(*consulServerFlag)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Dir != "" {
+		defer os.RemoveAll(opts.Dir)
+	}
+	s, put, err := startConsulKV(ctx, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -128,6 +128,35 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / hz, nil
 }
 
+// procCPUPrecise is procCPU to the nanosecond: the sum over the process's
+// threads of the time they ran (/proc/PID/task/*/schedstat), where procCPU
+// counts 10 ms clock ticks (50 µs per change over 200 changes). A thread
+// that ends in between takes its time with it (the Go runtime keeps its
+// threads). It falls back to procCPU.
+func procCPUPrecise(pid int) (time.Duration, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return procCPU(pid)
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			continue // ended meanwhile
+		}
+		f := strings.Fields(string(data))
+		if len(f) < 1 {
+			return procCPU(pid)
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return procCPU(pid)
+		}
+		sum += time.Duration(ns)
+	}
+	return sum, nil
+}
+
 // procStatus returns the memory sizes of /proc/PID/status (the fields in
 // kB: VmRSS, VmHWM, RssAnon, RssFile, ...), in bytes.
 func procStatus(pid int) (map[string]int64, error) {

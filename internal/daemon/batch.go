@@ -105,6 +105,9 @@ func (e *engine) commitBatch(batch []batchItem, all []*resource.Resource) []batc
 // a failure or for a change that came while it was in the batch.
 func (e *engine) finish(results []batchResult) {
 	e.busy = false
+	if e.settled {
+		e.setSteady(true)
+	}
 	now := time.Now()
 	var changed []*resource.Resource // for AfterBatch
 	for _, br := range results {

@@ -59,7 +59,13 @@ type Config struct {
 	// Reporters add their metrics and health to /metrics and /health
 	// (register mode running beside the daemon).
 	Reporters []Reporter
-	Logger    *slog.Logger
+	// Steady, when set, is called in watch mode with true once every
+	// resource has rendered after a (re)load of conf.d, the steady state in
+	// which changes come one at a time, and with false when that ends: a
+	// reload of conf.d, or a batch of several resources to commit (until
+	// it is done). cmd/confit sets it to OneProcWhenSteady.
+	Steady func(steady bool)
+	Logger *slog.Logger
 }
 
 // Run runs the mode cfg selects until it completes (one-shot) or ctx is

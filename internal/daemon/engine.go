@@ -62,6 +62,7 @@ type engine struct {
 	// settled is false from a (re)load of conf.d until every resource has
 	// rendered once: the memory that took is then handed back (trim).
 	settled bool
+	steady  bool // what Config.Steady was last told
 	timer   *time.Timer
 	ctx     context.Context // the run context, for watch goroutines
 	work    context.Context // batches: not cancelled by shutdown, so work in flight finishes
@@ -282,6 +283,7 @@ func (e *engine) reload() {
 // every resource is scheduled for a render.
 func (e *engine) setResources(res []*resource.Resource) {
 	e.settled = false
+	e.setSteady(false)
 	pendingReload := map[string]bool{}
 	for _, rs := range e.res {
 		rs.phase = gone
@@ -332,4 +334,13 @@ func absPath(p string) string {
 		return a
 	}
 	return p
+}
+
+// setSteady tells Config.Steady when the steady state begins or ends.
+func (e *engine) setSteady(steady bool) {
+	if e.cfg.Steady == nil || e.steady == steady {
+		return
+	}
+	e.steady = steady
+	e.cfg.Steady(steady)
 }

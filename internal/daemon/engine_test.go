@@ -558,3 +558,54 @@ func TestTrimAfterFirstRenders(t *testing.T) {
 		}
 	})
 }
+
+// TestSteadyState: Config.Steady is told true once every resource has
+// rendered, false while a batch of several resources commits and during a
+// reload of conf.d, and true again after each; a change of one resource
+// leaves it alone.
+func TestSteadyState(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		store := memory.New()
+		store.Put("/a", "1", "/b", "1")
+		writeResource(t, dir, "a", `keys = ["/a"]`, `a={{getv "/a"}}`)
+		writeResource(t, dir, "b", `keys = ["/a"]`, `b={{getv "/a"}}`)
+		writeResource(t, dir, "c", `keys = ["/b"]`, `c={{getv "/b"}}`)
+		var mu sync.Mutex
+		var calls []bool
+		h := start(t, dir, store, resource.Wait{}, func(c *Config) {
+			c.Steady = func(steady bool) {
+				mu.Lock()
+				defer mu.Unlock()
+				calls = append(calls, steady)
+			}
+		})
+		settle()
+		got := func() string {
+			mu.Lock()
+			defer mu.Unlock()
+			return fmt.Sprint(calls)
+		}
+		if g := got(); g != "[true]" {
+			t.Fatalf("after the first renders: Steady calls %s, want [true]", g)
+		}
+		store.Put("/b", "2") // one resource
+		settle()
+		h.want("c", "c=2")
+		if g := got(); g != "[true]" {
+			t.Errorf("after a change of one resource: Steady calls %s, want [true]", g)
+		}
+		store.Put("/a", "2") // two resources: a batch of two
+		settle()
+		h.want("a", "a=2")
+		h.want("b", "b=2")
+		if g := got(); g != "[true false true]" {
+			t.Errorf("after a change of two resources: Steady calls %s, want [true false true]", g)
+		}
+		h.reload <- struct{}{}
+		settle()
+		if g := got(); !strings.HasPrefix(g, "[true false true false") || !strings.HasSuffix(g, "true]") {
+			t.Errorf("after a reload: Steady calls %s, want false then true again", g)
+		}
+	})
+}

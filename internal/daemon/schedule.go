@@ -217,6 +217,9 @@ func (e *engine) kickOnce() (again bool) {
 			e.finish(e.commitBatch(batch, all))
 			return true
 		}
+		if len(batch) > 1 {
+			e.setSteady(false) // the batch commits on every core
+		}
 		startWorker(func() { e.runBatch(batch, all) })
 		return false
 	}
@@ -226,6 +229,7 @@ func (e *engine) kickOnce() (again bool) {
 	if !e.settled && !slices.ContainsFunc(e.res, func(rs *resState) bool { return rs.phase == pending }) {
 		e.settled = true
 		go trim()
+		e.setSteady(true)
 	}
 	return false
 }
