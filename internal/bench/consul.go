@@ -92,19 +92,45 @@ func consulLatency(ctx context.Context, put putFunc, args []string, port, n int)
 
 var consulServerFlag = flag.Bool("consul-server", false, "run the consul-sustained and consul-groups agent as a server with its data on tmpfs (compact JSON, as production agents answer) instead of -dev")
 
-// consulBenchOptions is the agent of the consul-sustained and consul-groups
-// rows (see -consul-server): a -dev agent, or with server a server agent
-// whose data directory is on tmpfs. The caller removes opts.Dir when set.
-func consulBenchOptions(server bool) (testserver.ConsulOptions, error) {
-	if !server {
-		return testserver.ConsulOptions{Dev: true}, nil
+// startBenchConsul starts the agent of the consul-sustained, consul-floor
+// and consul-groups rows: a -dev agent, or with server a server agent whose
+// data directory is on tmpfs (see -consul-server). maxConns, when set, is
+// the agent's http_max_conns_per_client. stop closes the agent and removes
+// its data.
+func startBenchConsul(ctx context.Context, server bool, maxConns int) (s *testserver.ConsulServer, put putFunc, stop func(), err error) {
+	opts := testserver.ConsulOptions{Dev: !server, MaxConnsPerClient: maxConns}
+	if server {
+		parent := ""
+		if haveTmpfs() {
+			parent = tmpfs
+		}
+		if opts.Dir, err = os.MkdirTemp(parent, "confit-consul-"); err != nil {
+			return nil, nil, nil, err
+		}
 	}
-	parent := ""
-	if haveTmpfs() {
+	s, put, err = startConsulKV(ctx, opts)
+	if err != nil {
+		if opts.Dir != "" {
+			os.RemoveAll(opts.Dir)
+		}
+		return nil, nil, nil, err
+	}
+	return s, put, func() {
+		s.Close()
+		if opts.Dir != "" {
+			os.RemoveAll(opts.Dir)
+		}
+	}, nil
+}
+
+// fixtureDir makes a directory for a fixture: under -dir, else on tmpfs
+// when there is one. The caller removes it.
+func fixtureDir() (string, error) {
+	parent := *dirFlag
+	if parent == "" && haveTmpfs() {
 		parent = tmpfs
 	}
-	dir, err := os.MkdirTemp(parent, "confit-consul-")
-	return testserver.ConsulOptions{Dir: dir}, err
+	return os.MkdirTemp(parent, "confit-bench-")
 }
 
 var confdFlag = flag.String("confd", "", "confd binary: the consul-sustained rows are measured for it too, on the same agent")
@@ -124,33 +150,23 @@ const sustainedChanges = 200
 // allows 1000 connections per client, as confd holds one per resource.
 func benchConsulSustained() ([]row, error) {
 	ctx := context.Background()
-	opts, err := consulBenchOptions(*consulServerFlag)
-	if err != nil {
-		return nil, err
-	}
-	if opts.Dir != "" {
-		defer os.RemoveAll(opts.Dir)
-	}
+	maxConns := 0
 	if *confdFlag != "" {
-		opts.MaxConnsPerClient = 1000
+		maxConns = 1000
 	}
-	s, put, err := startConsulKV(ctx, opts)
+	s, put, stop, err := startBenchConsul(ctx, *consulServerFlag, maxConns)
 	if err != nil {
 		return nil, err
 	}
-	defer s.Close()
-	parent := *dirFlag
-	if parent == "" && haveTmpfs() {
-		parent = tmpfs
-	}
+	defer stop()
 	start := func(dir string) (*daemon, error) {
 		return startDaemon(dir, "consul-sustained", "-watch", "-backend", "consul", "-node", s.Addr(), "-confdir", dir)
 	}
-	rows, err := sustainedRows(ctx, put, parent, "/sus", "confit", start)
+	rows, err := sustainedRows(ctx, put, "/sus", "confit", start)
 	if err != nil || *confdFlag == "" {
 		return rows, err
 	}
-	rs, err := sustainedRows(ctx, put, parent, "/susconfd", "confd", func(dir string) (*daemon, error) {
+	rs, err := sustainedRows(ctx, put, "/susconfd", "confd", func(dir string) (*daemon, error) {
 		return startConfd(dir, s.Addr())
 	})
 	return append(rows, rs...), err
@@ -158,9 +174,9 @@ func benchConsulSustained() ([]row, error) {
 
 // sustainedRows measures one daemon (started by start on a fixture
 // directory) for the two paces.
-func sustainedRows(ctx context.Context, put putFunc, parent, root, who string, start func(dir string) (*daemon, error)) ([]row, error) {
+func sustainedRows(ctx context.Context, put putFunc, root, who string, start func(dir string) (*daemon, error)) ([]row, error) {
 	const n = 200
-	dir, err := os.MkdirTemp(parent, "confit-bench-")
+	dir, err := fixtureDir()
 	if err != nil {
 		return nil, err
 	}
@@ -387,18 +403,11 @@ func benchConsulFloor() ([]row, error) {
 			kind = "server agent, data on tmpfs"
 		}
 		rs, err := func() ([]row, error) {
-			opts, err := consulBenchOptions(server)
+			s, put, stop, err := startBenchConsul(ctx, server, 0)
 			if err != nil {
 				return nil, err
 			}
-			if opts.Dir != "" {
-				defer os.RemoveAll(opts.Dir)
-			}
-			s, put, err := startConsulKV(ctx, opts)
-			if err != nil {
-				return nil, err
-			}
-			defer s.Close()
+			defer stop()
 			const root = "/sus"
 			for i := range 200 {
 				if err := put(ctx, valueKey(root, i), fmt.Sprintf("init-%d", i)); err != nil {
@@ -432,28 +441,17 @@ const groupsBulk = 5000
 // daemon's CPU per write elsewhere in the store (100 writes 50 ms apart).
 func benchConsulGroups() ([]row, error) {
 	ctx := context.Background()
-	opts, err := consulBenchOptions(*consulServerFlag)
+	s, put, stop, err := startBenchConsul(ctx, *consulServerFlag, 0)
 	if err != nil {
 		return nil, err
 	}
-	if opts.Dir != "" {
-		defer os.RemoveAll(opts.Dir)
-	}
-	s, put, err := startConsulKV(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	defer s.Close()
+	defer stop()
 	for i := range groupsBulk {
 		if err := put(ctx, fmt.Sprintf("/bulk/k%05d", i), strings.Repeat("x", 64)); err != nil {
 			return nil, err
 		}
 	}
-	parent := *dirFlag
-	if parent == "" && haveTmpfs() {
-		parent = tmpfs
-	}
-	dir, err := os.MkdirTemp(parent, "confit-bench-")
+	dir, err := fixtureDir()
 	if err != nil {
 		return nil, err
 	}
