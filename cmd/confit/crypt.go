@@ -40,14 +40,18 @@ func loadKeys(o *options) (template.Decrypter, func() error, error) {
 // 0.16 and viper read (and which has no room for a key binding).
 func runEncrypt(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("confit encrypt", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	usageOut := stderr // -help: stdout, as every -help
+	if helpAsked(args) {
+		usageOut = stdout
+	}
+	fs.SetOutput(usageOut)
 	var recipients, recipientFiles listFlag
 	key := fs.String("key", "", "the store key the value will be written to (age: bound inside the ciphertext; a copy under another key does not decrypt)")
 	fs.Var(&recipients, "recipient", "age recipient (age1...), repeatable")
 	fs.Var(&recipientFiles, "recipients-file", "file of age recipients, one a line, # comments; repeatable")
 	pubring := fs.String("public-keyring", "", "armored OpenPGP public keyring: write crypt's format (confd 0.16 -secret-keyring, viper) to every key in it")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: confit encrypt -key KEY -recipient age1... < plaintext
+		fmt.Fprint(usageOut, `Usage: confit encrypt -key KEY -recipient age1... < plaintext
        confit encrypt -public-keyring pubring.asc < plaintext
 
 Encrypts standard input as it is (printf, not echo, for a value without a
@@ -118,6 +122,10 @@ Flags:
 // age-keygen's layout (a comment with the public key, then the secret
 // key) and the recipient on stderr. Write it to a file of mode 0600.
 func runKeygen(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && helpAsked(args) {
+		fmt.Fprint(stdout, keygenUsage)
+		return exitOK
+	}
 	if len(args) > 0 {
 		fmt.Fprintf(stderr, "confit secret keygen: takes no arguments (it prints the identity: confit secret keygen > identity.txt)\n")
 		return exitUsage

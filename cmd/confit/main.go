@@ -228,6 +228,21 @@ func subcommand(args []string) ([]string, bool) {
 	return nil, false
 }
 
+// helpAsked reports whether args ask for help (-h, -help, --help), which
+// every command answers on stdout with exit 0.
+func helpAsked(args []string) bool {
+	return slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "-help" || a == "--help" })
+}
+
+// keygenUsage is `confit secret keygen -help`.
+const keygenUsage = `Usage: confit secret keygen > identity.txt
+
+Prints a new age identity in age-keygen's layout (a comment with its public
+key, then the secret key) and the public key (age1...) on stderr. Write it to
+a file of mode 0600 and give that file to -age-identity; encrypt to the public
+key with confit encrypt -recipient.
+`
+
 // secretUsage is `confit secret` without one of its subcommands: with
 // -help (-h, --help) it prints them on stdout and exits 0; with nothing
 // it prints them on stderr and exits 2, as for anything else, which it
@@ -243,7 +258,7 @@ Subcommands:
             (confit secret encrypt -help for its flags)
 `
 	switch {
-	case len(args) > 0 && slices.Contains([]string{"-h", "-help", "--help"}, args[0]):
+	case len(args) > 0 && helpAsked(args[:1]):
 		fmt.Fprint(stdout, text)
 		return exitOK
 	case len(args) > 0:

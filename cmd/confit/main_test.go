@@ -55,6 +55,10 @@ func TestCommandHelpExitCodes(t *testing.T) {
 		{args: []string{"register", "-help"}, code: exitOK, out: "Usage: confit register [flags]"},
 		{args: []string{"secret", "-help"}, code: exitOK, out: "  keygen    print a new age identity"},
 		{args: []string{"secret", "-h"}, code: exitOK, out: "  encrypt   encrypt standard input"},
+		{args: []string{"encrypt", "-help"}, code: exitOK, out: "Usage: confit encrypt -key KEY"},
+		{args: []string{"secret", "encrypt", "-h"}, code: exitOK, out: "Usage: confit encrypt -key KEY"},
+		{args: []string{"secret", "keygen", "-help"}, code: exitOK, out: "Usage: confit secret keygen > identity.txt"},
+		{args: []string{"secret", "keygen", "extra"}, code: exitUsage, err: "takes no arguments"},
 		{args: []string{"secret"}, code: exitUsage, err: "a subcommand is needed: keygen or encrypt"},
 		{args: []string{"secret", "bogus"}, code: exitUsage, err: `unknown subcommand "bogus"`},
 	} {

@@ -382,7 +382,7 @@ func floorRows(ctx context.Context, put putFunc, addr, root, kind string) ([]row
 			return rows, err
 		}
 		rows = append(rows, row{
-			fmt.Sprintf("consul %s alone, blocking query on %s: put → answer read p50 / p99", kind, q.name),
+			fmt.Sprintf("consul agent alone (%s), blocking query on %s: put → answer read p50 / p99", kind, q.name),
 			fmt.Sprintf("%s / %s", fmtDur(pct(lat, 50)), fmtDur(pct(lat, 99))), "",
 			fmt.Sprintf("%d puts 100 ms apart, plain net/http, body read and not decoded: the floor of the change-to-file rows", len(lat)),
 		})
@@ -398,9 +398,9 @@ func benchConsulFloor() ([]row, error) {
 	ctx := context.Background()
 	var rows []row
 	for _, server := range []bool{false, true} {
-		kind := "-dev agent"
+		kind := "-dev"
 		if server {
-			kind = "server agent, data on tmpfs"
+			kind = "server, data on tmpfs"
 		}
 		rs, err := func() ([]row, error) {
 			s, put, stop, err := startBenchConsul(ctx, server, 0)
