@@ -122,11 +122,10 @@ func parseNode(node string) (addr string, db int, unix bool, err error) {
 // once the server answered, or an error naming the node. ctx bounds the
 // connection attempt only.
 func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error) {
-	log := cfg.Logger
+	log := cfg.Logger // the daemon has named the backend in it already
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("backend", Name)
 	if opts.Separator == "" {
 		opts.Separator = "/"
 	}

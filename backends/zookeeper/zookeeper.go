@@ -241,7 +241,7 @@ func New(ctx context.Context, o Options) (*Client, error) {
 	if o.ClientCert != "" || o.ClientKey != "" || o.ClientCAKeys != "" {
 		// go-zookeeper speaks plain TCP; say so rather than let a user
 		// believe the session is encrypted.
-		log.Warn("zookeeper: TLS is not supported yet; client-cert, client-key and client-ca-keys are ignored", "backend", Name)
+		log.Warn("zookeeper: TLS is not supported yet; client-cert, client-key and client-ca-keys are ignored")
 	}
 	if o.SessionTimeout == 0 {
 		o.SessionTimeout = 10 * time.Second
