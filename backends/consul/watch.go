@@ -69,6 +69,9 @@ type hub struct {
 	// Used by the hub goroutine only.
 	tap tap    // KV: the body of the last answer
 	gen uint64 // answers compared so far
+	// listing: KV, the state is the last answer's listing entry for entry
+	// (every key clean and under the root), so the next may be skimmed.
+	listing bool
 
 	// guarded by c.mu
 	subs            map[*sub]struct{}
@@ -592,6 +595,7 @@ func (h *hub) run() {
 			churn = false
 			continue
 		}
+		h.listing = src.kind == kindKV && h.tap.ok && !d.slow
 		churn = !h.publish(d.done(), idx, src.root, full || reset, reset)
 	}
 }
@@ -682,16 +686,26 @@ type differ struct {
 	at      map[string]int // key without "/" → index in upds, for keys listed twice
 	seenOld int            // distinct entries of old listed
 	dots    *backends.DotKeys
+	// since, when set, is the index of the answer old is the listing of,
+	// entry for entry: the answer may be skimmed (kvskim.go).
+	since uint64
+	gens  *uint64 // the hub's answer counter: a fresh gen when a skim gives up
+	// slow: a pair was not a clean key under root (escaped, unclean, a
+	// folder marker, a dot segment, outside root), so the state is not the
+	// listing entry for entry.
+	slow bool
 }
 
 func (h *hub) newDiffer(root string, reset bool) *differ {
 	h.gen++
-	d := &differ{old: h.state, root: root, gen: h.gen}
+	d := &differ{old: h.state, root: root, gen: h.gen, gens: &h.gen}
 	if h.c != nil {
 		d.dots = &h.c.dots
 	}
 	if reset {
 		d.old = map[string]*entry{}
+	} else if h.listing && h.stateRoot == root && h.stateIdx > 0 {
+		d.since = h.stateIdx
 	}
 	return d
 }
@@ -701,6 +715,12 @@ func (h *hub) newDiffer(root string, reset bool) *differ {
 // the real key ("app") it cleans to, whichever comes first.
 func (d *differ) kv(tp *tap, pairs api.KVPairs) error {
 	if tp.ok {
+		if d.since > 0 {
+			if ok, err := d.skim(tp.body); ok || err != nil {
+				return err
+			}
+			d.restart()
+		}
 		return scanKVList(tp.body, d.pair)
 	}
 	for _, p := range pairs {
@@ -721,6 +741,7 @@ func (d *differ) pair(p *rawPair) error {
 	)
 	if !p.keyEsc && cleanRel(p.key) {
 		if !underRel(p.key, d.root) {
+			d.slow = true
 			return nil
 		}
 		e = d.old[string(p.key)]
@@ -731,6 +752,7 @@ func (d *differ) pair(p *rawPair) error {
 		}
 		tk = string(p.key)
 	} else {
+		d.slow = true
 		k, err := p.keyString()
 		if err != nil {
 			return err
