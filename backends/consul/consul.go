@@ -69,7 +69,8 @@
 //
 // Each answer is compared with the previous one key by key: a KV answer by
 // ModifyIndex, walking the JSON without decoding the values of unchanged
-// keys; a service answer by value. Only the keys that changed are handed to
+// keys, or, when the state is the previous answer's listing, parsing only
+// the entries listed above its index (kvskim.go); a service answer by value. Only the keys that changed are handed to
 // the watches whose prefix covers them, so a change costs O(changed keys)
 // however many prefixes share the query. Connections to a loopback agent
 // ask for uncompressed answers.

@@ -93,12 +93,12 @@ func valueDaemon(ctx context.Context, put putFunc, name, root string, n int, ext
 // timedChanges runs -changes back-to-back changes through latencyLoop and
 // also measures the daemon's CPU (user+system) per change over them.
 func timedChanges(ctx context.Context, d *daemon, put putFunc, dir, root string, n int) (lat, puts []time.Duration, cpuPerChange time.Duration, err error) {
-	cpu0, _ := procCPU(d.pid())
+	cpu0, _ := procCPUPrecise(d.pid())
 	lat, puts, err = latencyLoop(ctx, put, dir, root, n, *changesFlag, 0, "c")
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	cpu1, _ := procCPU(d.pid())
+	cpu1, _ := procCPUPrecise(d.pid())
 	return lat, puts, (cpu1 - cpu0) / time.Duration(len(lat)), nil
 }
 
