@@ -133,6 +133,29 @@ func kvBody(t *testing.T, pairs ...*api.KVPair) *tap {
 	return &tap{body: b, ok: true}
 }
 
+// installUpdates installs upds in h's state, as publish does, and returns
+// what changed: key → value, or "<deleted>". With h nil it only returns it.
+func installUpdates(h *hub, upds []update) map[string]string {
+	got := map[string]string{}
+	for _, u := range upds {
+		if u.new == u.old {
+			continue
+		}
+		if u.new == nil {
+			if h != nil {
+				delete(h.state, u.key()[1:])
+			}
+			got[u.key()] = "<deleted>"
+		} else {
+			if h != nil {
+				h.state[u.key()[1:]] = u.new
+			}
+			got[u.key()] = u.new.val
+		}
+	}
+	return got
+}
+
 func TestDifferKV(t *testing.T) {
 	h := &hub{state: map[string]*entry{}}
 	step := func(tp *tap) map[string]string {
@@ -141,20 +164,7 @@ func TestDifferKV(t *testing.T) {
 		if err := d.kv(tp, nil); err != nil {
 			t.Fatal(err)
 		}
-		got := map[string]string{}
-		for _, u := range d.done() {
-			if u.new == u.old {
-				continue
-			}
-			if u.new == nil {
-				delete(h.state, u.key()[1:])
-				got[u.key()] = "<deleted>"
-			} else {
-				h.state[u.key()[1:]] = u.new
-				got[u.key()] = u.new.val
-			}
-		}
-		return got
+		return installUpdates(h, d.done())
 	}
 	kv := func(k, v string, mod uint64) *api.KVPair {
 		return &api.KVPair{Key: k, Value: []byte(v), ModifyIndex: mod}

@@ -95,19 +95,7 @@ func (s *skimHub) step(t testing.TB, body []byte, idx uint64) map[string]string 
 		}
 	}
 	h.listing = !d.slow
-	got := map[string]string{}
-	for _, u := range d.done() {
-		if u.new == u.old {
-			continue
-		}
-		if u.new == nil {
-			delete(h.state, u.key()[1:])
-			got[u.key()] = "<deleted>"
-		} else {
-			h.state[u.key()[1:]] = u.new
-			got[u.key()] = u.new.val
-		}
-	}
+	got := installUpdates(h, d.done())
 	h.stateIdx, h.stateRoot = idx, "/app"
 	return got
 }
@@ -212,21 +200,7 @@ func FuzzSkimKV(f *testing.F) {
 		if scanKVList(body, df.pair) != nil {
 			return // not an answer; the skim's reading of it is not compared
 		}
-		norm := func(upds []update) map[string]string {
-			out := map[string]string{}
-			for _, u := range upds {
-				if u.new == u.old {
-					continue
-				}
-				if u.new == nil {
-					out[u.key()] = "<deleted>"
-				} else {
-					out[u.key()] = u.new.val
-				}
-			}
-			return out
-		}
-		if g, w := norm(d.done()), norm(df.done()); !maps.Equal(g, w) {
+		if g, w := installUpdates(nil, d.done()), installUpdates(nil, df.done()); !maps.Equal(g, w) {
 			t.Fatalf("skim %v, full scan %v\nanswer: %s", g, w, body)
 		}
 	})

@@ -188,15 +188,11 @@ func sustainedRows(ctx context.Context, put putFunc, root, who string, start fun
 	if err != nil {
 		return nil, err
 	}
-	d, err := start(dir)
+	d, err := startSettled(ctx, dir, want, start)
 	if err != nil {
 		return nil, err
 	}
 	defer d.stop()
-	if err := waitInitial(ctx, d, want); err != nil {
-		return nil, err
-	}
-	time.Sleep(500 * time.Millisecond)
 	var rows []row
 	for _, gap := range []time.Duration{100 * time.Millisecond, 20 * time.Millisecond} {
 		lat, cpu, err := pacedChanges(ctx, d, put, dir, root, gap, fmt.Sprintf("g%d", gap/time.Millisecond))
@@ -257,6 +253,22 @@ func pacedChangesN(ctx context.Context, d *daemon, put putFunc, dir, root string
 		return nil, 0, err
 	}
 	return lat, (cpu1 - cpu0) / time.Duration(n), nil
+}
+
+// startSettled starts a daemon on dir (start), waits until it has written
+// want, then half a second more so that its watches are parked. On error
+// the daemon is stopped.
+func startSettled(ctx context.Context, dir string, want map[string][]byte, start func(dir string) (*daemon, error)) (*daemon, error) {
+	d, err := start(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitInitial(ctx, d, want); err != nil {
+		d.stop()
+		return nil, err
+	}
+	time.Sleep(500 * time.Millisecond)
+	return d, nil
 }
 
 // startConfd runs confd (-confd) in watch mode over the fixture in dir;
@@ -473,20 +485,18 @@ func benchConsulGroups() ([]row, error) {
 		}
 		want[valueDest(dir, i)] = valueContent(v)
 	}
-	d, err := startDaemon(dir, "consul-groups", "-watch", "-backend", "consul", "-node", s.Addr(), "-confdir", dir)
+	d, err := startSettled(ctx, dir, want, func(dir string) (*daemon, error) {
+		return startDaemon(dir, "consul-groups", "-watch", "-backend", "consul", "-node", s.Addr(), "-confdir", dir)
+	})
 	if err != nil {
 		return nil, err
 	}
 	defer d.stop()
-	if err := waitInitial(ctx, d, want); err != nil {
-		return nil, err
-	}
-	time.Sleep(500 * time.Millisecond)
 	lat, cpu, err := pacedChangesN(ctx, d, put, dir, groupRoot(0), 100*time.Millisecond, "g", 100)
 	if err != nil {
 		return nil, err
 	}
-	cpu0, err := procCPU(d.pid())
+	cpu0, err := procCPUPrecise(d.pid())
 	if err != nil {
 		return nil, err
 	}
@@ -497,7 +507,7 @@ func benchConsulGroups() ([]row, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	cpu1, err := procCPU(d.pid())
+	cpu1, err := procCPUPrecise(d.pid())
 	if err != nil {
 		return nil, err
 	}
