@@ -225,9 +225,9 @@ type keyEntry struct {
 // whole prefix from the hub's state when the changes are not enough.
 func (st *subState) take() take {
 	s := st.s
-	h := s.h
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
+	h := s.h // under the lock: a merge moves s to another hub (kvgroups.go)
 	t := take{err: s.pendErr, idx: s.pendIdx}
 	if s.pendReset {
 		st.resetWanted = true
