@@ -255,6 +255,7 @@ func (e *engine) onUpdate(s *store, u *backends.Update) {
 // previous version running; watches that are still needed keep going.
 func (e *engine) reload() {
 	e.cfg.Logger.Info("reloading conf.d")
+	e.setSteady(false) // conf.d loads on every core
 	res, errs := resource.LoadDir(e.cfg.Resource)
 	broken := map[string]bool{}
 	for _, err := range errs {
@@ -265,6 +266,9 @@ func (e *engine) reload() {
 		}
 	}
 	if len(res) == 0 && len(errs) > 0 && isDirError(errs) {
+		if e.settled {
+			e.setSteady(true)
+		}
 		return
 	}
 	if len(res) == 0 && len(errs) == 0 {
