@@ -126,8 +126,20 @@ func runSkimProgram(t testing.TB, seed uint64, steps int, pretty, cleanOnly bool
 		for range 1 + r.IntN(3) {
 			m.idx += uint64(1 + r.IntN(3)) // other raft entries in between
 			k := keys[r.IntN(len(keys))]
-			switch op := r.IntN(10); {
-			case op < 7:
+			switch op := r.IntN(40); {
+			case op == 0:
+				// A snapshot restored from a store further ahead, or a
+				// token shown other keys: old entries the state never
+				// held, at indexes at or below the state's, and the
+				// index does not go backwards.
+				m.kvs = map[string]dirEntry{}
+				for range r.IntN(len(keys) + 1) {
+					k := keys[r.IntN(len(keys))]
+					mod := uint64(1 + r.IntN(int(m.idx)))
+					m.kvs[k] = dirEntry{Key: k, Value: fmt.Appendf(nil, "r%d", r.IntN(4)), CreateIndex: mod, ModifyIndex: mod}
+				}
+				m.tomb = m.idx
+			case op < 28:
 				e, had := m.kvs[k]
 				if !had {
 					e.CreateIndex = m.idx
@@ -167,6 +179,41 @@ func TestSkimKV(t *testing.T) {
 	}
 	if skimmed < 20*40/2 {
 		t.Errorf("the skim decided %d of %d answers of clean keys, want most", skimmed, 20*40)
+	}
+}
+
+// TestSkimKVRestored: an answer that lists, at indexes at or below the
+// state's, as many entries as the state holds but not the same ones (a
+// snapshot restored, an ACL change) is not skimmed, and the full scan
+// finds what changed.
+func TestSkimKVRestored(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		body string
+		want map[string]string
+	}{
+		{"another key at the same index", `[{"Key":"app/a","ModifyIndex":10,"Value":"YQ=="},{"Key":"app/c","ModifyIndex":11,"Value":"Yw=="}]`,
+			map[string]string{"/app/b": "<deleted>", "/app/c": "c"}},
+		{"a key at another old index", `[{"Key":"app/a","ModifyIndex":10,"Value":"YQ=="},{"Key":"app/b","ModifyIndex":7,"Value":"eA=="}]`,
+			map[string]string{"/app/b": "x"}},
+		{"a key listed twice", `[{"Key":"app/a","ModifyIndex":10,"Value":"YQ=="},{"Key":"app/a","ModifyIndex":10,"Value":"YQ=="}]`,
+			map[string]string{"/app/b": "<deleted>"}},
+		{"an escaped key", `[{"Key":"app/a","ModifyIndex":10,"Value":"YQ=="},{"Key":"app/\u0062","ModifyIndex":11,"Value":"Yg=="}]`,
+			map[string]string{"/app/b": "b"}}, // the full scan takes an escaped key as a new entry
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &skimHub{h: hub{state: map[string]*entry{
+				"app/a": {key: "/app/a", val: "a", mod: 10},
+				"app/b": {key: "/app/b", val: "b", mod: 11},
+			}, stateIdx: 20, stateRoot: "/app", listing: true}}
+			got := s.step(t, []byte(tc.body), 21)
+			if s.skimmed != 0 {
+				t.Errorf("the skim decided the answer")
+			}
+			if !maps.Equal(got, tc.want) {
+				t.Errorf("changed %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
 
