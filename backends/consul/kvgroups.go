@@ -44,8 +44,23 @@ func (c *Client) kvHubFor(prefix string) *hub {
 		c.kvHubs = append(c.kvHubs, h)
 		return h
 	}
+	if bestDepth == 0 && prefix != "/" {
+		c.warnStoreWide(best, "prefix", prefix)
+	}
 	c.absorbUnder(best, bestCP)
 	return best
+}
+
+// warnStoreWide logs, with attrs, that the KV hub dst is about to widen to
+// "/" because no blocking query is left for a group that shares no path
+// segment with the others: from then on every change anywhere in the store
+// wakes that query and transfers the store. It logs once per widening.
+func (c *Client) warnStoreWide(dst *hub, attrs ...any) {
+	if dst.parent == "/" {
+		return
+	}
+	c.log.Warn("consul: no blocking query left for a KV group with no path segment in common with the others; the KV watches now share one query on /, which any change in the store wakes",
+		append(attrs, "joins", dst.parent, "kv_queries", len(c.kvHubs), "blocking_queries", len(c.kvHubs)+len(c.hubs), "max_blocking_conns", c.opts.MaxBlockingConns)...)
 }
 
 // kvHubRoom reports whether one more KV hub fits: below MaxKVQueries, and
@@ -71,6 +86,9 @@ func (c *Client) fitKVHubs() {
 					dst, cp, bestDepth = a, p, d
 				}
 			}
+		}
+		if bestDepth == 0 {
+			c.warnStoreWide(dst, "cause", "a service watch took a blocking query")
 		}
 		c.absorbUnder(dst, cp)
 	}

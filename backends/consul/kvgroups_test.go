@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -157,6 +159,8 @@ func TestKVGroupsMerge(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q := &kvQueries{}
+			var logs lockedLog
+			tc.opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 			b := newGroupClient(t, srv, q, tc.opts)
 			root := fmt.Sprintf("/merge%d", len(tc.more))
 			p1, p2 := root+"a/k", root+"b/k"
@@ -199,6 +203,9 @@ func TestKVGroupsMerge(t *testing.T) {
 			before := map[string]int{"a": q.count(p1[1:]), "b": q.count(p2[1:]), "merged": q.count("")}
 			if before["merged"] == 0 {
 				t.Fatalf("no blocking query on the common parent / after the merge: %v", q.n)
+			}
+			if n := strings.Count(logs.String(), "share one query on /"); n != 1 {
+				t.Errorf("%d warnings of the store-wide query, want 1; log:\n%s", n, logs.String())
 			}
 			put(t, adm, p1+"/v", "after")
 			put(t, adm, p2+"/v", "after")
