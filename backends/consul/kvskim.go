@@ -38,10 +38,13 @@ func (d *differ) skim(b []byte) (ok bool, err error) {
 		return false, nil
 	}
 	var (
-		pos   = s.i   // where the next object's parse starts
-		first = true  // pos is right after '[': no object before it
-		inObj bool    // pos is after a member's value inside an object
-		p     rawPair // reused: no allocation per pair
+		unchanged int
+		j         int     // the next entry of d.prev to match
+		last      []byte  // the key listed before, for the order
+		pos       = s.i   // where the next object's parse starts
+		first     = true  // pos is right after '[': no object before it
+		inObj     bool    // pos is after a member's value inside an object
+		p         rawPair // reused: no allocation per pair
 	)
 	for from := pos; ; {
 		n := bytes.Index(b[from:], []byte(member))
@@ -63,9 +66,20 @@ func (d *differ) skim(b []byte) (ok bool, err error) {
 			return false, nil
 		}
 		if mod <= d.since {
-			if !d.unchanged(b[pos:at], mod) {
+			k, okKey := firstKey(b[pos:at])
+			if !okKey || (last != nil && bytes.Compare(k, last) <= 0) {
 				return false, nil
 			}
+			for j < d.prev.len() && bytes.Compare(d.prev.key(j), k) < 0 {
+				j++ // changed (listed further on) or deleted
+			}
+			if j == d.prev.len() || d.prev.mods[j] != mod || !bytes.Equal(d.prev.key(j), k) {
+				return false, nil // not the previous answer's entry
+			}
+			j++
+			unchanged++
+			d.next.add(k, mod)
+			last = k
 			pos, inObj, first, from = s.i, true, false, s.i
 			continue
 		}
@@ -85,12 +99,16 @@ func (d *differ) skim(b []byte) (ok bool, err error) {
 		if start > at || s.i <= at || p.mod != mod {
 			return false, nil // the member was not this object's
 		}
+		if last != nil && bytes.Compare(p.key, last) <= 0 {
+			return false, nil
+		}
 		if err := d.pair(&p); err != nil {
 			return false, err
 		}
 		if d.slow {
 			return false, nil
 		}
+		last = p.key
 		pos, inObj, first, from = s.i, false, false, s.i
 	}
 	// The rest: the last object's remaining members, then the end.
@@ -101,25 +119,25 @@ func (d *differ) skim(b []byte) (ok bool, err error) {
 	if !s.eat(']') || s.end() != nil {
 		return false, nil
 	}
-	if d.seenOld != len(d.old) {
+	if unchanged+d.seenOld != len(d.old) {
 		return false, nil // keys went away
 	}
+	d.seenOld = len(d.old)
 	return true, nil
 }
 
-// unchanged marks as seen the state's entry for the object whose Key
-// member is the first in w (the bytes from the end of the previous
-// object's ModifyIndex, or of the previous object, up to this object's
-// ModifyIndex member) when its key is unescaped and the state holds it with
-// ModifyIndex mod, not yet seen in this answer; else it reports false.
-func (d *differ) unchanged(w []byte, mod uint64) bool {
+// firstKey returns the value of the first Key member in w (the bytes from
+// the end of the previous object's ModifyIndex, or of the previous object,
+// up to this object's ModifyIndex member: Consul lists Key before it), when
+// it is a string without escapes.
+func firstKey(w []byte) ([]byte, bool) {
 	// Searched without its opening quote, as in skim.
 	const member = `Key"`
 	i := 0
 	for {
 		n := bytes.Index(w[i:], []byte(member))
 		if n < 0 {
-			return false
+			return nil, false
 		}
 		i += n
 		if i > 0 && w[i-1] == '"' {
@@ -129,24 +147,42 @@ func (d *differ) unchanged(w []byte, mod uint64) bool {
 	}
 	s := jscan{b: w, i: i + len(member)}
 	if !s.eat(':') || !s.eat('"') {
-		return false
+		return nil, false
 	}
 	k := w[s.i:]
 	n := bytes.IndexByte(k, '"')
-	if n < 0 {
-		return false
+	if n < 0 || bytes.IndexByte(k[:n], '\\') >= 0 {
+		return nil, false
 	}
-	k = k[:n]
-	if bytes.IndexByte(k, '\\') >= 0 {
-		return false
+	return k[:n], true
+}
+
+// listOrder is the clean keys (without their leading "/") and ModifyIndexes
+// of a KV answer in its order, packed for the skim's merge.
+type listOrder struct {
+	keys []byte
+	ends []int // key i is keys[ends[i-1]:ends[i]]
+	mods []uint64
+}
+
+func (o *listOrder) reset() {
+	o.keys, o.ends, o.mods = o.keys[:0], o.ends[:0], o.mods[:0]
+}
+
+func (o *listOrder) add(k []byte, mod uint64) {
+	o.keys = append(o.keys, k...)
+	o.ends = append(o.ends, len(o.keys))
+	o.mods = append(o.mods, mod)
+}
+
+func (o *listOrder) len() int { return len(o.ends) }
+
+func (o *listOrder) key(i int) []byte {
+	from := 0
+	if i > 0 {
+		from = o.ends[i-1]
 	}
-	e := d.old[string(k)]
-	if e == nil || e.mod != mod || e.seen == d.gen || e.from != "" {
-		return false
-	}
-	e.seen = d.gen
-	d.seenOld++
-	return true
+	return o.keys[from:o.ends[i]]
 }
 
 // restart undoes what a skim that gave up handed d, for the full scan: a
@@ -155,6 +191,7 @@ func (d *differ) restart() {
 	*d.gens++
 	d.gen = *d.gens
 	d.upds, d.at, d.seenOld, d.slow = d.upds[:0], nil, 0, false
+	d.next.reset()
 }
 
 // finishObject consumes the members after a value inside an object and its

@@ -94,7 +94,7 @@ func (s *skimHub) step(t testing.TB, body []byte, idx uint64) map[string]string 
 			t.Fatalf("scan: %v\n%s", err, body)
 		}
 	}
-	h.listing = !d.slow
+	h.noteListing(d, true)
 	got := installUpdates(h, d.done())
 	h.stateIdx, h.stateRoot = idx, "/app"
 	return got
@@ -200,12 +200,11 @@ func TestSkimKVRestored(t *testing.T) {
 			map[string]string{"/app/b": "<deleted>"}},
 		{"an escaped key", `[{"Key":"app/a","ModifyIndex":10,"Value":"YQ=="},{"Key":"app/\u0062","ModifyIndex":11,"Value":"Yg=="}]`,
 			map[string]string{"/app/b": "b"}}, // the full scan takes an escaped key as a new entry
+		{"the same entries out of order", `[{"Key":"app/b","ModifyIndex":11,"Value":"Yg=="},{"Key":"app/a","ModifyIndex":10,"Value":"YQ=="}]`,
+			map[string]string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &skimHub{h: hub{state: map[string]*entry{
-				"app/a": {key: "/app/a", val: "a", mod: 10},
-				"app/b": {key: "/app/b", val: "b", mod: 11},
-			}, stateIdx: 20, stateRoot: "/app", listing: true}}
+			s := listedHub(t, []byte(`[{"Key":"app/a","ModifyIndex":10,"Value":"YQ=="},{"Key":"app/b","ModifyIndex":11,"Value":"Yg=="}]`), 20)
 			got := s.step(t, []byte(tc.body), 21)
 			if s.skimmed != 0 {
 				t.Errorf("the skim decided the answer")
@@ -215,6 +214,17 @@ func TestSkimKVRestored(t *testing.T) {
 			}
 		})
 	}
+}
+
+// listedHub is a skimHub whose state is the listing body, read at idx.
+func listedHub(t testing.TB, body []byte, idx uint64) *skimHub {
+	t.Helper()
+	s := &skimHub{h: hub{state: map[string]*entry{}}}
+	s.step(t, body, idx)
+	if !s.h.listing {
+		t.Fatalf("the state is not the listing of %s", body)
+	}
+	return s
 }
 
 // FuzzSkimKV: the same comparison for seeds the fuzzer picks, and the skim
@@ -229,12 +239,7 @@ func FuzzSkimKV(f *testing.F) {
 
 		// Any bytes against the state of a clean listing at index 20.
 		mk := func() *hub {
-			h := &hub{state: map[string]*entry{}}
-			for i, k := range []string{"app/a", "app/b", "app/c"} {
-				h.state[k] = &entry{key: "/" + k, val: "v", mod: uint64(10 + i)}
-			}
-			h.stateIdx, h.stateRoot, h.listing = 20, "/app", true
-			return h
+			return &listedHub(t, []byte(`[{"Key":"app/a","ModifyIndex":10,"Value":"dg=="},{"Key":"app/b","ModifyIndex":11,"Value":"dg=="},{"Key":"app/c","ModifyIndex":12,"Value":"dg=="}]`), 20).h
 		}
 		hs := mk()
 		d := hs.newDiffer("/app", false)
@@ -276,7 +281,8 @@ func BenchmarkSkimKV200(b *testing.B) {
 	for _, u := range d.done() {
 		h.state[u.new.key[1:]] = u.new
 	}
-	h.stateIdx, h.stateRoot, h.listing = idx, "/sus", true
+	h.noteListing(d, true)
+	h.stateIdx, h.stateRoot = idx, "/sus"
 	tp := &tap{body: after, ok: true}
 	b.SetBytes(int64(len(after)))
 	b.ReportAllocs()

@@ -72,6 +72,10 @@ type hub struct {
 	// listing: KV, the state is the last answer's listing entry for entry
 	// (every key clean and under the root), so the next may be skimmed.
 	listing bool
+	// orders[order] is the last answer's keys in its order, for the skim;
+	// the other is filled by the answer being compared.
+	orders [2]listOrder
+	order  int
 
 	// guarded by c.mu
 	subs            map[*sub]struct{}
@@ -595,7 +599,7 @@ func (h *hub) run() {
 			churn = false
 			continue
 		}
-		h.listing = src.kind == kindKV && h.tap.ok && !d.slow
+		h.noteListing(d, src.kind == kindKV && h.tap.ok)
 		churn = !h.publish(d.done(), idx, src.root, full || reset, reset)
 	}
 }
@@ -690,6 +694,9 @@ type differ struct {
 	// entry for entry: the answer may be skimmed (kvskim.go).
 	since uint64
 	gens  *uint64 // the hub's answer counter: a fresh gen when a skim gives up
+	// prev is the order of the answer old is the listing of (valid with
+	// since); next receives this answer's clean keys in its order.
+	prev, next *listOrder
 	// slow: a pair was not a clean key under root (escaped, unclean, a
 	// folder marker, a dot segment, outside root), so the state is not the
 	// listing entry for entry.
@@ -702,12 +709,25 @@ func (h *hub) newDiffer(root string, reset bool) *differ {
 	if h.c != nil {
 		d.dots = &h.c.dots
 	}
+	d.prev, d.next = &h.orders[h.order], &h.orders[1-h.order]
+	d.next.reset()
 	if reset {
 		d.old = map[string]*entry{}
-	} else if h.listing && h.stateRoot == root && h.stateIdx > 0 {
+	} else if h.listing && h.stateRoot == root && h.stateIdx > 0 && d.prev.len() == len(h.state) {
 		d.since = h.stateIdx
 	}
 	return d
+}
+
+// noteListing records, once d's answer is the state, whether the state is
+// that answer's listing entry for entry: a KV answer read from its body
+// (body) in which no pair was slow. The answer's order is then the one the
+// next answer is skimmed against.
+func (h *hub) noteListing(d *differ, body bool) {
+	h.listing = body && !d.slow
+	if h.listing {
+		h.order = 1 - h.order
+	}
 }
 
 // kv compares a KV list answer: the body in tp, else the decoded pairs.
@@ -744,6 +764,7 @@ func (d *differ) pair(p *rawPair) error {
 			d.slow = true
 			return nil
 		}
+		d.next.add(p.key, p.mod)
 		e = d.old[string(p.key)]
 		if e != nil && e.seen != d.gen && e.from == "" && e.mod == p.mod {
 			e.seen = d.gen // unchanged: the common case, no allocation
