@@ -21,9 +21,11 @@ import (
 // with 200 watched prefixes the two loops were a sixth of the daemon's CPU
 // per change. A direct is one kept-alive HTTP/1.1 connection on which the
 // hub writes its request and reads the answer itself: the request is still
-// built by the api client (token, datacenter, headers), the answer still
-// parsed by net/http (http.ReadResponse: chunked bodies, Connection: close),
-// only the goroutines are gone. It serves plain-HTTP requests to a loopback
+// built by the api client (token, datacenter, headers; hub.listDirect then
+// repeats it with a new index and wait, the api client asked again for
+// anything but an answer), the answer still parsed by net/http
+// (http.ReadResponse: chunked bodies, Connection: close), only the
+// goroutines are gone. It serves plain-HTTP requests to a loopback
 // agent (the local agent a daemon normally talks to, asked for uncompressed
 // answers anyway); anything else goes through the Transport.
 

@@ -1,8 +1,15 @@
 package consul
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"maps"
 	"net"
+	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -60,28 +67,7 @@ func TestDirectKVQuery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next := func(want string) {
-		t.Helper()
-		deadline := time.After(10 * time.Second)
-		for {
-			select {
-			case u := <-ch:
-				if u.Err != nil {
-					t.Fatalf("update error: %v", u.Err)
-				}
-				for _, ch := range u.Changes {
-					if ch.Key == "/direct/a" && ch.Value == want {
-						return
-					}
-				}
-				if u.Reset && u.KVs["/direct/a"] == want {
-					return
-				}
-			case <-deadline:
-				t.Fatalf("no update with /direct/a = %q within 10 s", want)
-			}
-		}
-	}
+	next := func(want string) { t.Helper(); awaitChange(t, ch, "/direct/a", want) }
 	// From rev 0 the first read is the receiver's starting point: no
 	// Update for it.
 	time.Sleep(100 * time.Millisecond)
@@ -100,6 +86,218 @@ func TestDirectKVQuery(t *testing.T) {
 	mu.Unlock()
 	put("direct/a", "3")
 	next("3")
+}
+
+// awaitChange reads ch until an update sets key to want, or deletes it when
+// want is "<deleted>".
+func awaitChange(t *testing.T, ch <-chan backends.Update, key, want string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case u := <-ch:
+			if u.Err != nil {
+				t.Fatalf("update error: %v", u.Err)
+			}
+			for _, c := range u.Changes {
+				if c.Key == key && ((c.Deleted && want == "<deleted>") || (!c.Deleted && c.Value == want)) {
+					return
+				}
+			}
+			if v, ok := u.KVs[key]; u.Reset && ((ok && v == want) || (!ok && want == "<deleted>")) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no update with %s = %q within 10 s", key, want)
+		}
+	}
+}
+
+// recordingConn keeps every byte written on it.
+type recordingConn struct {
+	net.Conn
+	mu  *sync.Mutex
+	out *bytes.Buffer
+}
+
+func (c recordingConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.out.Write(p)
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// TestListDirect: once the api client has built the hub's blocking query,
+// listDirect repeats it without the api client: every change arrives, a
+// prefix whose last key went away (a 404 answer) reads as empty, and every
+// blocking query written, by the api client or by listDirect, is the same
+// request (token, datacenter, headers) but for its index and wait; a token
+// revoked under it is reported by the api client as ever.
+func TestListDirect(t *testing.T) {
+	srv := testserver.Consul(t, testserver.ConsulOptions{Dev: true})
+	cfg := api.DefaultConfig()
+	cfg.Address = srv.Addr()
+	cfg.Token = srv.Token()
+	adm, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(k, v string) {
+		t.Helper()
+		if _, err := adm.KV().Put(&api.KVPair{Key: k, Value: []byte(v)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var (
+		mu  sync.Mutex
+		out bytes.Buffer
+	)
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return recordingConn{Conn: c, mu: &mu, out: &out}, nil
+	}
+	c, err := New(t.Context(), backends.Config{Backend: "consul", Nodes: []string{srv.Addr()}, AuthToken: srv.Token()},
+		Options{DialContext: dial, EmptyGrace: -1, MinRequeryInterval: time.Millisecond, Datacenter: "dc1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	put("fast/a", "0")
+	ch, err := c.Watch(t.Context(), "/fast", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	for i := range 10 {
+		v := fmt.Sprint(i + 1)
+		put("fast/a", v)
+		awaitChange(t, ch, "/fast/a", v)
+	}
+	if _, err := adm.KV().Delete("fast/a", nil); err != nil {
+		t.Fatal(err)
+	}
+	awaitChange(t, ch, "/fast/a", "<deleted>")
+	put("fast/a", "back")
+	awaitChange(t, ch, "/fast/a", "back")
+
+	c.mu.Lock()
+	h := c.kvHubs[0]
+	c.mu.Unlock()
+	if n := h.fastAnswers.Load(); n < 8 {
+		t.Errorf("listDirect read %d answers of 12 changes, want most", n)
+	}
+	// Every blocking query written is the same request but for index and
+	// wait.
+	mu.Lock()
+	written := bytes.Clone(out.Bytes())
+	mu.Unlock()
+	br := bufio.NewReader(bytes.NewReader(written))
+	var first *http.Request
+	n := 0
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			break
+		}
+		q := req.URL.Query()
+		if req.URL.Path != "/v1/kv/fast" || !q.Has("index") {
+			continue
+		}
+		n++
+		if q.Get("index") == "0" || !strings.HasSuffix(q.Get("wait"), "ms") {
+			t.Errorf("blocking query %s: want an index and a wait in ms", req.URL)
+		}
+		q.Del("index")
+		q.Del("wait")
+		req.URL.RawQuery = q.Encode()
+		if first == nil {
+			first = req
+			if req.Header.Get("X-Consul-Token") != srv.Token() || q.Get("dc") != "dc1" {
+				t.Errorf("blocking query %s %v: want the token and the datacenter", req.URL, req.Header)
+			}
+			continue
+		}
+		if req.URL.String() != first.URL.String() || !maps.EqualFunc(req.Header, first.Header, slices.Equal) || req.Host != first.Host {
+			t.Errorf("blocking query\n%s %v\nis not the first one but for index and wait:\n%s %v", req.URL, req.Header, first.URL, first.Header)
+		}
+	}
+	if n < 12 {
+		t.Errorf("%d blocking queries written, want at least 12", n)
+	}
+
+}
+
+// TestListDirectRevoked: a token revoked under a watch whose blocking
+// query listDirect repeats: the api client asks again and the watch
+// reports the permission error as ever.
+func TestListDirectRevoked(t *testing.T) {
+	const mgmt = "11111111-2222-3333-4444-555555555555"
+	srv := testserver.Consul(t, testserver.ConsulOptions{Dev: true, ACLToken: mgmt})
+	cfg := api.DefaultConfig()
+	cfg.Address, cfg.Token = srv.Addr(), mgmt
+	adm, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(k, v string) {
+		t.Helper()
+		if _, err := adm.KV().Put(&api.KVPair{Key: k, Value: []byte(v)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pol, _, err := adm.ACL().PolicyCreate(&api.ACLPolicy{Name: "read-fast", Rules: `key_prefix "fast/" { policy = "read" }`}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := adm.ACL().TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{ID: pol.ID}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(t.Context(), backends.Config{Backend: "consul", Nodes: []string{srv.Addr()}, AuthToken: tok.SecretID},
+		Options{EmptyGrace: -1, MinRequeryInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	put("fast/a", "0")
+	ch, err := c.Watch(t.Context(), "/fast", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	for i := range 3 {
+		v := fmt.Sprint(i + 1)
+		put("fast/a", v)
+		awaitChange(t, ch, "/fast/a", v)
+	}
+	c.mu.Lock()
+	h := c.kvHubs[0]
+	c.mu.Unlock()
+	if h.fastAnswers.Load() == 0 {
+		t.Fatal("listDirect read no answer")
+	}
+	if _, err := adm.ACL().TokenDelete(tok.AccessorID, nil); err != nil {
+		t.Fatal(err)
+	}
+	put("fast/a", "after")
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case u := <-ch:
+			if u.Err == nil {
+				continue
+			}
+			if !errors.Is(u.Err, ErrPermissionDenied) {
+				t.Fatalf("error after the token was revoked: %v, want a permission error", u.Err)
+			}
+			return
+		case <-deadline:
+			t.Fatal("no error within 10 s of the token's revocation")
+		}
+	}
 }
 
 // TestDirectNotRemote: an agent that is not on this machine, or a

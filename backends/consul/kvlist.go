@@ -27,6 +27,9 @@ type tapKey struct{}
 type tap struct {
 	body []byte // reused from one answer to the next
 	ok   bool   // body holds the answer
+	// req is the last request the api client built with this tap, for
+	// hub.listDirect to repeat.
+	req *http.Request
 }
 
 // tapTransport wraps the transport of the api client. For a request whose
@@ -44,6 +47,9 @@ type tapTransport struct {
 
 func (t tapTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	tp, _ := req.Context().Value(tapKey{}).(*tap)
+	if tp != nil {
+		tp.req = req
+	}
 	if tp != nil && t.direct.usable(req) {
 		resp, err := t.direct.roundTrip(req, tp)
 		if err != errDirectBusy {
