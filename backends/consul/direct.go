@@ -58,9 +58,10 @@ var aLongTimeAgo = time.Unix(1, 0)
 // tp (as tapTransport does), any other's into the response. A connection
 // that was kept from an earlier request and fails before the first byte of
 // the answer (the agent closed it meanwhile) is replaced once: the request
-// is a GET. It returns errDirectBusy when another request holds the
-// connection.
-func (d *direct) roundTrip(req *http.Request, tp *tap) (*http.Response, error) {
+// is a GET. With raw set, raw is written instead of req.Write's bytes
+// (hub.listDirect's copy of them). It returns errDirectBusy when another
+// request holds the connection.
+func (d *direct) roundTrip(req *http.Request, raw []byte, tp *tap) (*http.Response, error) {
 	if !d.mu.TryLock() {
 		return nil, errDirectBusy
 	}
@@ -83,7 +84,7 @@ func (d *direct) roundTrip(req *http.Request, tp *tap) (*http.Response, error) {
 			d.conn, d.addr = conn, addr
 			d.br, d.bw = bufio.NewReaderSize(conn, 32<<10), bufio.NewWriter(conn)
 		}
-		resp, started, err := d.exchange(ctx, req, tp)
+		resp, started, err := d.exchange(ctx, req, raw, tp)
 		if err == nil {
 			d.answers.Add(1)
 			return resp, nil
@@ -101,7 +102,7 @@ func (d *direct) roundTrip(req *http.Request, tp *tap) (*http.Response, error) {
 // exchange writes req and reads its answer on d.conn; started reports
 // whether any of the answer had arrived when err happened. On error the
 // caller closes the connection.
-func (d *direct) exchange(ctx context.Context, req *http.Request, tp *tap) (resp *http.Response, started bool, err error) {
+func (d *direct) exchange(ctx context.Context, req *http.Request, raw []byte, tp *tap) (resp *http.Response, started bool, err error) {
 	conn := d.conn
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(aLongTimeAgo) })
 	defer func() {
@@ -110,7 +111,12 @@ func (d *direct) exchange(ctx context.Context, req *http.Request, tp *tap) (resp
 			err = ctx.Err()
 		}
 	}()
-	if err := req.Write(d.bw); err != nil {
+	if raw != nil {
+		_, err = d.bw.Write(raw)
+	} else {
+		err = req.Write(d.bw)
+	}
+	if err != nil {
 		return nil, false, err
 	}
 	if err := d.bw.Flush(); err != nil {

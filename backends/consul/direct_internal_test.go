@@ -325,3 +325,46 @@ func TestDirectNotRemote(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestHead: the request line listDirect writes followed by
+// requestHead of the api client's request are the bytes req.Write writes
+// for the same request with another query.
+func TestRequestHead(t *testing.T) {
+	for _, tc := range []struct{ name, url, user, token string }{
+		{"plain", "http://127.0.0.1:8500/v1/kv/app?index=5&recurse=&wait=60000ms", "", ""},
+		{"token and datacenter", "http://127.0.0.1:8500/v1/kv/app/x?dc=dc1&index=5&recurse=&wait=60000ms", "", "s3cr3t"},
+		{"basic auth, escaped path", "http://localhost:8500/v1/kv/a%20b/%C3%A9?index=5&recurse=&wait=1ms", "u:p", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mk := func(rawQuery string) *http.Request {
+				req, err := http.NewRequest(http.MethodGet, tc.url, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rawQuery != "" {
+					req.URL.RawQuery = rawQuery
+				}
+				if tc.token != "" {
+					req.Header.Set("X-Consul-Token", tc.token)
+				}
+				if u, p, ok := strings.Cut(tc.user, ":"); ok {
+					req.SetBasicAuth(u, p)
+				}
+				return req
+			}
+			head := requestHead(mk(""))
+			if head == nil {
+				t.Fatal("requestHead: nil")
+			}
+			next := mk("recurse=&index=6&wait=59000ms")
+			var want bytes.Buffer
+			if err := next.Write(&want); err != nil {
+				t.Fatal(err)
+			}
+			got := "GET " + next.URL.RequestURI() + " HTTP/1.1\r\n" + string(head)
+			if got != want.String() {
+				t.Errorf("got\n%q\nwant\n%q", got, want.String())
+			}
+		})
+	}
+}

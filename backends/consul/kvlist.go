@@ -51,7 +51,7 @@ func (t tapTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		tp.req = req
 	}
 	if tp != nil && t.direct.usable(req) {
-		resp, err := t.direct.roundTrip(req, tp)
+		resp, err := t.direct.roundTrip(req, nil, tp)
 		if err != errDirectBusy {
 			return resp, err
 		}

@@ -1,6 +1,7 @@
 package consul
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -83,6 +84,8 @@ type hub struct {
 	// fastRoot, with fastQuery its query without index and wait.
 	fast                *http.Request
 	fastRoot, fastQuery string
+	fastHead            []byte       // fast as req.Write writes it, after the request line
+	fastRaw             []byte       // the last request written, reused
 	fastAnswers         atomic.Int64 // answers listDirect read, for tests
 
 	// guarded by c.mu
@@ -612,6 +615,23 @@ func (h *hub) run() {
 	}
 }
 
+// requestHead is what req.Write writes for req after its request line (the
+// Host line, the headers and the blank line), or nil when that is not
+// "GET <request URI> HTTP/1.1\r\n" followed by headers (the request
+// listDirect repeats, with another request URI).
+func requestHead(req *http.Request) []byte {
+	var b bytes.Buffer
+	if req.Write(&b) != nil {
+		return nil
+	}
+	line := "GET " + req.URL.RequestURI() + " HTTP/1.1\r\n"
+	out := b.Bytes()
+	if !bytes.HasPrefix(out, []byte(line)) || !bytes.HasSuffix(out, []byte("\r\n\r\n")) {
+		return nil
+	}
+	return out[len(line):]
+}
+
 // ErrAgentNotAnswering is wrapped by the error of a blocking query ended
 // because the agent did not answer a probe (Options.ProbeInterval): it
 // accepts connections but does not answer (frozen, overloaded).
@@ -716,9 +736,10 @@ func (h *hub) listDirect(ctx context.Context, root string, index uint64, wait ti
 			q.Del("index")
 			q.Del("wait")
 			h.fast, h.fastRoot, h.fastQuery = tr, root, q.Encode()
+			h.fastHead = requestHead(tr)
 		}
 	}
-	if h.fast == nil || h.fastRoot != root {
+	if h.fast == nil || h.fastRoot != root || h.fastHead == nil {
 		return 0, false
 	}
 	u := *h.fast.URL
@@ -726,7 +747,13 @@ func (h *hub) listDirect(ctx context.Context, root string, index uint64, wait ti
 	u.RawQuery = h.fastQuery + "&index=" + strconv.FormatUint(index, 10) + "&wait=" + strconv.FormatInt(ms, 10) + "ms"
 	req := h.fast.WithContext(ctx)
 	req.URL = &u
-	resp, err := c.kvConn.roundTrip(req, &h.tap)
+	// req.Write's bytes for req: its request line, then the template's.
+	raw := append(h.fastRaw[:0], "GET "...)
+	raw = append(raw, u.RequestURI()...)
+	raw = append(raw, " HTTP/1.1\r\n"...)
+	raw = append(raw, h.fastHead...)
+	h.fastRaw = raw
+	resp, err := c.kvConn.roundTrip(req, raw, &h.tap)
 	if err != nil {
 		return 0, false
 	}
