@@ -59,8 +59,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 // that was kept from an earlier request and fails before the first byte of
 // the answer (the agent closed it meanwhile) is replaced once: the request
 // is a GET. With raw set, raw is written instead of req.Write's bytes
-// (hub.listDirect's copy of them). It returns errDirectBusy when another
-// request holds the connection.
+// (hub.listDirect's copy of them) and the answer is read by readAnswer:
+// its status, X-Consul-Index and body go into tp, and the response is nil.
+// It returns errDirectBusy when another request holds the connection.
 func (d *direct) roundTrip(req *http.Request, raw []byte, tp *tap) (*http.Response, error) {
 	if !d.mu.TryLock() {
 		return nil, errDirectBusy
@@ -124,6 +125,18 @@ func (d *direct) exchange(ctx context.Context, req *http.Request, raw []byte, tp
 	}
 	if _, err := d.br.Peek(1); err != nil {
 		return nil, false, err
+	}
+	if raw != nil {
+		var a answer
+		a, tp.body, err = readAnswer(d.br, tp.body)
+		if err != nil {
+			return nil, true, err
+		}
+		tp.ok, tp.status, tp.index, tp.hasIndex = a.status == http.StatusOK, a.status, a.index, a.hasIndex
+		if a.close {
+			d.closeLocked()
+		}
+		return nil, true, nil
 	}
 	resp, err = http.ReadResponse(d.br, req)
 	if err != nil {

@@ -30,6 +30,11 @@ type tap struct {
 	// req is the last request the api client built with this tap, for
 	// hub.listDirect to repeat.
 	req *http.Request
+	// Set by an answer that readAnswer read (hub.listDirect): its status
+	// and X-Consul-Index.
+	status   int
+	index    uint64
+	hasIndex bool
 }
 
 // tapTransport wraps the transport of the api client. For a request whose

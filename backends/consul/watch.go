@@ -87,6 +87,7 @@ type hub struct {
 	fastHead            []byte       // fast as req.Write writes it, after the request line
 	fastRaw             []byte       // the last request written, reused
 	fastAnswers         atomic.Int64 // answers listDirect read, for tests
+	fastOff             bool         // readAnswer refused an answer: no more listDirect
 
 	// guarded by c.mu
 	subs            map[*sub]struct{}
@@ -716,15 +717,16 @@ func (h *hub) list(ctx context.Context, root string, index uint64, wait time.Dur
 // repeats the request the api client last built for root (path, token,
 // datacenter, headers) with this index and wait. The api client's request
 // building, its http.Client and its reading of the answer's metadata were
-// a tenth of the daemon's CPU per change. A 200 answer's body is left in
-// h.tap; a 404 (no key under root) is an empty list, as the api client
-// has it. It reports false, having changed nothing the caller keeps, when
+// a tenth of the daemon's CPU per change; its answer is read by
+// readAnswer (answer.go), not http.ReadResponse. A 200 answer's body is
+// left in h.tap; a 404 (no key under root) is an empty list, as the api
+// client has it. It reports false, having changed nothing the caller keeps, when
 // the query did not go this way or its answer is anything else (an error,
 // another status, no valid X-Consul-Index): the caller then asks the api
 // client, which makes the same request and reports its errors as ever.
 func (h *hub) listDirect(ctx context.Context, root string, index uint64, wait time.Duration) (uint64, bool) {
 	c := h.c
-	if c.kvConn == nil || index == 0 || wait <= 0 {
+	if c.kvConn == nil || index == 0 || wait <= 0 || h.fastOff {
 		return 0, false
 	}
 	if tr := h.tap.req; tr != nil {
@@ -753,17 +755,20 @@ func (h *hub) listDirect(ctx context.Context, root string, index uint64, wait ti
 	raw = append(raw, " HTTP/1.1\r\n"...)
 	raw = append(raw, h.fastHead...)
 	h.fastRaw = raw
-	resp, err := c.kvConn.roundTrip(req, raw, &h.tap)
-	if err != nil {
+	tp := &h.tap
+	tp.status, tp.hasIndex = 0, false
+	if _, err := c.kvConn.roundTrip(req, raw, tp); err != nil {
+		if errors.Is(err, errUnusual) {
+			h.fastOff = true // this agent's answers are not an agent's: the api client reads them
+		}
 		return 0, false
 	}
-	idx, err := strconv.ParseUint(resp.Header.Get("X-Consul-Index"), 10, 64)
-	if err != nil || (resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound) {
+	if !tp.hasIndex || (tp.status != http.StatusOK && tp.status != http.StatusNotFound) {
 		h.fast = nil // the api client decides, and builds the request anew
 		return 0, false
 	}
 	h.fastAnswers.Add(1)
-	return idx, true
+	return tp.index, true
 }
 
 // differ compares one answer with a hub's state. It runs in the hub
