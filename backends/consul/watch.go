@@ -720,10 +720,11 @@ func (h *hub) list(ctx context.Context, root string, index uint64, wait time.Dur
 // a tenth of the daemon's CPU per change; its answer is read by
 // readAnswer (answer.go), not http.ReadResponse. A 200 answer's body is
 // left in h.tap; a 404 (no key under root) is an empty list, as the api
-// client has it. It reports false, having changed nothing the caller keeps, when
-// the query did not go this way or its answer is anything else (an error,
-// another status, no valid X-Consul-Index): the caller then asks the api
-// client, which makes the same request and reports its errors as ever.
+// client has it. It reports false, having changed nothing the caller
+// keeps, when the query did not go this way or its answer is anything else
+// (an error, another status, no valid X-Consul-Index): the caller then
+// asks the api client, which makes the same request and reports its
+// errors as ever.
 func (h *hub) listDirect(ctx context.Context, root string, index uint64, wait time.Duration) (uint64, bool) {
 	c := h.c
 	if c.kvConn == nil || index == 0 || wait <= 0 || h.fastOff {
