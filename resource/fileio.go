@@ -26,14 +26,23 @@ func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
 
 // readFile is os.ReadFile through openFile.
 func readFile(name string) ([]byte, error) {
+	return readFileSize(name, -1)
+}
+
+// readFileSize is readFile for a file whose size the caller has just
+// stat'ed (a hint: the file is read to its end whatever its size is by
+// then), which saves an fstat; size < 0 asks for the fstat.
+func readFileSize(name string, size int64) ([]byte, error) {
 	f, err := openFile(name, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var size int64
-	if fi, err := f.Stat(); err == nil {
-		size = fi.Size()
+	if size < 0 {
+		size = 0
+		if fi, err := f.Stat(); err == nil {
+			size = fi.Size()
+		}
 	}
 	data := make([]byte, 0, size+1) // +1: see EOF without growing
 	for {

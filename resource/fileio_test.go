@@ -23,6 +23,13 @@ func TestReadFile(t *testing.T) {
 		if err != nil || !bytes.Equal(got, want) {
 			t.Errorf("size %d: got %d bytes, %v", size, len(got), err)
 		}
+		// A size hint that is out of date (the file changed since the
+		// stat) still reads the whole file.
+		for _, hint := range []int64{0, int64(size / 2), int64(size) * 2} {
+			if got, err := readFileSize(p, hint); err != nil || !bytes.Equal(got, want) {
+				t.Errorf("size %d, hint %d: got %d bytes, %v", size, hint, len(got), err)
+			}
+		}
 	}
 	// /proc files report size 0 but have content.
 	if got, err := readFile("/proc/self/status"); err != nil || !bytes.Contains(got, []byte("Name:")) {

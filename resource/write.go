@@ -89,7 +89,7 @@ func readDest(dest string) (fileState, error) {
 	if !fi.Mode().IsRegular() {
 		return fileState{}, fmt.Errorf("destination %s is not a regular file", dest)
 	}
-	data, err := readFile(dest)
+	data, err := readFileSize(dest, fi.Size())
 	if err != nil {
 		return fileState{}, err
 	}
