@@ -17,21 +17,20 @@ import "bytes"
 //
 // "Normally": a listing can also hold old entries the previous answer did
 // not (a snapshot restored from a store further ahead, a token's ACL
-// policy changed to show other keys), so each entry at or below since is
-// only taken as unchanged when the state holds its key, unescaped, with
-// that ModifyIndex; anything else sends the answer to the full scan. Keys
-// that went away are not listed at all: the count of state entries listed
-// then falls short of the state, and the answer is scanned in full, as is
-// any answer the skim cannot read with certainty. FuzzSkimKV holds the
-// skim to the full scan.
+// policy changed to show other keys), so an entry at or below since is only
+// taken as unchanged when the previous answer listed its key, unescaped,
+// with that ModifyIndex (differ.prev, that answer's keys in their order:
+// both listings are in key order, so the match is a merge, not a lookup);
+// anything else sends the answer to the full scan. Keys that went away are
+// not listed at all: the count of unchanged entries then falls short of the
+// state, and the answer is scanned in full, as is any answer the skim
+// cannot read with certainty. FuzzSkimKV holds the skim to the full scan.
 
 // skim compares the answer b with d.old as scanKVList with d.pair would,
 // reading only the objects of changed entries. It reports false, having
 // handed d some of the pairs, when the full scan must decide instead (see
 // restart); err is an error of d.pair.
 func (d *differ) skim(b []byte) (ok bool, err error) {
-	// Searched without its opening quote: '"' is every few bytes of JSON,
-	// 'M' is rare, and bytes.Index skips ahead to the first byte.
 	const member = `ModifyIndex"`
 	s := jscan{b: b}
 	if !s.eat('[') || !endsWith(b, ']') {
@@ -47,16 +46,10 @@ func (d *differ) skim(b []byte) (ok bool, err error) {
 		p         rawPair // reused: no allocation per pair
 	)
 	for from := pos; ; {
-		n := bytes.Index(b[from:], []byte(member))
-		if n < 0 {
+		at := findMember(b, from, member) // the opening quote
+		if at < 0 {
 			break
 		}
-		at := from + n
-		if at == 0 || b[at-1] != '"' {
-			from = at + 1
-			continue
-		}
-		at-- // the opening quote
 		s.i = at + 1 + len(member)
 		if !s.eat(':') {
 			return false, nil
@@ -131,21 +124,12 @@ func (d *differ) skim(b []byte) (ok bool, err error) {
 // up to this object's ModifyIndex member: Consul lists Key before it), when
 // it is a string without escapes.
 func firstKey(w []byte) ([]byte, bool) {
-	// Searched without its opening quote, as in skim.
 	const member = `Key"`
-	i := 0
-	for {
-		n := bytes.Index(w[i:], []byte(member))
-		if n < 0 {
-			return nil, false
-		}
-		i += n
-		if i > 0 && w[i-1] == '"' {
-			break
-		}
-		i++
+	i := findMember(w, 0, member)
+	if i < 0 {
+		return nil, false
 	}
-	s := jscan{b: w, i: i + len(member)}
+	s := jscan{b: w, i: i + 1 + len(member)}
 	if !s.eat(':') || !s.eat('"') {
 		return nil, false
 	}
@@ -155,6 +139,24 @@ func firstKey(w []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return k[:n], true
+}
+
+// findMember returns the index of the opening quote of the first `"`+name
+// in b at or after from, or -1; name ends with its closing quote. It is
+// searched without the opening quote: '"' is every few bytes of JSON, the
+// first letter of a member name rare, and bytes.Index skips ahead to it.
+func findMember(b []byte, from int, name string) int {
+	for {
+		n := bytes.Index(b[from:], []byte(name))
+		if n < 0 {
+			return -1
+		}
+		at := from + n
+		if at > 0 && b[at-1] == '"' {
+			return at - 1
+		}
+		from = at + 1
+	}
 }
 
 // listOrder is the clean keys (without their leading "/") and ModifyIndexes
