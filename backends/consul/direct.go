@@ -20,14 +20,16 @@ import (
 // connection's write loop and its read loop) and as many thread wake-ups;
 // with 200 watched prefixes the two loops were a sixth of the daemon's CPU
 // per change. A direct is one kept-alive HTTP/1.1 connection on which the
-// hub writes its request and reads the answer itself: the request is still
-// built by the api client (token, datacenter, headers; hub.listDirect then
-// repeats it with a new index and wait, the api client asked again for
-// anything but an answer), the answer still parsed by net/http
-// (http.ReadResponse: chunked bodies, Connection: close), only the
-// goroutines are gone. It serves plain-HTTP requests to a loopback
-// agent (the local agent a daemon normally talks to, asked for uncompressed
-// answers anyway); anything else goes through the Transport.
+// hub writes its request and reads the answer itself, without net/http's
+// goroutines. The api client builds the request (token, datacenter,
+// headers) and net/http parses its answer (http.ReadResponse: chunked
+// bodies, Connection: close); once the api client has built the hub's
+// query, hub.listDirect writes that request's bytes again with a new index
+// and wait and reads the answer with readAnswer (answer.go), going back to
+// the api client for any answer but a list. It serves plain-HTTP requests
+// to a loopback agent (the local agent a daemon normally talks to, asked
+// for uncompressed answers anyway); anything else goes through the
+// Transport.
 
 // direct is the KV hub's connection. Its methods are safe for concurrent
 // use; a request arriving while another runs goes through the Transport.

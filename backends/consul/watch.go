@@ -736,13 +736,14 @@ func (h *hub) listDirect(ctx context.Context, root string, index uint64, wait ti
 		h.fast = nil
 		q := tr.URL.Query()
 		if tr.URL.Path == "/v1/kv/"+strings.TrimPrefix(root, "/") && q.Has("recurse") && q.Has("index") && q.Has("wait") && c.kvConn.usable(tr) {
-			q.Del("index")
-			q.Del("wait")
-			h.fast, h.fastRoot, h.fastQuery = tr, root, q.Encode()
-			h.fastHead = requestHead(tr)
+			if head := requestHead(tr); head != nil {
+				q.Del("index")
+				q.Del("wait")
+				h.fast, h.fastRoot, h.fastQuery, h.fastHead = tr, root, q.Encode(), head
+			}
 		}
 	}
-	if h.fast == nil || h.fastRoot != root || h.fastHead == nil {
+	if h.fast == nil || h.fastRoot != root {
 		return 0, false
 	}
 	u := *h.fast.URL
