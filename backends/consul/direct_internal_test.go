@@ -27,19 +27,7 @@ import (
 // connection, which a real agent does not do on demand).
 func TestDirectKVQuery(t *testing.T) {
 	srv := testserver.Consul(t, testserver.ConsulOptions{Dev: true})
-	cfg := api.DefaultConfig()
-	cfg.Address = srv.Addr()
-	cfg.Token = srv.Token()
-	adm, err := api.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	put := func(k, v string) {
-		t.Helper()
-		if _, err := adm.KV().Put(&api.KVPair{Key: k, Value: []byte(v)}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, put := adminPut(t, srv.Addr(), srv.Token())
 	var (
 		mu    sync.Mutex
 		conns []net.Conn
@@ -86,6 +74,24 @@ func TestDirectKVQuery(t *testing.T) {
 	mu.Unlock()
 	put("direct/a", "3")
 	next("3")
+}
+
+// adminPut returns an api client of the agent at addr with token, and a
+// put of a key through it.
+func adminPut(t *testing.T, addr, token string) (*api.Client, func(k, v string)) {
+	t.Helper()
+	cfg := api.DefaultConfig()
+	cfg.Address, cfg.Token = addr, token
+	adm, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return adm, func(k, v string) {
+		t.Helper()
+		if _, err := adm.KV().Put(&api.KVPair{Key: k, Value: []byte(v)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // awaitChange reads ch until an update sets key to want, or deletes it when
@@ -135,19 +141,7 @@ func (c recordingConn) Write(p []byte) (int, error) {
 // revoked under it is reported by the api client as ever.
 func TestListDirect(t *testing.T) {
 	srv := testserver.Consul(t, testserver.ConsulOptions{Dev: true})
-	cfg := api.DefaultConfig()
-	cfg.Address = srv.Addr()
-	cfg.Token = srv.Token()
-	adm, err := api.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	put := func(k, v string) {
-		t.Helper()
-		if _, err := adm.KV().Put(&api.KVPair{Key: k, Value: []byte(v)}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	adm, put := adminPut(t, srv.Addr(), srv.Token())
 	var (
 		mu  sync.Mutex
 		out bytes.Buffer
@@ -236,18 +230,7 @@ func TestListDirect(t *testing.T) {
 func TestListDirectRevoked(t *testing.T) {
 	const mgmt = "11111111-2222-3333-4444-555555555555"
 	srv := testserver.Consul(t, testserver.ConsulOptions{Dev: true, ACLToken: mgmt})
-	cfg := api.DefaultConfig()
-	cfg.Address, cfg.Token = srv.Addr(), mgmt
-	adm, err := api.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	put := func(k, v string) {
-		t.Helper()
-		if _, err := adm.KV().Put(&api.KVPair{Key: k, Value: []byte(v)}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	adm, put := adminPut(t, srv.Addr(), mgmt)
 	pol, _, err := adm.ACL().PolicyCreate(&api.ACLPolicy{Name: "read-fast", Rules: `key_prefix "fast/" { policy = "read" }`}, nil)
 	if err != nil {
 		t.Fatal(err)
