@@ -700,7 +700,6 @@ func (h *hub) list(ctx context.Context, root string, index uint64, wait time.Dur
 	c := h.c
 	ctx, cancel := blockingContext(ctx, wait)
 	defer cancel()
-	h.tap.ok = false
 	if idx, ok := h.listDirect(ctx, root, index, wait); ok {
 		return nil, idx, nil
 	}
@@ -757,8 +756,7 @@ func (h *hub) listDirect(ctx context.Context, root string, index uint64, wait ti
 	raw = append(raw, " HTTP/1.1\r\n"...)
 	raw = append(raw, h.fastHead...)
 	h.fastRaw = raw
-	tp := &h.tap
-	tp.status, tp.hasIndex = 0, false
+	tp := &h.tap // every field of an answer is set by roundTrip when it returns no error
 	if _, err := c.kvConn.roundTrip(req, raw, tp); err != nil {
 		if errors.Is(err, errUnusual) {
 			h.fastOff = true // this agent's answers are not an agent's: the api client reads them
