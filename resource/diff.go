@@ -102,7 +102,8 @@ func splitLines(b []byte) []string {
 	return lines
 }
 
-// unixMode converts an os.FileMode to the octal number chmod(1) takes.
+// unixMode converts an os.FileMode to the octal number chmod(1) and
+// chmod(2) take.
 func unixMode(m os.FileMode) uint32 {
 	n := uint32(m.Perm())
 	if m&os.ModeSetuid != 0 {

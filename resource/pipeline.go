@@ -341,12 +341,12 @@ func (r *Resource) owedPath() string { return stagePrefix(r.Dest) + ".reload-owe
 // disk flush per commit).
 func (r *Resource) oweReload() error {
 	p := r.owedPath()
-	f, err := openFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := openRaw(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("record the owed reload: %w", err)
 	}
-	_, err = f.WriteString(r.Dest + "\n")
-	if cerr := f.Close(); err == nil {
+	err = f.write([]byte(r.Dest + "\n"))
+	if cerr := f.close(); err == nil {
 		err = cerr
 	}
 	if err != nil {

@@ -451,7 +451,7 @@ func TestSyncRenameFallback(t *testing.T) {
 			rename = func(oldpath, newpath string) error {
 				return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: errno}
 			}
-			t.Cleanup(func() { rename = os.Rename })
+			t.Cleanup(func() { rename = renameFile })
 			f := newFixture(t, "mode = \"0600\"\n", Options{})
 			if err := os.WriteFile(f.dest, []byte("old"), 0o644); err != nil {
 				t.Fatal(err)
@@ -482,7 +482,7 @@ func TestSyncRenameError(t *testing.T) {
 	rename = func(oldpath, newpath string) error {
 		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: syscall.EACCES}
 	}
-	t.Cleanup(func() { rename = os.Rename })
+	t.Cleanup(func() { rename = renameFile })
 	f := newFixture(t, "", Options{})
 	if _, err := f.r.Sync(t.Context(), kvs("x")); err == nil {
 		t.Fatal("got no error")
@@ -639,7 +639,7 @@ func exdevRename(t *testing.T) {
 	rename = func(oldpath, newpath string) error {
 		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: syscall.EXDEV}
 	}
-	t.Cleanup(func() { rename = os.Rename })
+	t.Cleanup(func() { rename = renameFile })
 }
 
 // TestSyncInPlaceWriteFails: when the in-place fallback fails part way, the
@@ -781,7 +781,7 @@ func TestStageCommitRenameFallback(t *testing.T) {
 	rename = func(oldpath, newpath string) error {
 		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: syscall.EBUSY}
 	}
-	t.Cleanup(func() { rename = os.Rename })
+	t.Cleanup(func() { rename = renameFile })
 	f := newFixture(t, "", Options{})
 	if err := os.WriteFile(f.dest, []byte("old"), 0o644); err != nil {
 		t.Fatal(err)

@@ -74,8 +74,8 @@ type target struct {
 // modeBits are the mode bits compared and set.
 const modeBits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
 
-// rename is os.Rename, replaceable by tests to simulate EXDEV and EBUSY.
-var rename = os.Rename
+// rename is renameFile, replaceable by tests to simulate EXDEV and EBUSY.
+var rename = renameFile
 
 // readDest reads the destination; a missing one is not an error.
 func readDest(dest string) (fileState, error) {
@@ -126,10 +126,9 @@ func stageBase(base string) string {
 // returns the stage file's path; on error no stage file is left.
 func writeStage(dest string, data []byte, t target, fsync bool) (_ string, err error) {
 	prefix := stagePrefix(dest)
-	var f *os.File
+	var f rawFile
 	for range 100 {
-		name := prefix + strconv.FormatUint(uint64(rand.Uint32()), 10)
-		f, err = openFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, t.mode.Perm())
+		f, err = openRaw(prefix+strconv.FormatUint(uint64(rand.Uint32()), 10), os.O_RDWR|os.O_CREATE|os.O_EXCL, t.mode.Perm())
 		if !errors.Is(err, fs.ErrExist) {
 			break
 		}
@@ -137,25 +136,25 @@ func writeStage(dest string, data []byte, t target, fsync bool) (_ string, err e
 	if err != nil {
 		return "", fmt.Errorf("create stage file: %w", err)
 	}
-	name := f.Name()
+	name := f.name
 	defer func() {
 		if err != nil {
-			f.Close()
+			f.close()
 			os.Remove(name)
 		}
 	}()
 	if err := setOwnerMode(f, t); err != nil {
 		return "", fmt.Errorf("stage file %s: %w", name, err)
 	}
-	if _, err := f.Write(data); err != nil {
+	if err := f.write(data); err != nil {
 		return "", fmt.Errorf("write stage file: %w", err)
 	}
 	if fsync {
-		if err := f.Sync(); err != nil {
+		if err := f.sync(); err != nil {
 			return "", fmt.Errorf("fsync stage file: %w", err)
 		}
 	}
-	if err := f.Close(); err != nil {
+	if err := f.close(); err != nil {
 		return "", fmt.Errorf("close stage file: %w", err)
 	}
 	return name, nil
@@ -163,39 +162,41 @@ func writeStage(dest string, data []byte, t target, fsync bool) (_ string, err e
 
 // syncFile fsyncs the file at name.
 func syncFile(name string) error {
-	f, err := openFile(name, os.O_RDONLY, 0)
+	f, err := openRaw(name, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
+	if err := f.sync(); err != nil {
+		f.close()
 		return err
 	}
-	return f.Close()
+	return f.close()
 }
 
 // setOwnerMode chowns f when t asks for other ids than it has, then chmods
-// it (in that order: a chown may clear the setuid and setgid bits).
-func setOwnerMode(f *os.File, t target) error {
-	fi, err := f.Stat()
+// it (in that order: a chown may clear the setuid and setgid bits) unless
+// it has t's mode already (a file just created with t's permissions and a
+// umask and default ACL that masked none of them).
+func setOwnerMode(f rawFile, t target) error {
+	st, err := f.stat()
 	if err != nil {
 		return err
 	}
 	uid, gid := -1, -1
-	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-		if t.uid >= 0 && int(sys.Uid) != t.uid {
-			uid = t.uid
-		}
-		if t.gid >= 0 && int(sys.Gid) != t.gid {
-			gid = t.gid
-		}
+	if t.uid >= 0 && int(st.Uid) != t.uid {
+		uid = t.uid
+	}
+	if t.gid >= 0 && int(st.Gid) != t.gid {
+		gid = t.gid
 	}
 	if uid >= 0 || gid >= 0 {
-		if err := f.Chown(uid, gid); err != nil {
+		if err := f.chown(uid, gid); err != nil {
 			return err
 		}
+	} else if fileMode(st.Mode) == t.mode&modeBits {
+		return nil
 	}
-	return f.Chmod(t.mode)
+	return f.chmod(t.mode)
 }
 
 // inPlace says what moveIntoPlace does when it must write the destination in
@@ -274,34 +275,34 @@ var writeInPlaceFile = writeInPlace
 // writeInPlace truncates dest and writes data into it, fsyncs, then sets
 // the owner and mode.
 func writeInPlace(dest string, data []byte, t target) error {
-	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, t.mode.Perm())
+	f, err := openRaw(dest, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, t.mode.Perm())
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
+	if err := f.write(data); err != nil {
+		f.close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
+	if err := f.sync(); err != nil {
+		f.close()
 		return err
 	}
 	if err := setOwnerMode(f, t); err != nil {
-		f.Close()
+		f.close()
 		return err
 	}
-	return f.Close()
+	return f.close()
 }
 
 // syncDir fsyncs a directory so a rename in it is durable. File systems
 // that cannot fsync a directory (EINVAL) are not an error.
 func syncDir(dir string) error {
-	d, err := openFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	d, err := openRaw(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+	defer d.close()
+	if err := d.sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
 		return fmt.Errorf("fsync %s: %w", dir, err)
 	}
 	return nil

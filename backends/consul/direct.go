@@ -85,7 +85,8 @@ func (d *direct) roundTrip(req *http.Request, raw []byte, tp *tap) (*http.Respon
 				return nil, fmt.Errorf("dial %s: %w", addr, err)
 			}
 			d.conn, d.addr = conn, addr
-			d.br, d.bw = bufio.NewReaderSize(conn, 32<<10), bufio.NewWriter(conn)
+			// 64 KiB: a list of a few hundred keys arrives in one read.
+			d.br, d.bw = bufio.NewReaderSize(conn, 64<<10), bufio.NewWriter(conn)
 		}
 		resp, started, err := d.exchange(ctx, req, raw, tp)
 		if err == nil {
