@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -72,5 +73,63 @@ func TestDeferDirSync(t *testing.T) {
 	SyncDirs([]*Resource{f.r})
 	if !strings.Contains(f.logs.String(), "fsync directory failed") {
 		t.Errorf("SyncDirs did not log the missing directory: %s", f.logs)
+	}
+}
+
+// TestRawFileModes: a mode set through rawFile.chmod reads back through
+// fileMode as the same modeBits, setuid, setgid and sticky included, and
+// setOwnerMode leaves a file that has its mode already alone.
+func TestRawFileModes(t *testing.T) {
+	dir := t.TempDir()
+	for _, m := range []os.FileMode{0o644, 0o600, 0o750 | os.ModeSetuid, 0o755 | os.ModeSetgid, 0o777 | os.ModeSticky} {
+		p := filepath.Join(dir, "f")
+		os.Remove(p)
+		f, err := openRaw(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := setOwnerMode(f, target{mode: m, uid: -1, gid: -1}); err != nil {
+			t.Fatal(err)
+		}
+		st, err := f.stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fileMode(st.Mode); got != m {
+			t.Errorf("mode %v: fileMode reads %v", m, got)
+		}
+		if err := f.close(); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(p); err != nil || fi.Mode()&modeBits != m {
+			t.Errorf("mode %v: os.Stat reads %v, %v", m, fi.Mode(), err)
+		}
+	}
+}
+
+// TestRawFileErrors: rawFile's and renameFile's errors are os.File's and
+// os.Rename's: an *fs.PathError naming the operation and the file, an
+// *os.LinkError, both wrapping the errno.
+func TestRawFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := openRaw(p, os.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.close()
+	var pe *fs.PathError
+	if err := f.write([]byte("y")); !errors.As(err, &pe) || pe.Op != "write" || pe.Path != p || !errors.Is(err, syscall.EBADF) {
+		t.Errorf("write to a read-only file: %v", err)
+	}
+	if _, err := openRaw(filepath.Join(dir, "missing"), os.O_RDONLY, 0); !errors.As(err, &pe) || pe.Op != "open" || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("open of a missing file: %v", err)
+	}
+	var le *os.LinkError
+	if err := renameFile(filepath.Join(dir, "missing"), p); !errors.As(err, &le) || le.Op != "rename" || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("rename of a missing file: %v", err)
 	}
 }
