@@ -112,11 +112,17 @@ func (f rawFile) chown(uid, gid int) error {
 	return nil
 }
 
-// close closes the descriptor; an error from close(2) is reported (on NFS
-// it can be the first report of a failed write), but the descriptor is
-// gone either way.
-func (f rawFile) close() error {
-	if err := syscall.Close(f.fd); err != nil && !errors.Is(err, syscall.EINTR) {
+// close closes the descriptor once: a second close is a no-op, as the
+// descriptor's number may belong to another file by then. An error from
+// close(2) is reported (on NFS it can be the first report of a failed
+// write), EINTR included, but the descriptor is gone either way.
+func (f *rawFile) close() error {
+	if f.fd < 0 {
+		return nil
+	}
+	err := syscall.Close(f.fd)
+	f.fd = -1
+	if err != nil {
 		return f.err("close", err)
 	}
 	return nil
@@ -181,9 +187,10 @@ func readFileSize(name string, size int64) ([]byte, error) {
 	}
 }
 
-// renameFile is os.Rename without its lstat of newpath (which only turns
-// "newpath is a directory" into another error: the commit has checked that
-// the destination is a regular file), with os.Rename's *os.LinkError.
+// renameFile is os.Rename without its lstat of newpath, which only turns
+// "newpath is a directory" into EEXIST where rename(2) says EISDIR (a
+// commit has checked that the destination is a regular file; a restore
+// fails either way), with os.Rename's *os.LinkError.
 func renameFile(oldpath, newpath string) error {
 	if err := ignoringEINTR(func() error { return syscall.Rename(oldpath, newpath) }); err != nil {
 		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}

@@ -133,3 +133,27 @@ func TestRawFileErrors(t *testing.T) {
 		t.Errorf("rename of a missing file: %v", err)
 	}
 }
+
+// TestRawFileCloseOnce: a second close of a rawFile does not close the
+// descriptor again (by then its number may be another file's).
+func TestRawFileCloseOnce(t *testing.T) {
+	dir := t.TempDir()
+	f, err := openRaw(filepath.Join(dir, "a"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.close(); err != nil {
+		t.Fatal(err)
+	}
+	g, err := openRaw(filepath.Join(dir, "b"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.close()
+	if err := f.close(); err != nil {
+		t.Errorf("second close: %v", err)
+	}
+	if err := g.write([]byte("x")); err != nil {
+		t.Errorf("the file opened after the first close: %v", err)
+	}
+}
