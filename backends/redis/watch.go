@@ -120,11 +120,17 @@ type tracker struct {
 	err        error    // non-nil while the connection is down
 	polling    bool     // the server cannot push changes, or polling was asked for
 	unverified bool     // logged: notify-keyspace-events could not be read
-	changed    chan struct{}
+	// changed is cancelled at the next change of the connection's state
+	// (a context, not a channel, so that a read bounded by it needs no
+	// goroutine: readContext).
+	changed       context.Context
+	cancelChanged context.CancelFunc
 }
 
 func newTracker(c *Client) *tracker {
-	return &tracker{c: c, added: make(chan struct{}, 1), watches: map[*watch]bool{}, changed: make(chan struct{})}
+	t := &tracker{c: c, added: make(chan struct{}, 1), watches: map[*watch]bool{}}
+	t.changed, t.cancelChanged = context.WithCancel(context.Background())
+	return t
 }
 
 func (t *tracker) add(w *watch) {
@@ -144,8 +150,9 @@ func (t *tracker) remove(w *watch) {
 }
 
 // state is what a watch reads: the polling flag, the generation that
-// covers w, a channel closed at the next change, and the connection error.
-func (t *tracker) state(w *watch) (polling bool, armed uint64, changed <-chan struct{}, err error) {
+// covers w, a context cancelled at the next change, and the connection
+// error.
+func (t *tracker) state(w *watch) (polling bool, armed uint64, changed context.Context, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.polling, w.armed, t.changed, t.err
@@ -153,8 +160,8 @@ func (t *tracker) state(w *watch) (polling bool, armed uint64, changed <-chan st
 
 // broadcast wakes every watch; t.mu held.
 func (t *tracker) broadcast() {
-	close(t.changed)
-	t.changed = make(chan struct{})
+	t.cancelChanged()
+	t.changed, t.cancelChanged = context.WithCancel(context.Background())
 }
 
 // cover returns the shortest set of Redis prefixes, none a string prefix of
@@ -544,31 +551,23 @@ func (w *watch) degraded(ctx context.Context, err error) {
 }
 
 // readContext bounds one read of the watch by ConnTimeout, and ends it
-// early when the connection's state changes (changed closed): a read
+// early when the connection's state changes (changed cancelled): a read
 // started just before an outage would otherwise hold the watch until
-// ConnTimeout before it says the watch is degraded. The returned cancel
-// returns once the helper goroutine has ended, so none outlives its read.
-func readContext(ctx context.Context, changed <-chan struct{}) (context.Context, context.CancelFunc) {
+// ConnTimeout before it says the watch is degraded. Nothing runs until
+// changed is cancelled (context.AfterFunc), so a read costs no goroutine.
+func readContext(ctx context.Context, changed context.Context) (context.Context, context.CancelFunc) {
 	rctx, cancel := context.WithTimeout(ctx, ConnTimeout)
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		select {
-		case <-changed:
-			cancel()
-		case <-stop:
-		}
-	}()
-	return rctx, func() { close(stop); cancel(); <-done }
+	stop := context.AfterFunc(changed, cancel)
+	return rctx, func() { stop(); cancel() }
 }
 
 // readFailed handles a failed read: when the connection's state changed
 // meanwhile, the loop looks at the new state (a re-list follows once the
 // prefix is covered again); otherwise the watch is degraded.
-func (w *watch) readFailed(ctx context.Context, changed <-chan struct{}, err error) {
+func (w *watch) readFailed(ctx context.Context, changed context.Context, err error) {
 	w.synced = 0
 	select {
-	case <-changed:
+	case <-changed.Done():
 	default:
 		w.degraded(ctx, err)
 	}
@@ -591,7 +590,7 @@ func (w *watch) run(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-changed:
+			case <-changed.Done():
 			}
 			continue
 		case armed != 0 && armed != w.synced:
@@ -610,7 +609,7 @@ func (w *watch) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-changed:
+		case <-changed.Done():
 			continue
 		case <-w.wake:
 		}
@@ -658,7 +657,7 @@ func (w *watch) send(ctx context.Context, u backends.Update) bool {
 
 // sync re-lists the prefix and sends the difference from the last view.
 // The read is bounded by readContext.
-func (w *watch) sync(ctx context.Context, changed <-chan struct{}) error {
+func (w *watch) sync(ctx context.Context, changed context.Context) error {
 	rctx, cancel := readContext(ctx, changed)
 	defer cancel()
 	srcs, err := w.c.list(rctx, w.prefix)
