@@ -135,3 +135,10 @@ func (s *consulSession) deregister(ctx context.Context, r *Registration) error {
 }
 
 func (s *consulSession) close(context.Context) error { return s.backend.Close() }
+
+// forget makes the next set register r again, with its new settings.
+func (s *consulSession) forget(r *Registration) {
+	s.mu.Lock()
+	delete(s.registered, r.ID)
+	s.mu.Unlock()
+}

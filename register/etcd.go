@@ -277,3 +277,10 @@ func (r *Registration) etcdValue() string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// forget makes the next set write r's key again.
+func (s *etcdSession) forget(r *Registration) {
+	s.mu.Lock()
+	delete(s.applied, r.Key)
+	s.mu.Unlock()
+}

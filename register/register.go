@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -37,6 +38,9 @@ type session interface {
 	concurrency() int
 	// deregister removes r from the store for good.
 	deregister(ctx context.Context, r *Registration) error
+	// forget drops what the session remembers of r's last set, so that
+	// the next set sends r's settings whole (a reload changed them).
+	forget(r *Registration)
 	// close ends the session (revoking an etcd lease) and releases the
 	// connection.
 	close(ctx context.Context) error
@@ -74,10 +78,33 @@ type Options struct {
 // then Run until the context ends. Status, WriteMetrics and Health may be
 // called at any time from any goroutine.
 type Runner struct {
-	regs []*regState
 	opts Options
 	log  *slog.Logger
 	http *http.Client
+
+	mu   sync.Mutex
+	regs []*regState // in configuration order; replaced whole by a reload
+
+	reloads chan reloadRequest // served by Run
+}
+
+// reloadRequest asks Run to replace the registrations with regs; Run sends
+// the outcome on done.
+type reloadRequest struct {
+	regs []*regState
+	done chan error
+}
+
+// id is what identifies a registration across reloads: its store, etcd key
+// and Consul ID. A registration with the same id keeps its entry in the
+// store; one with a new id is another instance.
+func (rs *regState) id() string { return rs.spec.Key() + "\x00" + rs.reg.Key + "\x00" + rs.reg.ID }
+
+// current returns the registrations in configuration order.
+func (r *Runner) current() []*regState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.regs
 }
 
 // regState is one registration and what the runner knows of it.
@@ -105,11 +132,22 @@ func New(regs []*Registration, opts Options) (*Runner, error) {
 	if opts.storeTimeout == 0 {
 		opts.storeTimeout = 5 * time.Second
 	}
-	r := &Runner{opts: opts, log: opts.Logger, http: newHTTPClient()}
+	r := &Runner{opts: opts, log: opts.Logger, http: newHTTPClient(), reloads: make(chan reloadRequest)}
+	states, err := r.states(regs)
+	if err != nil {
+		return nil, err
+	}
+	r.regs = states
+	return r, nil
+}
+
+// states checks regs (defaults applied) and returns their states.
+func (r *Runner) states(regs []*Registration) ([]*regState, error) {
+	var out []*regState
 	seen := map[string]string{}
 	for _, reg := range regs {
 		d := reg.WithDefaults()
-		spec := opts.Backend
+		spec := r.opts.Backend
 		if d.Backend != nil {
 			spec = *d.Backend
 		}
@@ -119,14 +157,47 @@ func New(regs []*Registration, opts Options) (*Runner, error) {
 		if _, ok := openers[driverName(spec.Backend)]; !ok {
 			return nil, fmt.Errorf("register %s: backend %q is not in this build", d.Name, spec.Backend)
 		}
-		id := spec.Key() + "\x00" + d.Key + "\x00" + d.ID
-		if other, dup := seen[id]; dup {
+		rs := &regState{reg: &d, spec: spec, checkErr: errNoCheck}
+		if other, dup := seen[rs.id()]; dup {
 			return nil, fmt.Errorf("register %s: registers the same %s as %s", d.Name, d.what(), other)
 		}
-		seen[id] = d.Name
-		r.regs = append(r.regs, &regState{reg: &d, spec: spec, checkErr: errNoCheck})
+		seen[rs.id()] = d.Name
+		out = append(out, rs)
 	}
-	return r, nil
+	return out, nil
+}
+
+// Reload replaces the registrations with regs while Run runs, without
+// letting any instance that stays drop out of its store:
+//   - a registration whose store, key and ID are unchanged keeps its state
+//     (an instance that is up stays up) and is set again with its new
+//     settings (value, tags, check, TTL heartbeat) at once;
+//   - one that is gone is marked down, drained and deregistered, as at
+//     shutdown;
+//   - a new one starts down, as at start, and comes up after Rise passes.
+//
+// regs are checked first: an invalid registration, or a store that cannot
+// be set up, is an error and changes nothing. An etcd lease keeps the TTL
+// it was granted with: a new registration with a shorter TTL is kept on it
+// with a warning (its key outlives a crash by the lease's TTL) until
+// confit restarts. Reload returns once Run has applied regs.
+func (r *Runner) Reload(ctx context.Context, regs []*Registration) error {
+	states, err := r.states(regs)
+	if err != nil {
+		return err
+	}
+	req := reloadRequest{regs: states, done: make(chan error, 1)}
+	select {
+	case r.reloads <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // what names the registered thing in logs: the etcd key or the Consul ID.
@@ -138,7 +209,7 @@ func (r *Registration) what() string {
 }
 
 // Len returns the number of registrations.
-func (r *Runner) Len() int { return len(r.regs) }
+func (r *Runner) Len() int { return len(r.current()) }
 
 // Run keeps every registration in its store until ctx ends, then shuts
 // down: each registration is marked down (etcd: its key deleted; Consul:
@@ -147,63 +218,224 @@ func (r *Runner) Len() int { return len(r.regs) }
 // service removed) and returns. Every store request is bounded, so the
 // shutdown takes at most the drain plus a few request timeouts. Run
 // returns an error only when a store cannot be set up at all (a bad
-// setting); store outages are retried for as long as Run runs.
+// setting); store outages are retried for as long as Run runs. While it
+// runs, Reload replaces the registrations.
 func (r *Runner) Run(ctx context.Context) error {
-	sessions := map[string]session{}
+	sessions := map[string]*liveSession{}
+	closeAll := func() {
+		for _, ls := range sessions {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.storeTimeout)
+			_ = ls.s.close(cctx)
+			cancel()
+		}
+	}
+	if err := r.openSessions(ctx, sessions, r.current()); err != nil {
+		closeAll()
+		return fmt.Errorf("register: %w", err)
+	}
+	keeps := map[*regState]liveKeep{}
+	start := func(rs *regState) {
+		ls := sessions[rs.spec.Key()]
+		kctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			r.keep(kctx, rs, ls.s, ls.lim)
+		}()
+		keeps[rs] = liveKeep{cancel: cancel, done: done}
+	}
+	stopKeep := func(rs *regState) {
+		k := keeps[rs]
+		k.cancel()
+		<-k.done
+		delete(keeps, rs)
+	}
+	for _, rs := range r.current() {
+		start(rs)
+	}
+	stop := context.WithoutCancel(ctx)
+	var retiring sync.WaitGroup // registrations a reload removed
+	// retired[id] is closed once the registration with that id that a
+	// reload removed is out of its store: one added back under the same id
+	// waits for it, lest the old one's deregistration delete the new one's
+	// entry.
+	retired := map[string]chan struct{}{}
+	remove := func(rs *regState) {
+		ls := sessions[rs.spec.Key()] // the map is Run's alone
+		done := make(chan struct{})
+		retired[rs.id()] = done
+		retiring.Go(func() {
+			defer close(done)
+			r.retire(stop, []*regState{rs}, func(*regState) *liveSession { return ls })
+		})
+	}
+	startAfterRetired := func(rs *regState) {
+		if done, ok := retired[rs.id()]; ok {
+			<-done
+		}
+		for id, done := range retired {
+			select {
+			case <-done:
+				delete(retired, id)
+			default:
+			}
+		}
+		start(rs)
+	}
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case req := <-r.reloads:
+			req.done <- r.apply(ctx, req.regs, sessions, startAfterRetired, stopKeep, remove)
+		}
+	}
+	for rs := range keeps {
+		<-keeps[rs].done
+	}
+	r.retire(stop, r.current(), func(rs *regState) *liveSession { return sessions[rs.spec.Key()] })
+	retiring.Wait()
+	closeAll()
+	return nil
+}
+
+// liveSession is an open session with its request limit and the TTL it
+// was opened for (an etcd lease's).
+type liveSession struct {
+	s   session
+	lim chan struct{}
+	ttl time.Duration
+}
+
+// liveKeep is a running keep: cancel ends it, done is closed when it has.
+type liveKeep struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// openSessions opens a session for each store of regs that has none in
+// sessions yet, for the shortest TTL of its registrations. On error the
+// sessions it opened are closed and removed again.
+func (r *Runner) openSessions(ctx context.Context, sessions map[string]*liveSession, regs []*regState) error {
 	regsOf := map[string][]*regState{}
 	var order []string
-	for _, rs := range r.regs {
+	for _, rs := range regs {
 		k := rs.spec.Key()
+		if _, open := sessions[k]; open {
+			continue
+		}
 		if _, ok := regsOf[k]; !ok {
 			order = append(order, k)
 		}
 		regsOf[k] = append(regsOf[k], rs)
 	}
-	closeAll := func() {
-		for _, s := range sessions {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.storeTimeout)
-			_ = s.close(cctx)
-			cancel()
-		}
-	}
-	for _, k := range order {
+	for i, k := range order {
 		group := regsOf[k]
 		ttl := slices.MinFunc(group, func(a, b *regState) int { return int(a.reg.TTL - b.reg.TTL) }).reg.TTL
 		spec := group[0].spec
-		open := openers[driverName(spec.Backend)]
-		s, err := open(ctx, spec, ttl, r.log.With("backend", spec.Backend))
+		s, err := openers[driverName(spec.Backend)](ctx, spec, ttl, r.log.With("backend", spec.Backend))
 		if err != nil {
-			closeAll()
-			return fmt.Errorf("register: %w", err)
+			for _, o := range order[:i] {
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.storeTimeout)
+				_ = sessions[o].s.close(cctx)
+				cancel()
+				delete(sessions, o)
+			}
+			return err
 		}
-		sessions[k] = s
-	}
-
-	limits := map[session]chan struct{}{}
-	for _, s := range sessions {
+		ls := &liveSession{s: s, ttl: ttl}
 		if n := s.concurrency(); n > 0 {
-			limits[s] = make(chan struct{}, n)
+			ls.lim = make(chan struct{}, n)
+		}
+		sessions[k] = ls
+	}
+	return nil
+}
+
+// apply is Reload's work, on Run's goroutine: next replaces the running
+// registrations. start and stopKeep start and end a registration's keep;
+// remove retires one that is gone.
+func (r *Runner) apply(ctx context.Context, next []*regState, sessions map[string]*liveSession, start, stopKeep, remove func(*regState)) error {
+	if err := r.openSessions(ctx, sessions, next); err != nil {
+		return fmt.Errorf("register: registrations not reloaded, the ones in use stay: %w", err)
+	}
+	old := map[string]*regState{}
+	for _, rs := range r.current() {
+		old[rs.id()] = rs
+	}
+	var changed, removed, same int
+	for i, n := range next {
+		o, ok := old[n.id()]
+		if !ok {
+			continue
+		}
+		delete(old, n.id())
+		if reflect.DeepEqual(*o.reg, *n.reg) {
+			next[i] = o // unchanged: it keeps running as it is
+			same++
+			continue
+		}
+		stopKeep(o)
+		n.carry(o)
+		sessions[n.spec.Key()].s.forget(o.reg)
+		changed++
+	}
+	for _, o := range r.current() {
+		if _, gone := old[o.id()]; gone {
+			stopKeep(o)
+			remove(o)
+			removed++
 		}
 	}
-	var wg sync.WaitGroup
+	r.mu.Lock()
+	running := map[*regState]bool{}
 	for _, rs := range r.regs {
-		wg.Go(func() { r.keep(ctx, rs, sessions[rs.spec.Key()], limits) })
+		running[rs] = true
 	}
-	wg.Wait()
+	r.regs = next
+	r.mu.Unlock()
+	for _, n := range next {
+		if running[n] {
+			continue
+		}
+		if ls := sessions[n.spec.Key()]; driverName(n.spec.Backend) == "etcd" && n.reg.TTL < ls.ttl {
+			r.log.Warn("registration: its ttl is shorter than the etcd lease's, granted at start; the key keeps the lease's ttl until confit restarts",
+				r.attrs(n, "ttl", n.reg.TTL.String(), "lease_ttl", ls.ttl.String())...)
+		}
+		start(n)
+	}
+	r.log.Info("registrations reloaded", "added", len(next)-same-changed, "changed", changed, "removed", removed, "unchanged", same)
+	return nil
+}
 
-	// Shut down: mark down, drain, deregister.
-	stop := context.WithoutCancel(ctx)
+// carry gives rs the state and counters of o, the registration it
+// replaces (same store, key and ID, other settings): an instance that is
+// up stays up.
+func (rs *regState) carry(o *regState) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.state, rs.inStore, rs.storeErr, rs.checkErr, rs.lastCheck = o.state, o.inStore, o.storeErr, o.checkErr, o.lastCheck
+	rs.transitions, rs.passes, rs.failures = o.transitions, o.passes, o.failures
+}
+
+// retire takes regs out of their stores (sessionOf finds each one's), as
+// at shutdown: each is marked down, then confit waits the longest Drain
+// among those that were up, then deregisters them. ctx is not cancelled by
+// the shutdown (every request is bounded).
+func (r *Runner) retire(ctx context.Context, regs []*regState, sessionOf func(*regState) *liveSession) {
+	var wg sync.WaitGroup
 	var drain time.Duration
-	for _, rs := range r.regs {
+	for _, rs := range regs {
 		if rs.get() == Up {
 			drain = max(drain, rs.reg.Drain)
 		}
 	}
-	for _, rs := range r.regs {
+	for _, rs := range regs {
 		wg.Go(func() {
 			was := rs.setState(Draining)
-			s := sessions[rs.spec.Key()]
-			err := r.request(stop, limits[s], func(ctx context.Context) error { return s.set(ctx, rs.reg, false) })
+			ls := sessionOf(rs)
+			err := r.request(ctx, ls.lim, func(ctx context.Context) error { return ls.s.set(ctx, rs.reg, false) })
 			rs.stored(err)
 			if was == Up {
 				r.log.Info("registration draining", r.attrs(rs, "drain", rs.reg.Drain.String(), "err", errAttr(err))...)
@@ -214,10 +446,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	if drain > 0 {
 		time.Sleep(drain)
 	}
-	for _, rs := range r.regs {
+	for _, rs := range regs {
 		wg.Go(func() {
-			s := sessions[rs.spec.Key()]
-			if err := r.request(stop, limits[s], func(ctx context.Context) error { return s.deregister(ctx, rs.reg) }); err != nil {
+			ls := sessionOf(rs)
+			if err := r.request(ctx, ls.lim, func(ctx context.Context) error { return ls.s.deregister(ctx, rs.reg) }); err != nil {
 				r.log.Warn("deregister", r.attrs(rs, "err", err)...)
 				return
 			}
@@ -225,8 +457,6 @@ func (r *Runner) Run(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
-	closeAll()
-	return nil
 }
 
 // request runs one store request with the store timeout. With lim (the
@@ -261,7 +491,7 @@ func (r *Runner) attrs(rs *regState, kv ...any) []any {
 
 // keep runs rs's checks and keeps the store in step with their verdict
 // until ctx ends.
-func (r *Runner) keep(ctx context.Context, rs *regState, s session, limits map[session]chan struct{}) {
+func (r *Runner) keep(ctx context.Context, rs *regState, s session, lim chan struct{}) {
 	verdicts := make(chan State, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -283,7 +513,7 @@ func (r *Runner) keep(ctx context.Context, rs *regState, s session, limits map[s
 		if dirty {
 			dirty = false
 			want := rs.get() == Up
-			err := r.request(ctx, limits[s], func(ctx context.Context) error { return s.set(ctx, rs.reg, want) })
+			err := r.request(ctx, lim, func(ctx context.Context) error { return s.set(ctx, rs.reg, want) })
 			if ctx.Err() != nil {
 				return
 			}
@@ -323,6 +553,7 @@ func (r *Runner) keep(ctx context.Context, rs *regState, s session, limits map[s
 func (r *Runner) check(ctx context.Context, rs *regState, verdicts chan State) {
 	probe := newProber(rs.reg.Check, r.http)
 	m := newMachine(rs.reg.Check, rs.reg.FlapLimit, rs.reg.FlapWindow)
+	m.state = rs.get() // Down at start; what a reload carried over
 	t := time.NewTicker(rs.reg.Check.Interval)
 	defer t.Stop()
 	for {

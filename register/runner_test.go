@@ -43,11 +43,17 @@ func (f *fakeSession) set(ctx context.Context, r *Registration, up bool) error {
 	f.mu.Unlock()
 	return nil
 }
-func (f *fakeSession) changed() <-chan struct{}                        { return nil }
-func (f *fakeSession) refresh(*Registration) time.Duration             { return 0 }
-func (f *fakeSession) concurrency() int                                { return 2 }
-func (f *fakeSession) deregister(context.Context, *Registration) error { return nil }
-func (f *fakeSession) close(context.Context) error                     { return nil }
+func (f *fakeSession) changed() <-chan struct{}            { return nil }
+func (f *fakeSession) refresh(*Registration) time.Duration { return 0 }
+func (f *fakeSession) concurrency() int                    { return 2 }
+func (f *fakeSession) deregister(_ context.Context, r *Registration) error {
+	f.mu.Lock()
+	delete(f.up, r.Key)
+	f.mu.Unlock()
+	return nil
+}
+func (f *fakeSession) close(context.Context) error { return nil }
+func (f *fakeSession) forget(*Registration)        {}
 
 // TestQueuedBeforeTimeout: with more registrations than the client's
 // connections, requests wait their turn before their timeout starts, so a
@@ -100,5 +106,96 @@ func TestQueuedBeforeTimeout(t *testing.T) {
 	}
 	if n := f.failed.Load(); n > 0 {
 		t.Errorf("%d requests timed out while queued", n)
+	}
+}
+
+// TestReload (a fake store, under -race): Reload keeps an unchanged
+// registration running, restarts a changed one in its state, retires a
+// removed one and starts a new one; an invalid set changes nothing.
+func TestReload(t *testing.T) {
+	f := &fakeSession{up: map[string]bool{}}
+	// The fake stands in for etcd, which Validate accepts (not in parallel
+	// with the tests of the real one).
+	real := openers["etcd"]
+	openers["etcd"] = func(context.Context, backends.Spec, time.Duration, *slog.Logger) (session, error) { return f, nil }
+	defer func() { openers["etcd"] = real }()
+	l, err := testserver.TCPService()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	reg := func(key, value string) *Registration {
+		return &Registration{Name: key, Key: key, Value: value, Drain: -1, Backend: &backends.Spec{Backend: "etcd"},
+			Check: Check{TCP: l.Addr().String(), Interval: 50 * time.Millisecond, Timeout: 50 * time.Millisecond, Rise: 1, Fall: 1}}
+	}
+	r, err := New([]*Registration{reg("/k/0", "a"), reg("/k/1", "a"), reg("/k/2", "a")}, Options{storeTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitUp := func(what string, want map[string]bool) {
+		t.Helper()
+		deadline := time.Now().Add(waitFor)
+		for {
+			f.mu.Lock()
+			got := fmt.Sprint(f.up)
+			f.mu.Unlock()
+			if got == fmt.Sprint(want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: store %s, want %v", what, got, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitUp("start", map[string]bool{"/k/0": true, "/k/1": true, "/k/2": true})
+	unchanged := r.current()[2]
+
+	if err := r.Reload(ctx, []*Registration{reg("/k/0", "b"), reg("/k/2", "a"), reg("/k/3", "a")}); err != nil {
+		t.Fatal(err)
+	}
+	waitUp("after the reload", map[string]bool{"/k/0": true, "/k/2": true, "/k/3": true})
+	var names []string
+	for _, st := range r.Status() {
+		names = append(names, st.Name)
+	}
+	if fmt.Sprint(names) != "[/k/0 /k/2 /k/3]" {
+		t.Errorf("registrations after the reload: %v", names)
+	}
+	if r.current()[1] != unchanged {
+		t.Error("the unchanged registration was restarted")
+	}
+	if st := r.Status()[0]; st.State != Up || st.Passes == 0 {
+		t.Errorf("the changed registration: %+v, want up with its counters carried over", st)
+	}
+
+	// Removed, then added back before its drain ended: the new one is not
+	// deleted by the old one's deregistration.
+	drained := reg("/k/3", "a")
+	drained.Drain = 300 * time.Millisecond
+	if err := r.Reload(ctx, []*Registration{reg("/k/0", "b"), reg("/k/2", "a"), drained}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Reload(ctx, []*Registration{reg("/k/0", "b"), reg("/k/2", "a")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Reload(ctx, []*Registration{reg("/k/0", "b"), reg("/k/2", "a"), drained}); err != nil {
+		t.Fatal(err)
+	}
+	waitUp("added back", map[string]bool{"/k/0": true, "/k/2": true, "/k/3": true})
+	time.Sleep(500 * time.Millisecond)
+	waitUp("added back, after the old one's drain", map[string]bool{"/k/0": true, "/k/2": true, "/k/3": true})
+
+	bad := reg("/k/4", "a")
+	bad.Check.Rise = -1
+	if err := r.Reload(ctx, []*Registration{reg("/k/0", "b"), bad}); err == nil {
+		t.Error("an invalid registration was accepted")
+	}
+	if n := len(r.Status()); n != 3 {
+		t.Errorf("%d registrations after a refused reload, want the 3 in use", n)
 	}
 }

@@ -33,8 +33,9 @@ type Status struct {
 
 // Status returns every registration's status, in configuration order.
 func (r *Runner) Status() []Status {
-	out := make([]Status, 0, len(r.regs))
-	for _, rs := range r.regs {
+	regs := r.current()
+	out := make([]Status, 0, len(regs))
+	for _, rs := range regs {
 		rs.mu.Lock()
 		out = append(out, Status{
 			Name: rs.reg.Name, What: rs.reg.what(), Key: rs.reg.Key, Service: rs.reg.Service, ID: rs.reg.ID,

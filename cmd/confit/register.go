@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -218,13 +219,36 @@ func runWithRegister(ctx context.Context, o *options, rf *registerFlags, cfg dae
 				daemon.ErrConfig, filepath.Join(o.confdir, "conf.d"))
 		}
 	}
+	load := func() ([]*register.Registration, []error) {
+		regs, errs := loadRegistrations(o.confdir, true)
+		if rf == nil {
+			return regs, errs
+		}
+		if r, err := rf.registration(); err != nil {
+			errs = append(errs, err)
+		} else if r != nil {
+			regs = append(regs, r)
+		}
+		return regs, errs
+	}
 	if len(regs) == 0 {
+		cfg.Reload = reloadRegistrationsFirst(ctx, cfg.Reload, load, func(_ context.Context, regs []*register.Registration) error {
+			if len(regs) == 0 {
+				return nil
+			}
+			names := make([]string, len(regs))
+			for i, r := range regs {
+				names[i] = r.Name
+			}
+			return fmt.Errorf("conf.d has [register] tables now (%s), but confit started without any: they run after a restart", strings.Join(names, ", "))
+		}, log)
 		return daemon.Run(ctx, cfg)
 	}
 	runner, err := register.New(regs, register.Options{Backend: cfg.Backend, Logger: log})
 	if err != nil {
 		return fmt.Errorf("%w: %w", daemon.ErrConfig, err)
 	}
+	cfg.Reload = reloadRegistrationsFirst(ctx, cfg.Reload, load, runner.Reload, log)
 	withDaemon := rf == nil || o.watch
 	log.Info("register mode", "registrations", runner.Len(), "beside_daemon", withDaemon)
 
@@ -272,4 +296,35 @@ func serveRegisterMetrics(addr string, runner *register.Runner) (*http.Server, e
 	srv := &http.Server{Handler: runner.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, nil
+}
+
+// reloadRegistrationsFirst returns a channel that passes on each value of
+// reload (SIGHUP) once the registrations are read again (load: conf.d's
+// [register] tables and the flags') and handed to apply (Runner.Reload),
+// so that register mode follows conf.d as the templates do. When a table
+// does not load, or apply refuses the set, the error is logged and the
+// registrations in use stay.
+func reloadRegistrationsFirst(ctx context.Context, reload <-chan struct{}, load func() ([]*register.Registration, []error),
+	apply func(context.Context, []*register.Registration) error, log *slog.Logger) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-reload:
+			}
+			regs, errs := load()
+			if len(errs) > 0 {
+				log.Error("registrations not reloaded, the ones in use stay", "err", errors.Join(errs...).Error())
+			} else if err := apply(ctx, regs); err != nil && ctx.Err() == nil {
+				log.Error("registrations not reloaded, the ones in use stay", "err", err.Error())
+			}
+			select {
+			case out <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return out
 }
