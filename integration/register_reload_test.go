@@ -186,6 +186,9 @@ func TestRegisterSIGHUPNoneAtStart(t *testing.T) {
 	d.signal(t, syscall.SIGHUP)
 	waitFor(t, "the restart asked for", func() (bool, string) {
 		log := d.log.String()
-		return strings.Contains(log, "registrations not reloaded") && strings.Contains(log, "reg.toml), but confit started without any: they run after a restart"), log
+		return strings.Contains(log, "conf.d has [register] tables now, but confit started without any: they run after a restart") && strings.Contains(log, "reg.toml"), log
 	})
+	if strings.Contains(d.log.String(), "registrations not reloaded") {
+		t.Errorf("a confit without registrations reports registrations not reloaded:\n%s", d.log.String())
+	}
 }

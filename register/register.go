@@ -86,6 +86,7 @@ type Runner struct {
 	regs []*regState // in configuration order; replaced whole by a reload
 
 	reloads chan reloadRequest // served by Run
+	ended   chan struct{}      // closed when Run returns
 }
 
 // reloadRequest asks Run to replace the registrations with regs; Run sends
@@ -95,10 +96,17 @@ type reloadRequest struct {
 	done chan error
 }
 
-// id is what identifies a registration across reloads: its store, etcd key
-// and Consul ID. A registration with the same id keeps its entry in the
-// store; one with a new id is another instance.
-func (rs *regState) id() string { return rs.spec.Key() + "\x00" + rs.reg.Key + "\x00" + rs.reg.ID }
+// id is what the store holds the registration by: its store and, there,
+// its etcd key or its Consul service ID. Two registrations with one id
+// would overwrite each other. Across a reload, a registration with the
+// same id keeps its entry in the store (an etcd key whose value's ID
+// changed is still that key); one with a new id is another entry.
+func (rs *regState) id() string {
+	if driverName(rs.spec.Backend) == "etcd" {
+		return rs.spec.Key() + "\x00key\x00" + rs.reg.Key
+	}
+	return rs.spec.Key() + "\x00id\x00" + rs.reg.ID
+}
 
 // current returns the registrations in configuration order.
 func (r *Runner) current() []*regState {
@@ -114,10 +122,11 @@ type regState struct {
 
 	mu          sync.Mutex
 	state       State
-	inStore     bool      // the store said what state asks, at the last try
-	storeErr    error     // the last store error, nil after a success
-	checkErr    error     // the last check's failure, nil after a pass
-	lastCheck   time.Time // when the last check completed
+	inStore     bool        // the store said what state asks, at the last try
+	storeErr    error       // the last store error, nil after a success
+	checkErr    error       // the last check's failure, nil after a pass
+	lastCheck   time.Time   // when the last check completed
+	ups         []time.Time // the check machine's up transitions, saved when its check ends (a reload carries them)
 	transitions uint64
 	passes      uint64
 	failures    uint64
@@ -132,7 +141,7 @@ func New(regs []*Registration, opts Options) (*Runner, error) {
 	if opts.storeTimeout == 0 {
 		opts.storeTimeout = 5 * time.Second
 	}
-	r := &Runner{opts: opts, log: opts.Logger, http: newHTTPClient(), reloads: make(chan reloadRequest)}
+	r := &Runner{opts: opts, log: opts.Logger, http: newHTTPClient(), reloads: make(chan reloadRequest), ended: make(chan struct{})}
 	states, err := r.states(regs)
 	if err != nil {
 		return nil, err
@@ -169,18 +178,22 @@ func (r *Runner) states(regs []*Registration) ([]*regState, error) {
 
 // Reload replaces the registrations with regs while Run runs, without
 // letting any instance that stays drop out of its store:
-//   - a registration whose store, key and ID are unchanged keeps its state
-//     (an instance that is up stays up) and is set again with its new
-//     settings (value, tags, check, TTL heartbeat) at once;
+//   - a registration the store holds by the same id (regState.id: the
+//     store and the etcd key or Consul ID) keeps its state (an instance
+//     that is up stays up, and its flap history) and is set again with
+//     its new settings (value, tags, check, TTL heartbeat) at once;
 //   - one that is gone is marked down, drained and deregistered, as at
 //     shutdown;
 //   - a new one starts down, as at start, and comes up after Rise passes.
 //
 // regs are checked first: an invalid registration, or a store that cannot
-// be set up, is an error and changes nothing. An etcd lease keeps the TTL
+// be set up, is an error and changes nothing. A registration added back
+// while its removed self still drains waits for it (Run's loop waits
+// too). An etcd lease keeps the TTL
 // it was granted with: a new registration with a shorter TTL is kept on it
 // with a warning (its key outlives a crash by the lease's TTL) until
-// confit restarts. Reload returns once Run has applied regs.
+// confit restarts. Reload returns once Run has applied regs; after Run has
+// returned it is an error.
 func (r *Runner) Reload(ctx context.Context, regs []*Registration) error {
 	states, err := r.states(regs)
 	if err != nil {
@@ -189,6 +202,8 @@ func (r *Runner) Reload(ctx context.Context, regs []*Registration) error {
 	req := reloadRequest{regs: states, done: make(chan error, 1)}
 	select {
 	case r.reloads <- req:
+	case <-r.ended:
+		return errors.New("register: not running")
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -221,6 +236,7 @@ func (r *Runner) Len() int { return len(r.current()) }
 // setting); store outages are retried for as long as Run runs. While it
 // runs, Reload replaces the registrations.
 func (r *Runner) Run(ctx context.Context) error {
+	defer close(r.ended)
 	sessions := map[string]*liveSession{}
 	closeAll := func() {
 		for _, ls := range sessions {
@@ -417,6 +433,7 @@ func (rs *regState) carry(o *regState) {
 	defer rs.mu.Unlock()
 	rs.state, rs.inStore, rs.storeErr, rs.checkErr, rs.lastCheck = o.state, o.inStore, o.storeErr, o.checkErr, o.lastCheck
 	rs.transitions, rs.passes, rs.failures = o.transitions, o.passes, o.failures
+	rs.ups = o.ups
 }
 
 // retire takes regs out of their stores (sessionOf finds each one's), as
@@ -553,7 +570,16 @@ func (r *Runner) keep(ctx context.Context, rs *regState, s session, lim chan str
 func (r *Runner) check(ctx context.Context, rs *regState, verdicts chan State) {
 	probe := newProber(rs.reg.Check, r.http)
 	m := newMachine(rs.reg.Check, rs.reg.FlapLimit, rs.reg.FlapWindow)
-	m.state = rs.get() // Down at start; what a reload carried over
+	// Down with no ups at start; what a reload carried over (the flap
+	// limit counts the ups before it too).
+	rs.mu.Lock()
+	m.state, m.ups = rs.state, rs.ups
+	rs.mu.Unlock()
+	defer func() {
+		rs.mu.Lock()
+		rs.ups = m.ups
+		rs.mu.Unlock()
+	}()
 	t := time.NewTicker(rs.reg.Check.Interval)
 	defer t.Stop()
 	for {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -61,8 +62,11 @@ func (f *fakeSession) forget(*Registration)        {}
 // retry them, and load the agent more) while they queue.
 func TestQueuedBeforeTimeout(t *testing.T) {
 	f := &fakeSession{up: map[string]bool{}}
-	openers["fake-store"] = func(context.Context, backends.Spec, time.Duration, *slog.Logger) (session, error) { return f, nil }
-	defer delete(openers, "fake-store")
+	// The fake stands in for etcd, which Validate accepts (not in parallel
+	// with the tests of the real one).
+	real := openers["etcd"]
+	openers["etcd"] = func(context.Context, backends.Spec, time.Duration, *slog.Logger) (session, error) { return f, nil }
+	defer func() { openers["etcd"] = real }()
 	l, err := testserver.TCPService()
 	if err != nil {
 		t.Fatal(err)
@@ -70,13 +74,12 @@ func TestQueuedBeforeTimeout(t *testing.T) {
 	defer l.Close()
 	var regs []*Registration
 	for i := range 10 {
-		regs = append(regs, &Registration{Name: fmt.Sprint(i), Key: fmt.Sprintf("/k/%d", i), Drain: -1,
+		regs = append(regs, &Registration{Name: fmt.Sprint(i), Key: fmt.Sprintf("/k/%d", i), Drain: -1, Backend: &backends.Spec{Backend: "etcd"},
 			Check: Check{TCP: l.Addr().String(), Interval: time.Hour, Timeout: time.Second, Rise: 1, Fall: 1}})
 	}
-	r := &Runner{opts: Options{storeTimeout: 100 * time.Millisecond}, log: slog.New(slog.DiscardHandler), http: newHTTPClient()}
-	for _, reg := range regs {
-		d := reg.WithDefaults()
-		r.regs = append(r.regs, &regState{reg: &d, spec: backends.Spec{Backend: "fake-store"}, checkErr: errNoCheck})
+	r, err := New(regs, Options{storeTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -133,9 +136,9 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
 	done := make(chan struct{})
 	go func() { defer close(done); _ = r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
 	waitUp := func(what string, want map[string]bool) {
 		t.Helper()
 		deadline := time.Now().Add(waitFor)
@@ -190,6 +193,19 @@ func TestReload(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	waitUp("added back, after the old one's drain", map[string]bool{"/k/0": true, "/k/2": true, "/k/3": true})
 
+	// The same etcd key with another ID (the value's, from a new port):
+	// the same entry, changed, not a new one whose old self deletes it.
+	renamed := reg("/k/2", "a")
+	renamed.ID = "other"
+	if err := r.Reload(ctx, []*Registration{reg("/k/0", "b"), renamed, drained}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	waitUp("the key with a new ID", map[string]bool{"/k/0": true, "/k/2": true, "/k/3": true})
+	if st := r.Status()[1]; st.State != Up || st.Passes == 0 {
+		t.Errorf("the key with a new ID: %+v, want up with its counters carried over", st)
+	}
+
 	bad := reg("/k/4", "a")
 	bad.Check.Rise = -1
 	if err := r.Reload(ctx, []*Registration{reg("/k/0", "b"), bad}); err == nil {
@@ -197,5 +213,16 @@ func TestReload(t *testing.T) {
 	}
 	if n := len(r.Status()); n != 3 {
 		t.Errorf("%d registrations after a refused reload, want the 3 in use", n)
+	}
+	dup := reg("/k/0", "c")
+	dup.ID = "another"
+	if err := r.Reload(ctx, []*Registration{reg("/k/0", "b"), dup}); err == nil || !strings.Contains(err.Error(), "registers the same key /k/0") {
+		t.Errorf("two registrations of one etcd key: %v, want refused", err)
+	}
+
+	cancel()
+	<-done
+	if err := r.Reload(t.Context(), []*Registration{reg("/k/0", "b")}); err == nil {
+		t.Error("Reload after Run returned: no error")
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -219,36 +218,47 @@ func runWithRegister(ctx context.Context, o *options, rf *registerFlags, cfg dae
 				daemon.ErrConfig, filepath.Join(o.confdir, "conf.d"))
 		}
 	}
-	load := func() ([]*register.Registration, []error) {
-		regs, errs := loadRegistrations(o.confdir, true)
-		if rf == nil {
-			return regs, errs
-		}
-		if r, err := rf.registration(); err != nil {
-			errs = append(errs, err)
-		} else if r != nil {
-			regs = append(regs, r)
-		}
-		return regs, errs
-	}
 	if len(regs) == 0 {
-		cfg.Reload = reloadRegistrationsFirst(ctx, cfg.Reload, load, func(_ context.Context, regs []*register.Registration) error {
-			if len(regs) == 0 {
-				return nil
+		cfg.Reload = afterEachReload(ctx, cfg.Reload, func(context.Context) {
+			// Nothing to reload: only say when tables appeared, which
+			// need a restart. A file that does not decode is the
+			// daemon's to report.
+			regs, errs := loadRegistrations(o.confdir, false)
+			if len(regs)+len(errs) == 0 {
+				return
 			}
-			names := make([]string, len(regs))
-			for i, r := range regs {
-				names[i] = r.Name
+			names := make([]string, 0, len(regs)+len(errs))
+			for _, r := range regs {
+				names = append(names, r.Name)
 			}
-			return fmt.Errorf("conf.d has [register] tables now (%s), but confit started without any: they run after a restart", strings.Join(names, ", "))
-		}, log)
+			for _, err := range errs {
+				names = append(names, err.Error())
+			}
+			log.Warn("conf.d has [register] tables now, but confit started without any: they run after a restart", "tables", strings.Join(names, "; "))
+		})
 		return daemon.Run(ctx, cfg)
 	}
 	runner, err := register.New(regs, register.Options{Backend: cfg.Backend, Logger: log})
 	if err != nil {
 		return fmt.Errorf("%w: %w", daemon.ErrConfig, err)
 	}
-	cfg.Reload = reloadRegistrationsFirst(ctx, cfg.Reload, load, runner.Reload, log)
+	cfg.Reload = afterEachReload(ctx, cfg.Reload, func(ctx context.Context) {
+		// Every file must load: a file that does not might hold a
+		// [register] table, whose registration would otherwise go.
+		regs, errs := loadRegistrations(o.confdir, true)
+		if rf != nil {
+			if r, err := rf.registration(); err != nil {
+				errs = append(errs, err)
+			} else if r != nil {
+				regs = append(regs, r)
+			}
+		}
+		if len(errs) > 0 {
+			log.Error("registrations not reloaded, the ones in use stay", "err", errors.Join(errs...).Error())
+		} else if err := runner.Reload(ctx, regs); err != nil && ctx.Err() == nil {
+			log.Error("registrations not reloaded, the ones in use stay", "err", err.Error())
+		}
+	})
 	withDaemon := rf == nil || o.watch
 	log.Info("register mode", "registrations", runner.Len(), "beside_daemon", withDaemon)
 
@@ -298,14 +308,10 @@ func serveRegisterMetrics(addr string, runner *register.Runner) (*http.Server, e
 	return srv, nil
 }
 
-// reloadRegistrationsFirst returns a channel that passes on each value of
-// reload (SIGHUP) once the registrations are read again (load: conf.d's
-// [register] tables and the flags') and handed to apply (Runner.Reload),
-// so that register mode follows conf.d as the templates do. When a table
-// does not load, or apply refuses the set, the error is logged and the
-// registrations in use stay.
-func reloadRegistrationsFirst(ctx context.Context, reload <-chan struct{}, load func() ([]*register.Registration, []error),
-	apply func(context.Context, []*register.Registration) error, log *slog.Logger) <-chan struct{} {
+// afterEachReload returns a channel that passes on each value of reload
+// (SIGHUP) once reloadRegistrations has run for it: register mode follows
+// conf.d as the templates do, and the daemon's reload comes after.
+func afterEachReload(ctx context.Context, reload <-chan struct{}, reloadRegistrations func(context.Context)) <-chan struct{} {
 	out := make(chan struct{}, 1)
 	go func() {
 		for {
@@ -314,12 +320,7 @@ func reloadRegistrationsFirst(ctx context.Context, reload <-chan struct{}, load 
 				return
 			case <-reload:
 			}
-			regs, errs := load()
-			if len(errs) > 0 {
-				log.Error("registrations not reloaded, the ones in use stay", "err", errors.Join(errs...).Error())
-			} else if err := apply(ctx, regs); err != nil && ctx.Err() == nil {
-				log.Error("registrations not reloaded, the ones in use stay", "err", err.Error())
-			}
+			reloadRegistrations(ctx)
 			select {
 			case out <- struct{}{}:
 			default:
