@@ -33,7 +33,7 @@
 // marks every registration down, waits the longest Drain of those that
 // were up, deregisters (etcd: revoke the lease; Consul: remove the
 // service) and returns. While Run runs, Reload (confit's SIGHUP) replaces
-// the registrations: one with the same store, key and ID keeps its state
-// and is set again with its new settings; a removed one is retired as at
-// shutdown; a new one starts down.
+// the registrations: one the store holds by the same etcd key or Consul
+// ID keeps its state and is set again with its new settings; a removed one
+// is retired as at shutdown; a new one starts down.
 package register
