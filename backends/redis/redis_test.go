@@ -244,7 +244,15 @@ func TestWatchExpiryFlushRestart(t *testing.T) {
 
 // trackingClients counts the server's connections with CLIENT TRACKING on
 // (flag t in CLIENT LIST): one per live watch.
-func trackingClients(t *testing.T) int {
+func trackingClients(t *testing.T) int { return clientsFlagged(t, "t") }
+
+// pubsubClients counts the server's connections in subscriber mode
+// (keyspace notifications).
+func pubsubClients(t *testing.T) int { return clientsFlagged(t, "P") }
+
+// clientsFlagged counts the server's connections whose CLIENT LIST flags
+// hold flag.
+func clientsFlagged(t *testing.T, flag string) int {
 	t.Helper()
 	s, err := admin.Do(t.Context(), admin.B().ClientList().Build()).ToString()
 	if err != nil {
@@ -253,7 +261,7 @@ func trackingClients(t *testing.T) int {
 	n := 0
 	for _, line := range strings.Split(s, "\n") {
 		for _, f := range strings.Fields(line) {
-			if v, ok := strings.CutPrefix(f, "flags="); ok && strings.Contains(v, "t") {
+			if v, ok := strings.CutPrefix(f, "flags="); ok && strings.Contains(v, flag) {
 				n++
 			}
 		}
@@ -262,12 +270,34 @@ func trackingClients(t *testing.T) int {
 }
 
 // TestWatchLeak is the shape of confd #550/#551: 200 watched prefixes over
-// 3,000 keys and many changes. The goroutine count stays where it was once
-// every watch was up, and one tracking connection serves every watch.
+// 3,000 keys and many changes, in each watch mode. The goroutine count
+// stays where it was once every watch was up, and one connection (the
+// tracking one, or the keyspace subscriber) serves every watch.
 func TestWatchLeak(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		opts  redis.Options
+		conns func(*testing.T) int // the watch connections on the server
+	}{
+		{"tracking", redis.Options{}, trackingClients},
+		{"keyspace", redis.Options{Watch: redis.WatchKeyspace}, pubsubClients},
+	} {
+		t.Run(tc.name, func(t *testing.T) { watchLeak(t, tc.opts, tc.conns) })
+	}
+}
+
+func watchLeak(t *testing.T, opts redis.Options, conns func(*testing.T) int) {
 	needServer(t)
+	if opts.Watch == redis.WatchKeyspace {
+		do(t, "CONFIG", "SET", "notify-keyspace-events", "KEA")
+		t.Cleanup(func() { // t.Context has ended by now
+			if err := admin.Do(context.Background(), admin.B().ConfigSet().ParameterValue().ParameterValue("notify-keyspace-events", "").Build()).Error(); err != nil {
+				t.Errorf("reset notify-keyspace-events: %v", err)
+			}
+		})
+	}
 	const watches, perPrefix, changes = 200, 15, 10000
-	c := newClient(t, nil, redis.Options{})
+	c := newClient(t, nil, opts)
 	for i := range watches {
 		args := []string{"MSET"}
 		for j := range perPrefix {
@@ -299,7 +329,7 @@ func TestWatchLeak(t *testing.T) {
 		want[fmt.Sprintf("/leak/r%d/k0", i)] = "warm"
 		recv(t, chans[i], views[i], want)
 	}
-	g0, w0 := testserver.SettledGoroutines(0), trackingClients(t)
+	g0, w0 := testserver.SettledGoroutines(0), conns(t)
 	for n := range changes {
 		i, j := n%watches, (n/watches)%perPrefix
 		do(t, "SET", fmt.Sprintf("/leak/r%d/k%d", i, j), fmt.Sprint(n))
@@ -313,11 +343,11 @@ func TestWatchLeak(t *testing.T) {
 		}
 		recv(t, chans[i], views[i], want)
 	}
-	g1, w1 := testserver.SettledGoroutines(g0+10), trackingClients(t)
-	t.Logf("%d watches, %d keys, %d changes: goroutines %d -> %d, tracking connections %d -> %d",
+	g1, w1 := testserver.SettledGoroutines(g0+10), conns(t)
+	t.Logf("%d watches, %d keys, %d changes: goroutines %d -> %d, watch connections %d -> %d",
 		watches, watches*perPrefix, changes, g0, g1, w0, w1)
 	if g1 > g0+10 || w1 != w0 || w0 != 1 {
-		t.Errorf("goroutines %d -> %d, tracking connections %d -> %d (want 1, stable)", g0, g1, w0, w1)
+		t.Errorf("goroutines %d -> %d, watch connections %d -> %d (want 1, stable)", g0, g1, w0, w1)
 	}
 	cancel()
 	for _, ch := range chans {
