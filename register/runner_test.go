@@ -56,26 +56,32 @@ func (f *fakeSession) deregister(_ context.Context, r *Registration) error {
 func (f *fakeSession) close(context.Context) error { return nil }
 func (f *fakeSession) forget(*Registration)        {}
 
+// fakeEtcd puts a fakeSession in place of etcd's sessions (etcd, which
+// Validate accepts; not in parallel with the tests of the real one) until
+// t ends, and returns it with the address of a TCP service for checks.
+func fakeEtcd(t *testing.T) (*fakeSession, string) {
+	f := &fakeSession{up: map[string]bool{}}
+	real := openers["etcd"]
+	openers["etcd"] = func(context.Context, backends.Spec, time.Duration, *slog.Logger) (session, error) { return f, nil }
+	t.Cleanup(func() { openers["etcd"] = real })
+	l, err := testserver.TCPService()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return f, l.Addr().String()
+}
+
 // TestQueuedBeforeTimeout: with more registrations than the client's
 // connections, requests wait their turn before their timeout starts, so a
 // node with many registrations does not time its own requests out (and
 // retry them, and load the agent more) while they queue.
 func TestQueuedBeforeTimeout(t *testing.T) {
-	f := &fakeSession{up: map[string]bool{}}
-	// The fake stands in for etcd, which Validate accepts (not in parallel
-	// with the tests of the real one).
-	real := openers["etcd"]
-	openers["etcd"] = func(context.Context, backends.Spec, time.Duration, *slog.Logger) (session, error) { return f, nil }
-	defer func() { openers["etcd"] = real }()
-	l, err := testserver.TCPService()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	f, addr := fakeEtcd(t)
 	var regs []*Registration
 	for i := range 10 {
 		regs = append(regs, &Registration{Name: fmt.Sprint(i), Key: fmt.Sprintf("/k/%d", i), Drain: -1, Backend: &backends.Spec{Backend: "etcd"},
-			Check: Check{TCP: l.Addr().String(), Interval: time.Hour, Timeout: time.Second, Rise: 1, Fall: 1}})
+			Check: Check{TCP: addr, Interval: time.Hour, Timeout: time.Second, Rise: 1, Fall: 1}})
 	}
 	r, err := New(regs, Options{storeTimeout: 100 * time.Millisecond})
 	if err != nil {
@@ -116,20 +122,10 @@ func TestQueuedBeforeTimeout(t *testing.T) {
 // registration running, restarts a changed one in its state, retires a
 // removed one and starts a new one; an invalid set changes nothing.
 func TestReload(t *testing.T) {
-	f := &fakeSession{up: map[string]bool{}}
-	// The fake stands in for etcd, which Validate accepts (not in parallel
-	// with the tests of the real one).
-	real := openers["etcd"]
-	openers["etcd"] = func(context.Context, backends.Spec, time.Duration, *slog.Logger) (session, error) { return f, nil }
-	defer func() { openers["etcd"] = real }()
-	l, err := testserver.TCPService()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	f, addr := fakeEtcd(t)
 	reg := func(key, value string) *Registration {
 		return &Registration{Name: key, Key: key, Value: value, Drain: -1, Backend: &backends.Spec{Backend: "etcd"},
-			Check: Check{TCP: l.Addr().String(), Interval: 50 * time.Millisecond, Timeout: 50 * time.Millisecond, Rise: 1, Fall: 1}}
+			Check: Check{TCP: addr, Interval: 50 * time.Millisecond, Timeout: 50 * time.Millisecond, Rise: 1, Fall: 1}}
 	}
 	r, err := New([]*Registration{reg("/k/0", "a"), reg("/k/1", "a"), reg("/k/2", "a")}, Options{storeTimeout: time.Second})
 	if err != nil {

@@ -275,6 +275,20 @@ Subcommands:
 // reload renders with the new keys. Keys that fail to load are logged,
 // and the keys in use stay.
 func reloadKeysFirst(ctx context.Context, reload <-chan struct{}, reloadKeys func() error, log *slog.Logger) <-chan struct{} {
+	return afterEachReload(ctx, reload, func(context.Context) {
+		if err := reloadKeys(); err != nil {
+			log.Error("keys not reloaded, the keys in use stay: " + err.Error())
+		} else {
+			log.Info("keys reloaded (-secret-keyring, -age-identity)")
+		}
+	})
+}
+
+// afterEachReload returns a channel that passes on each value of reload
+// (SIGHUP) once first has run for it: what must be read again before the
+// daemon reloads conf.d (keys, registrations) is, and the daemon's reload
+// comes after.
+func afterEachReload(ctx context.Context, reload <-chan struct{}, first func(context.Context)) <-chan struct{} {
 	out := make(chan struct{}, 1)
 	go func() {
 		for {
@@ -283,11 +297,7 @@ func reloadKeysFirst(ctx context.Context, reload <-chan struct{}, reloadKeys fun
 				return
 			case <-reload:
 			}
-			if err := reloadKeys(); err != nil {
-				log.Error("keys not reloaded, the keys in use stay: " + err.Error())
-			} else {
-				log.Info("keys reloaded (-secret-keyring, -age-identity)")
-			}
+			first(ctx)
 			select {
 			case out <- struct{}{}:
 			default:

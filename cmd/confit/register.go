@@ -307,25 +307,3 @@ func serveRegisterMetrics(addr string, runner *register.Runner) (*http.Server, e
 	go func() { _ = srv.Serve(ln) }()
 	return srv, nil
 }
-
-// afterEachReload returns a channel that passes on each value of reload
-// (SIGHUP) once reloadRegistrations has run for it: register mode follows
-// conf.d as the templates do, and the daemon's reload comes after.
-func afterEachReload(ctx context.Context, reload <-chan struct{}, reloadRegistrations func(context.Context)) <-chan struct{} {
-	out := make(chan struct{}, 1)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-reload:
-			}
-			reloadRegistrations(ctx)
-			select {
-			case out <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	return out
-}
