@@ -240,9 +240,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	sessions := map[string]*liveSession{}
 	closeAll := func() {
 		for _, ls := range sessions {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.storeTimeout)
-			_ = ls.s.close(cctx)
-			cancel()
+			r.closeSession(ctx, ls)
 		}
 	}
 	if err := r.openSessions(ctx, sessions, r.current()); err != nil {
@@ -322,6 +320,14 @@ type liveSession struct {
 	ttl time.Duration
 }
 
+// closeSession closes ls within the store timeout, also when ctx has
+// ended (shutdown).
+func (r *Runner) closeSession(ctx context.Context, ls *liveSession) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.storeTimeout)
+	defer cancel()
+	_ = ls.s.close(cctx)
+}
+
 // liveKeep is a running keep: cancel ends it, done is closed when it has.
 type liveKeep struct {
 	cancel context.CancelFunc
@@ -351,9 +357,7 @@ func (r *Runner) openSessions(ctx context.Context, sessions map[string]*liveSess
 		s, err := openers[driverName(spec.Backend)](ctx, spec, ttl, r.log.With("backend", spec.Backend))
 		if err != nil {
 			for _, o := range order[:i] {
-				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.storeTimeout)
-				_ = sessions[o].s.close(cctx)
-				cancel()
+				r.closeSession(ctx, sessions[o])
 				delete(sessions, o)
 			}
 			return err
@@ -378,7 +382,8 @@ func (r *Runner) apply(ctx context.Context, next []*regState, sessions map[strin
 	for _, rs := range r.current() {
 		old[rs.id()] = rs
 	}
-	var changed, removed, same int
+	var changed, removed int
+	kept := map[*regState]bool{} // unchanged: running as they are
 	for i, n := range next {
 		o, ok := old[n.id()]
 		if !ok {
@@ -386,8 +391,8 @@ func (r *Runner) apply(ctx context.Context, next []*regState, sessions map[strin
 		}
 		delete(old, n.id())
 		if reflect.DeepEqual(*o.reg, *n.reg) {
-			next[i] = o // unchanged: it keeps running as it is
-			same++
+			next[i] = o
+			kept[o] = true
 			continue
 		}
 		stopKeep(o)
@@ -403,29 +408,25 @@ func (r *Runner) apply(ctx context.Context, next []*regState, sessions map[strin
 		}
 	}
 	r.mu.Lock()
-	running := map[*regState]bool{}
-	for _, rs := range r.regs {
-		running[rs] = true
-	}
 	r.regs = next
 	r.mu.Unlock()
 	for _, n := range next {
-		if running[n] {
+		if kept[n] {
 			continue
 		}
 		if ls := sessions[n.spec.Key()]; driverName(n.spec.Backend) == "etcd" && n.reg.TTL < ls.ttl {
-			r.log.Warn("registration: its ttl is shorter than the etcd lease's, granted at start; the key keeps the lease's ttl until confit restarts",
+			r.log.Warn("registration: its ttl is shorter than the etcd lease's, granted when the store's first registration started; the key keeps the lease's ttl until confit restarts",
 				r.attrs(n, "ttl", n.reg.TTL.String(), "lease_ttl", ls.ttl.String())...)
 		}
 		start(n)
 	}
-	r.log.Info("registrations reloaded", "added", len(next)-same-changed, "changed", changed, "removed", removed, "unchanged", same)
+	r.log.Info("registrations reloaded", "added", len(next)-len(kept)-changed, "changed", changed, "removed", removed, "unchanged", len(kept))
 	return nil
 }
 
-// carry gives rs the state and counters of o, the registration it
-// replaces (same store, key and ID, other settings): an instance that is
-// up stays up.
+// carry gives rs the state, counters and flap history of o, the
+// registration it replaces (the same id, other settings): an instance that
+// is up stays up.
 func (rs *regState) carry(o *regState) {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -72,30 +72,18 @@ func (f rawFile) write(b []byte) error {
 }
 
 func (f rawFile) sync() error {
-	for {
-		err := syscall.Fsync(f.fd)
-		if errors.Is(err, syscall.EINTR) {
-			continue
-		}
-		if err != nil {
-			return f.err("sync", err)
-		}
-		return nil
+	if err := ignoringEINTR(func() error { return syscall.Fsync(f.fd) }); err != nil {
+		return f.err("sync", err)
 	}
+	return nil
 }
 
 func (f rawFile) stat() (syscall.Stat_t, error) {
 	var st syscall.Stat_t
-	for {
-		err := syscall.Fstat(f.fd, &st)
-		if errors.Is(err, syscall.EINTR) {
-			continue
-		}
-		if err != nil {
-			return st, f.err("stat", err)
-		}
-		return st, nil
+	if err := ignoringEINTR(func() error { return syscall.Fstat(f.fd, &st) }); err != nil {
+		return st, f.err("stat", err)
 	}
+	return st, nil
 }
 
 func (f rawFile) chmod(m os.FileMode) error {
