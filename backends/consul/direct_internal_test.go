@@ -159,27 +159,13 @@ func TestListDirect(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	put("fast/a", "0")
-	ch, err := c.Watch(t.Context(), "/fast", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(100 * time.Millisecond)
-	for i := range 10 {
-		v := fmt.Sprint(i + 1)
-		put("fast/a", v)
-		awaitChange(t, ch, "/fast/a", v)
-	}
+	ch, h := watchFast(t, c, put, 10)
 	if _, err := adm.KV().Delete("fast/a", nil); err != nil {
 		t.Fatal(err)
 	}
 	awaitChange(t, ch, "/fast/a", "<deleted>")
 	put("fast/a", "back")
 	awaitChange(t, ch, "/fast/a", "back")
-
-	c.mu.Lock()
-	h := c.kvHubs[0]
-	c.mu.Unlock()
 	if n := h.fastAnswers.Load(); n < 8 {
 		t.Errorf("listDirect read %d answers of 12 changes, want most", n)
 	}
@@ -224,6 +210,26 @@ func TestListDirect(t *testing.T) {
 
 }
 
+// watchFast watches /fast on c after putting fast/a = 0, then changes
+// fast/a n times (to "1" … n), each seen; it returns the watch and its hub.
+func watchFast(t *testing.T, c *Client, put func(key, value string), n int) (<-chan backends.Update, *hub) {
+	t.Helper()
+	put("fast/a", "0")
+	ch, err := c.Watch(t.Context(), "/fast", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	for i := range n {
+		v := fmt.Sprint(i + 1)
+		put("fast/a", v)
+		awaitChange(t, ch, "/fast/a", v)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return ch, c.kvHubs[0]
+}
+
 // TestListDirectRevoked: a token revoked under a watch whose blocking
 // query listDirect repeats: the api client asks again and the watch
 // reports the permission error as ever.
@@ -245,20 +251,7 @@ func TestListDirectRevoked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	put("fast/a", "0")
-	ch, err := c.Watch(t.Context(), "/fast", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(100 * time.Millisecond)
-	for i := range 3 {
-		v := fmt.Sprint(i + 1)
-		put("fast/a", v)
-		awaitChange(t, ch, "/fast/a", v)
-	}
-	c.mu.Lock()
-	h := c.kvHubs[0]
-	c.mu.Unlock()
+	ch, h := watchFast(t, c, put, 3)
 	if h.fastAnswers.Load() == 0 {
 		t.Fatal("listDirect read no answer")
 	}
