@@ -25,13 +25,10 @@ package etcd
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -215,7 +212,7 @@ func New(ctx context.Context, cfg backends.Config) (*Client, error) {
 		useTLS = useTLS || strings.HasPrefix(e, "https://")
 	}
 	if useTLS {
-		if ccfg.TLS, err = tlsConfig(cfg); err != nil {
+		if ccfg.TLS, err = cfg.TLSConfig("etcd"); err != nil {
 			return nil, err
 		}
 	}
@@ -317,32 +314,6 @@ func endpoints(ctx context.Context, cfg backends.Config) ([]string, error) {
 		return nil, errors.New("etcd: no nodes")
 	}
 	return out, nil
-}
-
-func tlsConfig(cfg backends.Config) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.ClientInsecure} //nolint:gosec // user's choice
-	if (cfg.ClientCert == "") != (cfg.ClientKey == "") {
-		return nil, errors.New("etcd: client-cert and client-key must be given together")
-	}
-	if cfg.ClientCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.ClientCert, cfg.ClientKey)
-		if err != nil {
-			return nil, fmt.Errorf("etcd: client certificate: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	if cfg.ClientCAKeys != "" {
-		pem, err := os.ReadFile(cfg.ClientCAKeys)
-		if err != nil {
-			return nil, fmt.Errorf("etcd: client-ca-keys: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("etcd: client-ca-keys %s: no PEM certificate", cfg.ClientCAKeys)
-		}
-		tc.RootCAs = pool
-	}
-	return tc, nil
 }
 
 // Stats returns the request counts so far.

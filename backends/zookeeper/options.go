@@ -19,7 +19,8 @@ const DefaultAddress = "127.0.0.1:2181"
 
 // Options are the zookeeper backend's settings (see backends.Register): the
 // shared network settings (-node repeatable, -username/-password for digest
-// auth) and the ones below, also settable as CONFIT_ZK_* variables, config
+// auth, -client-cert/-client-key/-client-ca-keys/-client-insecure for TLS)
+// and the ones below, also settable as CONFIT_ZK_* variables, config
 // file keys and [backend] table keys.
 type Options struct {
 	backends.Config

@@ -15,10 +15,15 @@
 // it or below it: one data and one child watch per znode, one read per
 // changed znode, a walk only after a session expiry or a failed read (see
 // watch.go).
+//
+// With any TLS setting (client-cert and client-key, client-ca-keys,
+// client-insecure) the client speaks TLS to every node: ZooKeeper's
+// secureClientPort, which needs the server's Netty connection factory.
 package zookeeper
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +53,10 @@ type Client struct {
 	conn   *zk.Conn
 	addrs  []string
 	chroot string
+
+	// dialErr is the last connection attempt's error, nil once one
+	// succeeded: a request that times out while no session is up says why.
+	dialErr atomic.Pointer[error]
 
 	reads   atomic.Uint64 // requests sent (reads, syncs and watch (re-)arms)
 	relists atomic.Uint64 // walks of a watched prefix after an expiry or a failed read
@@ -238,21 +247,19 @@ func New(ctx context.Context, o Options) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if o.ClientCert != "" || o.ClientKey != "" || o.ClientCAKeys != "" {
-		// go-zookeeper speaks plain TCP; say so rather than let a user
-		// believe the session is encrypted.
-		log.Warn("zookeeper: TLS is not supported yet; client-cert, client-key and client-ca-keys are ignored")
+	var tc *tls.Config
+	if o.WantsTLS() {
+		var err error
+		if tc, err = o.TLSConfig(Name); err != nil {
+			return nil, err
+		}
 	}
 	if o.SessionTimeout == 0 {
 		o.SessionTimeout = 10 * time.Second
 	}
 	c := &Client{opts: o, log: log, addrs: addrs, chroot: chroot, caches: map[string]*cache{}, armed: map[armKey]bool{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	dial := dialer
-	if dial == nil {
-		dial = net.DialTimeout
-	}
-	conn, _, err := zk.Connect(addrs, o.SessionTimeout, zk.WithLogger(zkLogger{log}), zk.WithLogInfo(false), zk.WithEventCallback(c.onEvent), zk.WithDialer(dial))
+	conn, _, err := zk.Connect(addrs, o.SessionTimeout, zk.WithLogger(zkLogger{log}), zk.WithLogInfo(false), zk.WithEventCallback(c.onEvent), zk.WithDialer(c.dialer(tc)))
 	if err != nil {
 		c.cancel()
 		return nil, fmt.Errorf("zookeeper: connect %s: %w", strings.Join(addrs, ","), err)
@@ -263,10 +270,63 @@ func New(ctx context.Context, o Options) (*Client, error) {
 		if err != nil {
 			c.cancel()
 			conn.Close()
-			return nil, fmt.Errorf("zookeeper: digest auth as %q on %s: %w", o.Username, strings.Join(addrs, ","), err)
+			return nil, c.notConnected(fmt.Errorf("zookeeper: digest auth as %q on %s: %w", o.Username, strings.Join(addrs, ","), err))
 		}
 	}
 	return c, nil
+}
+
+// dialer returns the library's dialer: TCP (or the tests' dialer), then a
+// TLS handshake when tc is set, within the library's timeout; it records
+// each attempt's error in c.dialErr.
+func (c *Client) dialer(tc *tls.Config) zk.Dialer {
+	base := dialer
+	if base == nil {
+		base = net.DialTimeout
+	}
+	return func(network, addr string, timeout time.Duration) (net.Conn, error) {
+		conn, err := c.dial(base, tc, network, addr, timeout)
+		if err != nil {
+			err = fmt.Errorf("%s: %w", addr, err)
+			c.dialErr.Store(&err)
+			return nil, err
+		}
+		c.dialErr.Store(nil)
+		return conn, nil
+	}
+}
+
+func (c *Client) dial(base zk.Dialer, tc *tls.Config, network, addr string, timeout time.Duration) (net.Conn, error) {
+	start := time.Now()
+	conn, err := base(network, addr, timeout)
+	if err != nil || tc == nil {
+		return conn, err
+	}
+	cfg := tc.Clone()
+	if cfg.ServerName == "" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
+		cfg.ServerName = host
+	}
+	tconn := tls.Client(conn, cfg)
+	ctx, cancel := context.WithDeadline(c.ctx, start.Add(timeout))
+	defer cancel()
+	if err := tconn.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("TLS handshake: %w", err)
+	}
+	return tconn, nil
+}
+
+// notConnected returns err with the last connection attempt's error when
+// there is one (no session is up): a request that timed out then says why.
+func (c *Client) notConnected(err error) error {
+	if p := c.dialErr.Load(); p != nil {
+		return fmt.Errorf("%w (not connected: %w)", err, *p)
+	}
+	return err
 }
 
 // zkLogger sends the client library's logs to slog at debug level.
@@ -430,7 +490,7 @@ func (c *Client) Get(ctx context.Context, prefixes []string) (backends.Snapshot,
 		if ctx.Err() != nil {
 			err = fmt.Errorf("zookeeper: get %q from %s: %w", prefixes, strings.Join(c.addrs, ","), err)
 		}
-		return backends.Snapshot{}, err
+		return backends.Snapshot{}, c.notConnected(err)
 	}
 	for _, p := range prefixes {
 		p = backends.CleanKey(p)

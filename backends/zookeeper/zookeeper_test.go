@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -165,18 +166,108 @@ func itoa(n int) string {
 	return string(b)
 }
 
-// TLS settings are not silently dropped: the client warns that it speaks
-// plain TCP.
-func TestTLSSettingsWarn(t *testing.T) {
-	var logs strings.Builder
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	c, err := zookeeper.New(t.Context(), zookeeper.Options{Config: backends.Config{Nodes: []string{"127.0.0.1:1"}, ClientCert: "c.pem", ClientKey: "k.pem", Logger: log}})
+// TLS: with a CA and a client certificate the client reads and watches
+// over the server's TLS port (the server demands the certificate); each way
+// the handshake can fail (another CA, no client certificate, plain TCP on
+// the TLS port) fails Get at its deadline with the TLS error and the node,
+// and bad settings fail New, naming them.
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	pki, err := testserver.GenerateTLS(dir, "confit")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Close()
-	if !strings.Contains(logs.String(), "TLS is not supported yet") {
-		t.Errorf("log %q: want a warning that TLS is not supported", logs.String())
+	other, err := testserver.GenerateTLS(t.TempDir(), "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := testserver.ZooKeeper(t, testserver.ZooKeeperOptions{TLS: pki, ClientAuth: true})
+	adm := admin(t, srv)
+	put(t, adm, "/tls/a", "1")
+
+	good := backends.Config{Nodes: []string{srv.SecureAddr()}, ClientCAKeys: pki.CA, ClientCert: pki.ClientCert, ClientKey: pki.ClientKey}
+	c, err := zookeeper.New(t.Context(), zookeeper.Options{Config: good})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	snap, err := c.Get(ctx, []string{"/tls"})
+	if err != nil {
+		t.Fatalf("Get over TLS: %v", err)
+	}
+	if got := snap.KVs["/tls/a"]; got != "1" {
+		t.Fatalf("Get over TLS: %v, want /tls/a = 1", snap.KVs)
+	}
+	ch, err := c.Watch(ctx, "/tls", snap.Rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, adm, "/tls/a", "2")
+	for {
+		select {
+		case u := <-ch:
+			if u.Err != nil {
+				t.Fatalf("watch over TLS: %v", u.Err)
+			}
+			if u.Reset && u.KVs["/tls/a"] == "2" || slices.Contains(u.Changes, backends.Change{Key: "/tls/a", Value: "2"}) {
+				goto watched
+			}
+		case <-ctx.Done():
+			t.Fatal("watch over TLS: the change was not delivered")
+		}
+	}
+watched:
+
+	for _, tc := range []struct {
+		name string
+		cfg  backends.Config
+		want string
+	}{
+		{"another CA", backends.Config{Nodes: []string{srv.SecureAddr()}, ClientCAKeys: other.CA, ClientCert: pki.ClientCert, ClientKey: pki.ClientKey}, "TLS handshake: tls: failed to verify certificate"},
+		{"no client certificate", backends.Config{Nodes: []string{srv.SecureAddr()}, ClientCAKeys: pki.CA}, "TLS handshake: remote error: tls: bad certificate"},
+		{"TLS to the plain port", backends.Config{Nodes: []string{srv.Addr()}, ClientCAKeys: pki.CA, ClientCert: pki.ClientCert, ClientKey: pki.ClientKey}, "TLS handshake"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := zookeeper.New(t.Context(), zookeeper.Options{Config: tc.cfg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+			defer cancel()
+			_, err = c.Get(ctx, []string{"/tls"})
+			if err == nil {
+				t.Fatal("Get succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.cfg.Nodes[0]) {
+				t.Fatalf("Get: %v; want an error naming %s and saying %q", err, tc.cfg.Nodes[0], tc.want)
+			}
+		})
+	}
+
+	for _, tc := range []struct {
+		name string
+		cfg  backends.Config
+		want string
+	}{
+		{"cert without key", backends.Config{ClientCert: pki.ClientCert}, "client-cert and client-key must be given together"},
+		{"missing CA file", backends.Config{ClientCAKeys: dir + "/none.pem"}, "client-ca-keys"},
+		{"CA file without PEM", backends.Config{ClientCAKeys: pki.ClientKey}, "no PEM certificate"},
+		{"unreadable key", backends.Config{ClientCert: pki.ClientCert, ClientKey: dir + "/none.pem"}, "client certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Nodes = []string{srv.SecureAddr()}
+			c, err := zookeeper.New(t.Context(), zookeeper.Options{Config: tc.cfg})
+			if err == nil {
+				c.Close()
+				t.Fatal("New accepted the settings")
+			}
+			if !strings.Contains(err.Error(), "zookeeper: ") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New: %v; want a zookeeper error saying %q", err, tc.want)
+			}
+		})
 	}
 }
 

@@ -54,12 +54,19 @@ type ZooKeeperOptions struct {
 	// TickTime is ZooKeeper's tick (default 500ms); sessions may be as
 	// short as two ticks.
 	TickTime time.Duration
+	// TLS, when set, adds a TLS client port (SecureAddr) beside the plain
+	// one: the server presents TLS.ServerCert and, with ClientAuth, wants
+	// a client certificate signed by TLS.CA. ZooKeeper then runs its
+	// Netty connection factory, reading the PEM files as they are.
+	TLS        *TLSFiles
+	ClientAuth bool
 }
 
 // ZooKeeperServer is a standalone ZooKeeper on 127.0.0.1.
 type ZooKeeperServer struct {
 	server
-	addr string
+	addr       string
+	secureAddr string
 }
 
 // StartZooKeeper starts ZooKeeper (java, standalone, admin server off) on a
@@ -87,7 +94,7 @@ func StartZooKeeper(ctx context.Context, opts ZooKeeperOptions) (*ZooKeeperServe
 		s.addr = fmt.Sprintf("127.0.0.1:%d", port)
 		data := filepath.Join(dir, fmt.Sprintf("data%d", attempt))
 		cfg := filepath.Join(dir, fmt.Sprintf("zoo%d.cfg", attempt))
-		conf := strings.Join([]string{
+		lines := []string{
 			fmt.Sprintf("tickTime=%d", tick.Milliseconds()),
 			"dataDir=" + data,
 			fmt.Sprintf("clientPort=%d", port),
@@ -96,15 +103,26 @@ func StartZooKeeper(ctx context.Context, opts ZooKeeperOptions) (*ZooKeeperServe
 			"4lw.commands.whitelist=srvr,ruok,wchs,wchc,cons,mntr",
 			"forceSync=no",
 			"maxClientCnxns=0",
-			"",
-		}, "\n")
+		}
+		classpath := jar
+		if opts.TLS != nil {
+			tlsLines, err := s.tlsConf(dir, attempt, opts)
+			if err != nil {
+				return err
+			}
+			lines = append(lines, tlsLines...)
+			// Debian's zookeeper.jar leaves netty-codec, which the Netty
+			// factory needs, out of its manifest's Class-Path.
+			classpath += ":" + filepath.Join(filepath.Dir(jar), "netty-codec.jar")
+		}
+		conf := strings.Join(append(lines, ""), "\n")
 		if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 			return fmt.Errorf("zookeeper: %w", err)
 		}
 		s.proc = &Process{
 			Name:             "zookeeper",
 			Path:             "java",
-			Args:             []string{"-Xmx256m", "-XX:+UseSerialGC", "-cp", jar, "org.apache.zookeeper.server.ZooKeeperServerMain", cfg},
+			Args:             []string{"-Xmx256m", "-XX:+UseSerialGC", "-cp", classpath, "org.apache.zookeeper.server.ZooKeeperServerMain", cfg},
 			UnsetEnvPrefixes: []string{"JVMFLAGS", "ZOO", "JAVA_TOOL_OPTIONS"},
 			LogPath:          filepath.Join(dir, "zookeeper.log"),
 			Ready:            s.ready,
@@ -121,6 +139,47 @@ func StartZooKeeper(ctx context.Context, opts ZooKeeperOptions) (*ZooKeeperServe
 	}
 	return s, nil
 }
+
+// tlsConf writes the server's PEM key store (key and certificate in one
+// file) and returns the zoo.cfg lines of a TLS client port on a free
+// loopback port, which it records as s.secureAddr.
+func (s *ZooKeeperServer) tlsConf(dir string, attempt int, opts ZooKeeperOptions) ([]string, error) {
+	key, err := os.ReadFile(opts.TLS.ServerKey)
+	if err != nil {
+		return nil, fmt.Errorf("zookeeper: %w", err)
+	}
+	cert, err := os.ReadFile(opts.TLS.ServerCert)
+	if err != nil {
+		return nil, fmt.Errorf("zookeeper: %w", err)
+	}
+	store := filepath.Join(dir, fmt.Sprintf("keystore%d.pem", attempt))
+	if err := os.WriteFile(store, append(key, cert...), 0o600); err != nil {
+		return nil, fmt.Errorf("zookeeper: %w", err)
+	}
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	s.secureAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	auth := "none"
+	if opts.ClientAuth {
+		auth = "need"
+	}
+	return []string{
+		fmt.Sprintf("secureClientPort=%d", port),
+		"secureClientPortAddress=127.0.0.1",
+		"serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
+		"ssl.keyStore.location=" + store,
+		"ssl.keyStore.type=PEM",
+		"ssl.trustStore.location=" + opts.TLS.CA,
+		"ssl.trustStore.type=PEM",
+		"ssl.clientAuth=" + auth,
+	}, nil
+}
+
+// SecureAddr is the TLS client port's "127.0.0.1:port" (ZooKeeperOptions.TLS),
+// "" without one.
+func (s *ZooKeeperServer) SecureAddr() string { return s.secureAddr }
 
 // ZooKeeper starts ZooKeeper for t (see StartZooKeeper) and stops it when
 // t ends; the log is shown if t failed. A missing server skips t locally
