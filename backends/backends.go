@@ -116,7 +116,8 @@ type Backend interface {
 	Close() error
 }
 
-// Config holds the settings that network backends share (etcd, Consul):
+// Config holds the settings that network backends share (etcd, Consul,
+// ZooKeeper, Redis):
 // nodes, TLS and authentication. A backend's options struct embeds it, so
 // each setting is declared once, here (see Register for the tags).
 type Config struct {
@@ -130,7 +131,7 @@ type Config struct {
 	ClientCert     string `setting:"client-cert" env:"CONFD_CLIENT_CERT" usage:"client certificate file (also $CONFD_CLIENT_CERT)"`
 	ClientKey      string `setting:"client-key" env:"CONFD_CLIENT_KEY" usage:"client key file (also $CONFD_CLIENT_KEY)"`
 	ClientCAKeys   string `setting:"client-ca-keys" alias:"client_cakeys" env:"CONFD_CLIENT_CAKEYS" usage:"client CA key file (also $CONFD_CLIENT_CAKEYS)"`
-	ClientInsecure bool   `setting:"client-insecure" usage:"skip TLS certificate verification (etcd, consul, zookeeper)"`
+	ClientInsecure bool   `setting:"client-insecure" usage:"skip TLS certificate verification (etcd, consul, zookeeper, redis)"`
 
 	BasicAuth bool   `setting:"basic-auth" usage:"consul: send -username and -password as HTTP basic auth (etcd, zookeeper and redis use them without it)"`
 	Username  string `setting:"username" usage:"user name: etcd auth, consul HTTP basic auth (with -basic-auth), zookeeper digest auth, redis ACL user"`

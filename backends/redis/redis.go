@@ -17,7 +17,8 @@
 // password), the master they name is used and followed across failovers,
 // and the database comes from the first node. The password is -password;
 // confd's use of -client-key as the Redis password is accepted with a
-// warning.
+// warning. TLS (the server's tls-port) is on for a rediss:// node or any
+// TLS setting but client-key alone (see tlsConfig).
 //
 // Watch: see watch.go.
 package redis
@@ -85,11 +86,12 @@ type Client struct {
 	trk  *tracker // the shared tracking connection, started by the first Watch (in life.Enter's locked func)
 }
 
-// parseNode splits "host:port[/db]" (a redis:// prefix is tolerated), or
+// parseNode splits "host:port[/db]" (a redis:// or rediss:// prefix is
+// tolerated; rediss:// asks for TLS, see New), or
 // a Unix socket's path as confd takes it ("/run/redis.sock", optionally
 // followed by /db; a unix:// prefix is tolerated): unix is then true.
 func parseNode(node string) (addr string, db int, unix bool, err error) {
-	addr = strings.TrimPrefix(node, "redis://")
+	addr = strings.TrimPrefix(strings.TrimPrefix(node, "redis://"), "rediss://")
 	if rest, ok := strings.CutPrefix(addr, "unix://"); ok || strings.HasPrefix(addr, "/") {
 		addr, unix = rest, true
 		if !ok {
@@ -156,9 +158,16 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 		node = fmt.Sprintf("sentinel %s (%s)", opts.SentinelMaster, strings.Join(addrs, ","))
 	}
 	password := cfg.Password
-	if password == "" && cfg.ClientKey != "" {
+	if password == "" && cfg.ClientKey != "" && cfg.ClientCert == "" {
 		log.Warn("redis: using -client-key as the Redis password (confd's behaviour); use -password instead")
 		password = cfg.ClientKey
+	}
+	tc, err := tlsConfig(cfg, nodes[0])
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil && unix && opts.SentinelMaster == "" {
+		return nil, fmt.Errorf("redis: node %q: TLS settings given for a Unix socket (Redis serves TLS on its tls-port only)", nodes[0])
 	}
 	o := rueidis.ClientOption{
 		InitAddress:       addrs,
@@ -181,6 +190,7 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 		WriteBufferEachConn: connBuffer,
 		RingScaleEachConn:   8,
 	}
+	o.TLSConfig = tc
 	if unix && opts.SentinelMaster == "" {
 		o.DialCtxFn = func(ctx context.Context, path string, d *net.Dialer, _ *tls.Config) (net.Conn, error) {
 			return d.DialContext(ctx, "unix", path)
@@ -193,6 +203,7 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 			// Besides +switch-master events (which a broken connection to
 			// the Sentinel misses), ask every few seconds.
 			TopologyRefreshInterval: 5 * time.Second,
+			TLSConfig:               tc, // the Sentinels too
 		}
 	}
 	// NewClient dials at once; bound it by ctx and DialTimeout.
@@ -219,11 +230,28 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 		return nil, fmt.Errorf("redis: connect %s: %w", node, dctx.Err())
 	}
 	if r.err != nil {
+		if tc != nil && errors.Is(r.err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("redis: connect %s: %w (no answer to the TLS handshake: is it the server's tls-port?)", node, r.err)
+		}
 		return nil, fmt.Errorf("redis: connect %s: %w", node, r.err)
 	}
 	c := &Client{cli: r.c, node: node, sep: opts.Separator, poll: opts.PollInterval, mode: opts.Watch, db: db, log: log}
 	c.life = lifecycle.New()
 	return c, nil
+}
+
+// tlsConfig returns the TLS configuration, or nil for plain TCP. TLS is on
+// when the first node is rediss:// or any TLS setting but client-key alone
+// is given: client-ca-keys, client-cert (with client-key as its key) or
+// client-insecure. client-key alone stays confd's Redis password.
+func tlsConfig(cfg backends.Config, node string) (*tls.Config, error) {
+	if cfg.ClientCert == "" {
+		cfg.ClientKey = "" // the password (see New), not a certificate's key
+	}
+	if !cfg.WantsTLS() && !strings.HasPrefix(node, "rediss://") {
+		return nil, nil
+	}
+	return cfg.TLSConfig("redis")
 }
 
 // Stats returns the requests made so far.

@@ -997,3 +997,84 @@ func TestReadAfterIdleClose(t *testing.T) {
 		t.Logf("round %d: %d SCAN walks for one Get", round, c.Stats().Lists-lists)
 	}
 }
+
+// TestTLS: against a server's TLS port that demands a client certificate,
+// the CA and a client certificate (-client-key then being the certificate's
+// key, not confd's password) read and watch, the tracking connection
+// included, and so does rediss:// with -client-insecure; each failing
+// handshake (another CA, no client certificate, TLS to the plain port)
+// and TLS settings for a Unix socket fail New naming the node.
+func TestTLS(t *testing.T) {
+	pki, err := testserver.GenerateTLS(t.TempDir(), "confit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := testserver.GenerateTLS(t.TempDir(), "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testserver.Redis(t, testserver.RedisOptions{TLS: pki, ClientAuth: true})
+	adm, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{s.Addr()}, DisableCache: true, ForceSingleClient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(adm.Close)
+	set := func(t *testing.T, k, v string) {
+		t.Helper()
+		if err := adm.Do(t.Context(), adm.B().Set().Key(k).Value(v).Build()).Error(); err != nil {
+			t.Fatalf("SET %s: %v", k, err)
+		}
+	}
+	set(t, "/tls/a", "1")
+	cert := backends.Config{ClientCert: pki.ClientCert, ClientKey: pki.ClientKey}
+	tests := []struct {
+		name    string
+		node    string
+		cfg     backends.Config
+		wantErr string // "" for success
+	}{
+		{name: "CA and client certificate", node: s.SecureAddr(), cfg: backends.Config{ClientCAKeys: pki.CA, ClientCert: cert.ClientCert, ClientKey: cert.ClientKey}},
+		{name: "rediss and client-insecure", node: "rediss://" + s.SecureAddr(), cfg: backends.Config{ClientInsecure: true, ClientCert: cert.ClientCert, ClientKey: cert.ClientKey}},
+		{name: "another CA", node: s.SecureAddr(), cfg: backends.Config{ClientCAKeys: other.CA, ClientCert: cert.ClientCert, ClientKey: cert.ClientKey}, wantErr: "certificate signed by unknown authority"},
+		{name: "no client certificate", node: s.SecureAddr(), cfg: backends.Config{ClientCAKeys: pki.CA}, wantErr: s.SecureAddr()},
+		{name: "TLS to the plain port", node: s.Addr(), cfg: backends.Config{ClientCAKeys: pki.CA, ClientCert: cert.ClientCert, ClientKey: cert.ClientKey}, wantErr: "no answer to the TLS handshake"},
+		{name: "Unix socket", node: "/run/none.sock", cfg: backends.Config{ClientCAKeys: pki.CA}, wantErr: "TLS settings given for a Unix socket"},
+		{name: "bad CA file", node: s.SecureAddr(), cfg: backends.Config{ClientCAKeys: pki.ClientKey}, wantErr: "redis: setting client-ca-keys"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.Nodes = []string{tc.node}
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			c, err := redis.New(ctx, cfg, redis.Options{})
+			if tc.wantErr != "" {
+				if err == nil {
+					c.Close()
+					t.Fatalf("New succeeded, want an error (%s)", tc.wantErr)
+				}
+				t.Logf("New: %v", err)
+				if !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "redis: ") {
+					t.Fatalf("New: %v; want a redis error holding %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			defer c.Close()
+			snap, err := c.Get(ctx, []string{"/tls"})
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			ch, err := c.Watch(ctx, "/tls", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			view := maps(snap.KVs)
+			v := fmt.Sprint("v", i)
+			set(t, "/tls/a", v)
+			recv(t, ch, view, map[string]string{"/tls/a": v})
+		})
+	}
+}

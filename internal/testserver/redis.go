@@ -36,6 +36,11 @@ type RedisOptions struct {
 	// Sentinel, when set, starts a Sentinel (redis-server --sentinel)
 	// monitoring Sentinel.Master as Sentinel.Name, instead of a server.
 	Sentinel *SentinelOptions
+	// TLS, when set, adds a TLS port (SecureAddr) beside the plain one,
+	// serving TLS.ServerCert; with ClientAuth the server demands a client
+	// certificate signed by TLS.CA.
+	TLS        *TLSFiles
+	ClientAuth bool
 }
 
 // SentinelOptions configures a Sentinel: the master it monitors, with a
@@ -50,8 +55,13 @@ type SentinelOptions struct {
 // on a graceful stop, so Restart keeps it.
 type RedisServer struct {
 	server
-	addr string
+	addr       string
+	secureAddr string
 }
+
+// SecureAddr is the TLS port's "127.0.0.1:port" (RedisOptions.TLS), ""
+// without one.
+func (s *RedisServer) SecureAddr() string { return s.secureAddr }
 
 // StartRedis starts redis-server (or a Sentinel, see
 // RedisOptions.Sentinel) on a free loopback port and returns once it
@@ -89,6 +99,19 @@ func StartRedis(ctx context.Context, opts RedisOptions) (*RedisServer, error) {
 			}
 			args = append([]string{conf, "--sentinel"}, args[:4]...)
 			args = append(args, "--dir", dir, "--daemonize", "no", "--protected-mode", "no", "--loglevel", "notice")
+		}
+		if opts.TLS != nil {
+			tport, err := FreePort()
+			if err != nil {
+				return err
+			}
+			s.secureAddr = fmt.Sprintf("127.0.0.1:%d", tport)
+			auth := "no"
+			if opts.ClientAuth {
+				auth = "yes"
+			}
+			args = append(args, "--tls-port", fmt.Sprint(tport), "--tls-cert-file", opts.TLS.ServerCert,
+				"--tls-key-file", opts.TLS.ServerKey, "--tls-ca-cert-file", opts.TLS.CA, "--tls-auth-clients", auth)
 		}
 		args = append(args, opts.ExtraArgs...)
 		s.proc = &Process{
