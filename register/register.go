@@ -188,8 +188,8 @@ func (r *Runner) states(regs []*Registration) ([]*regState, error) {
 //
 // regs are checked first: an invalid registration, or a store that cannot
 // be set up, is an error and changes nothing. A registration added back
-// while its removed self still drains waits for it (Run's loop waits
-// too). An etcd lease keeps the TTL
+// while its removed self still drains starts once that one is out of the
+// store (Reload does not wait for it). An etcd lease keeps the TTL
 // it was granted with: a new registration with a shorter TTL is kept on it
 // with a warning (its key outlives a crash by the lease's TTL) until
 // confit restarts. Reload returns once Run has applied regs; after Run has
@@ -277,16 +277,23 @@ func (r *Runner) Run(ctx context.Context) error {
 	remove := func(rs *regState) {
 		ls := sessions[rs.spec.Key()] // the map is Run's alone
 		done := make(chan struct{})
+		prev := retired[rs.id()] // an earlier self still draining, when it was re-added and removed again
 		retired[rs.id()] = done
 		retiring.Go(func() {
 			defer close(done)
 			r.retire(stop, []*regState{rs}, func(*regState) *liveSession { return ls })
+			if prev != nil {
+				<-prev // done says every earlier self is out of the store too
+			}
 		})
 	}
+	// waiting holds the registrations added back while their old entry
+	// drains: each starts when ready hands it over, once that entry is out
+	// of the store, so Reload (and the daemon's SIGHUP) need not wait the
+	// drain.
+	waiting := map[*regState]bool{}
+	ready := make(chan *regState)
 	startAfterRetired := func(rs *regState) {
-		if done, ok := retired[rs.id()]; ok {
-			<-done
-		}
 		for id, done := range retired {
 			select {
 			case <-done:
@@ -294,13 +301,41 @@ func (r *Runner) Run(ctx context.Context) error {
 			default:
 			}
 		}
-		start(rs)
+		done, ok := retired[rs.id()]
+		if !ok {
+			start(rs)
+			return
+		}
+		waiting[rs] = true
+		go func() {
+			select {
+			case <-done:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case ready <- rs:
+			case <-ctx.Done():
+			}
+		}()
+	}
+	stopStarted := func(rs *regState) {
+		if waiting[rs] {
+			delete(waiting, rs) // not started: ready's hand-over is ignored
+			return
+		}
+		stopKeep(rs)
 	}
 	for ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
+		case rs := <-ready:
+			if waiting[rs] {
+				delete(waiting, rs)
+				start(rs)
+			}
 		case req := <-r.reloads:
-			req.done <- r.apply(ctx, req.regs, sessions, startAfterRetired, stopKeep, remove)
+			req.done <- r.apply(ctx, req.regs, sessions, startAfterRetired, stopStarted, remove)
 		}
 	}
 	for rs := range keeps {

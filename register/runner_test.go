@@ -22,6 +22,7 @@ type fakeSession struct {
 	mu                    sync.Mutex
 	up                    map[string]bool
 	failed                atomic.Int32
+	deregs                atomic.Int32
 }
 
 func (f *fakeSession) set(ctx context.Context, r *Registration, up bool) error {
@@ -48,6 +49,7 @@ func (f *fakeSession) changed() <-chan struct{}            { return nil }
 func (f *fakeSession) refresh(*Registration) time.Duration { return 0 }
 func (f *fakeSession) concurrency() int                    { return 2 }
 func (f *fakeSession) deregister(_ context.Context, r *Registration) error {
+	f.deregs.Add(1)
 	f.mu.Lock()
 	delete(f.up, r.Key)
 	f.mu.Unlock()
@@ -173,21 +175,39 @@ func TestReload(t *testing.T) {
 	}
 
 	// Removed, then added back before its drain ended: the new one is not
-	// deleted by the old one's deregistration.
+	// deleted by the old one's deregistration, and Reload does not wait
+	// for that drain (the daemon's SIGHUP reload would wait with it).
+	// Removed and added back once more while the first still drains, with
+	// a shorter drain: it waits for both earlier selves.
 	drained := reg("/k/3", "a")
-	drained.Drain = 300 * time.Millisecond
+	drained.Drain = 2 * time.Second
+	short := reg("/k/3", "a")
+	short.Drain = 100 * time.Millisecond
 	if err := r.Reload(ctx, []*Registration{reg("/k/0", "b"), reg("/k/2", "a"), drained}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Reload(ctx, []*Registration{reg("/k/0", "b"), reg("/k/2", "a")}); err != nil {
-		t.Fatal(err)
+	deregs := f.deregs.Load()
+	for _, set := range [][]*Registration{
+		{reg("/k/0", "b"), reg("/k/2", "a")},
+		{reg("/k/0", "b"), reg("/k/2", "a"), short},
+		{reg("/k/0", "b"), reg("/k/2", "a")},
+		{reg("/k/0", "b"), reg("/k/2", "a"), drained},
+	} {
+		if err := r.Reload(ctx, set); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := r.Reload(ctx, []*Registration{reg("/k/0", "b"), reg("/k/2", "a"), drained}); err != nil {
-		t.Fatal(err)
+	if n := f.deregs.Load(); n != deregs {
+		t.Errorf("%d deregistrations when the reloads returned, want none yet: Reload waited for the drain", n-deregs)
 	}
-	waitUp("added back", map[string]bool{"/k/0": true, "/k/2": true, "/k/3": true})
-	time.Sleep(500 * time.Millisecond)
-	waitUp("added back, after the old one's drain", map[string]bool{"/k/0": true, "/k/2": true, "/k/3": true})
+	for deadline := time.Now().Add(waitFor); f.deregs.Load() < deregs+2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the 2 earlier selves deregistered within %v", f.deregs.Load()-deregs, waitFor)
+		}
+	}
+	waitUp("added back, after its earlier selves' drains", map[string]bool{"/k/0": true, "/k/2": true, "/k/3": true})
+	time.Sleep(300 * time.Millisecond)
+	waitUp("added back, still there", map[string]bool{"/k/0": true, "/k/2": true, "/k/3": true})
 
 	// The same etcd key with another ID (the value's, from a new port):
 	// the same entry, changed, not a new one whose old self deletes it.
