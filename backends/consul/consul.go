@@ -287,7 +287,7 @@ type Client struct {
 	read      *api.Client // Get and first reads
 	block     *api.Client // blocking queries
 	trs       []*http.Transport
-	kvConn    *direct          // the KV hub's connection; nil: none (see newAPI)
+	kvConn    *direct          // KV hubs get direct connections dialled as this one's (it never connects itself); nil: none (see newAPI)
 	query     api.QueryOptions // template: datacenter, stale
 	// reconnectJitter is backends.Config.ReconnectJitter; jitter draws
 	// from it (retry.Jitter; tests replace it). See retryWait.
@@ -362,9 +362,10 @@ func New(ctx context.Context, cfg backends.Config, opts Options) (*Client, error
 }
 
 // newAPI builds one api.Client on its own bounded transport. With
-// withDirect, a loopback agent and maxConns of 2 or more, the KV hub's
-// blocking query gets a direct connection (direct.go), one of maxConns: the
-// transport gets the others.
+// withDirect, a loopback agent and maxConns of 2 or more, each KV hub's
+// blocking query gets a direct connection of its own (direct.go) and the
+// transport gets maxConns-1 for the service hubs: every blocking query
+// holds one connection, and kvHubRoom keeps the queries within maxConns.
 func (c *Client) newAPI(ac api.Config, maxConns int, withDirect bool) (*api.Client, error) {
 	var d *direct
 	if withDirect && maxConns >= 2 && isLoopback(ac.Address) {
@@ -394,7 +395,7 @@ func (c *Client) newAPI(ac api.Config, maxConns int, withDirect bool) (*api.Clie
 		d.dial = tr.DialContext
 		c.kvConn = d
 	}
-	hc.Transport = tapTransport{base: tr, direct: d}
+	hc.Transport = tapTransport{base: tr}
 	ac.Transport = tr
 	ac.HttpClient = hc
 	cl, err := api.NewClient(&ac)

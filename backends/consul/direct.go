@@ -31,8 +31,10 @@ import (
 // for uncompressed answers anyway); anything else goes through the
 // Transport.
 
-// direct is the KV hub's connection. Its methods are safe for concurrent
-// use; a request arriving while another runs goes through the Transport.
+// direct is a KV hub's connection: each KV hub has its own (so every
+// group's query is served this way), one of the Client's blocking
+// connections. Its methods are safe for concurrent use; a request arriving
+// while another runs goes through the Transport.
 type direct struct {
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
@@ -42,7 +44,8 @@ type direct struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 
-	answers atomic.Int64 // answers read, for tests
+	answers atomic.Int64  // answers read, for tests
+	total   *atomic.Int64 // also counts them, when set (the Client's, for tests)
 }
 
 // errDirectBusy: the direct connection is in use; use the Transport.
@@ -91,6 +94,9 @@ func (d *direct) roundTrip(req *http.Request, raw []byte, tp *tap) (*http.Respon
 		resp, started, err := d.exchange(ctx, req, raw, tp)
 		if err == nil {
 			d.answers.Add(1)
+			if d.total != nil {
+				d.total.Add(1)
+			}
 			return resp, nil
 		}
 		d.closeLocked()

@@ -253,3 +253,99 @@ func TestKVGroupsRetire(t *testing.T) {
 		t.Errorf("no blocking query of its own on /r3: %v", q.n)
 	}
 }
+
+// TestKVGroupsSplit: a dense group (20 prefixes under /sp) is split by
+// string prefix once its query answers, into one query listing "sp/r0" and
+// one "sp/r1" (Consul lists by string prefix); a change then wakes only its
+// half, and changes made while the split happens all arrive. A prefix that
+// neither half covers merges them and the group splits anew, three ways
+// (sp/r0, sp/r1, sp/x); a new group that needs a query undoes the split
+// and gets one of its own instead of sharing one on /.
+func TestKVGroupsSplit(t *testing.T) {
+	srv := testserver.Consul(t, testserver.ConsulOptions{Dev: true})
+	adm := admin(t, srv)
+	key := func(i int) string { return fmt.Sprintf("/sp/r%02d", i) }
+
+	for _, tc := range []struct {
+		name   string
+		opts   consul.Options
+		undo   string // the watch that undoes the split
+		merged string // the path its query then lists
+	}{
+		{"a prefix neither half covers", consul.Options{}, "/sp/x", "sp/x"},
+		{"a new group needs the query", consul.Options{MaxKVQueries: 2}, "/spother", "spother"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := &kvQueries{}
+			b := newGroupClient(t, srv, q, tc.opts)
+			ms := make([]*mirror, 20)
+			for i := range ms {
+				put(t, adm, key(i)+"/v", "0")
+			}
+			put(t, adm, tc.undo+"/v", "0")
+			for i := range ms {
+				ms[i] = watch(t, b, key(i))
+			}
+			// The first change wakes the group's one query; the split
+			// follows. r15 keeps changing meanwhile.
+			ctx, stop := context.WithCancel(t.Context())
+			var wg sync.WaitGroup
+			var last string
+			wg.Go(func() {
+				for n := 0; ctx.Err() == nil; n++ {
+					v := fmt.Sprintf("c%d", n)
+					if _, err := adm.KV().Put(&api.KVPair{Key: key(15)[1:] + "/v", Value: []byte(v)}, nil); err != nil {
+						t.Errorf("put: %v", err)
+						return
+					}
+					last = v
+					time.Sleep(5 * time.Millisecond)
+				}
+			})
+			put(t, adm, key(0)+"/v", "1")
+			ms[0].until("1", func(kvs map[string]string) bool { return kvs[key(0)+"/v"] == "1" })
+			time.Sleep(300 * time.Millisecond)
+			stop()
+			wg.Wait()
+			ms[15].until("the last change", func(kvs map[string]string) bool { return kvs[key(15)+"/v"] == last })
+			q.settle(t)
+			lo, hi := q.count("sp/r0"), q.count("sp/r1")
+			if lo == 0 || hi == 0 {
+				t.Fatalf("want blocking queries on sp/r0 and sp/r1 after the split; got %v", q.n)
+			}
+			for i := range 10 {
+				v := fmt.Sprintf("lo%d", i)
+				put(t, adm, key(5)+"/v", v)
+				ms[5].until(v, func(kvs map[string]string) bool { return kvs[key(5)+"/v"] == v })
+			}
+			put(t, adm, key(12)+"/v", "hi")
+			ms[12].until("hi", func(kvs map[string]string) bool { return kvs[key(12)+"/v"] == "hi" })
+			q.settle(t)
+			if n := q.count("sp/r0") - lo; n < 10 {
+				t.Errorf("sp/r0 queried %d times for 10 changes under it, want at least 10", n)
+			}
+			if n := q.count("sp/r1") - hi; n > 2 {
+				t.Errorf("10 changes under sp/r0 woke sp/r1's query: %d queries, want at most 2 (one change of its own)", n)
+			}
+
+			mu := watch(t, b, tc.undo)
+			merged := q.count(tc.merged)
+			for i, k := range []string{key(5), key(12), tc.undo} {
+				v := fmt.Sprintf("after%d", i)
+				put(t, adm, k+"/v", v)
+				m := mu
+				if i < 2 {
+					m = ms[[]int{5, 12}[i]]
+				}
+				m.until(v, func(kvs map[string]string) bool { return kvs[k+"/v"] == v })
+			}
+			q.settle(t)
+			if q.count(tc.merged) == merged {
+				t.Errorf("no blocking query on %s after %s was watched: %v", tc.merged, tc.undo, q.n)
+			}
+			if n := q.count(""); n != 0 {
+				t.Errorf("%d blocking queries on the whole store, want 0", n)
+			}
+		})
+	}
+}

@@ -30,6 +30,9 @@ type tap struct {
 	// req is the last request the api client built with this tap, for
 	// hub.listDirect to repeat.
 	req *http.Request
+	// direct is the hub's own connection (direct.go), nil when it has
+	// none: tapTransport sends the request over it when it can.
+	direct *direct
 	// Set by an answer that readAnswer read (hub.listDirect): its status
 	// and X-Consul-Index.
 	status   int
@@ -43,11 +46,10 @@ type tap struct {
 // returns a raw body while keeping its request building (token, datacenter,
 // namespace), its error handling and its response metadata (X-Consul-Index);
 // this keeps all of those. Other requests pass through untouched.
-// With direct set, such a request goes over the direct connection when it
-// can (see direct.go).
+// When the tap has a direct connection, such a request goes over it when
+// it can (see direct.go).
 type tapTransport struct {
-	base   http.RoundTripper
-	direct *direct
+	base http.RoundTripper
 }
 
 func (t tapTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -55,8 +57,8 @@ func (t tapTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if tp != nil {
 		tp.req = req
 	}
-	if tp != nil && t.direct.usable(req) {
-		resp, err := t.direct.roundTrip(req, nil, tp)
+	if tp != nil && tp.direct.usable(req) {
+		resp, err := tp.direct.roundTrip(req, nil, tp)
 		if err != errDirectBusy {
 			return resp, err
 		}

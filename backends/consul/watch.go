@@ -81,23 +81,29 @@ type hub struct {
 	orders [2]listOrder
 	order  int
 	// fast is the api client's request that listDirect repeats, for
-	// fastRoot, with fastQuery its query without index and wait.
-	fast                *http.Request
-	fastRoot, fastQuery string
-	fastHead            []byte       // fast as req.Write writes it, after the request line
-	fastRaw             []byte       // the last request written, reused
-	fastAnswers         atomic.Int64 // answers listDirect read, for tests
-	fastOff             bool         // readAnswer refused an answer: no more listDirect
+	// fastKey, with fastQuery its query without index and wait.
+	fast               *http.Request
+	fastKey, fastQuery string
+	fastHead           []byte       // fast as req.Write writes it, after the request line
+	fastRaw            []byte       // the last request written, reused
+	fastAnswers        atomic.Int64 // answers listDirect read, for tests
+	fastOff            bool         // readAnswer refused an answer: no more listDirect
 
 	// guarded by c.mu
 	subs            map[*sub]struct{}
 	byPrefix        map[string][]*sub
 	prefixesChanged bool   // the keys of byPrefix changed since parent was computed
 	parent          string // KV: the common parent of the keys of byPrefix (kvgroups.go)
-	fullNext        bool   // KV: the next query is a full read (subscribers moved in)
-	retired         bool   // the hub ends (kvgroups.go)
-	root            string // KV: the parent the running query lists
-	cancelQuery     context.CancelFunc
+	// str, when set, is the Consul key prefix (no leading "/") that every
+	// prefix of byPrefix starts with and that the query lists instead of
+	// the parent's, narrower than it: a dense group split by string prefix
+	// (splitKV in kvgroups.go). Sibling hubs' strs never overlap.
+	str         string
+	fullNext    bool   // KV: the next query is a full read (subscribers moved in)
+	retired     bool   // the hub ends (kvgroups.go)
+	root        string // KV: the parent the running query lists
+	rootKey     string // KV: the Consul key prefix it lists (listKey of root and str)
+	cancelQuery context.CancelFunc
 	// state is the last answer, keyed by clean key without its leading "/",
 	// read at stateIdx for stateRoot. The hub goroutine also reads it without
 	// the lock: it is the only writer.
@@ -153,7 +159,7 @@ func (c *Client) Watch(ctx context.Context, prefix string, rev uint64) (<-chan b
 	// Subscribe before the first read so no answer is missed; answers older
 	// than the first read are ignored by index.
 	h.addSub(s)
-	if src.kind == kindKV && h.cancelQuery != nil && !backends.Under(src.prefix, h.root) {
+	if src.kind == kindKV && h.cancelQuery != nil && !(backends.Under(src.prefix, h.root) && strings.HasPrefix(src.prefix[1:], h.rootKey)) {
 		h.cancelQuery() // the running query does not cover the new prefix
 	}
 	c.wg.Add(1)
@@ -475,6 +481,7 @@ func commonParent(prefixes []string) string {
 func (h *hub) run() {
 	c := h.c
 	defer c.wg.Done()
+	defer h.tap.direct.close()
 	var (
 		index    uint64 // the index the next query waits on; 0 = full read
 		last     uint64 // the last index delivered, to detect going backwards
@@ -484,6 +491,8 @@ func (h *hub) run() {
 		// churn: the last answer brought no change to any watched key
 		// (see requeryLimiter); the next query waits for a token.
 		churn bool
+		// listed: KV, the Consul key prefix the query lists.
+		listed string
 	)
 	for {
 		c.mu.Lock()
@@ -505,17 +514,20 @@ func (h *hub) run() {
 		src := h.base
 		if src.kind == kindKV {
 			if h.prefixesChanged {
+				for c.splitKV(h) {
+				}
 				prefixes := make([]string, 0, len(h.byPrefix))
 				for p := range h.byPrefix {
 					prefixes = append(prefixes, p)
 				}
 				h.parent, h.prefixesChanged = commonParent(prefixes), false
 			}
-			root := h.parent
-			if root != h.root || h.fullNext {
-				h.root, index, last, h.fullNext = root, 0, 0, false
+			root, key := h.parent, listKey(h.parent, h.str)
+			if root != h.root || key != h.rootKey || h.fullNext {
+				h.root, h.rootKey, index, last, h.fullNext = root, key, 0, 0, false
 			}
 			src.root = root
+			listed = key
 		}
 		qctx, cancel := context.WithCancel(c.ctx)
 		h.cancelQuery = cancel
@@ -545,7 +557,7 @@ func (h *hub) run() {
 		pctx, stopProbe := context.WithCancelCause(qctx)
 		stopProbing := h.probe(pctx, stopProbe)
 		if src.kind == kindKV {
-			pairs, idx, err = h.list(pctx, src.root, index, wait)
+			pairs, idx, err = h.list(pctx, src.root, listed, index, wait)
 		} else {
 			list, idx, err = src.fetch(pctx, c, c.block, index, wait)
 		}
@@ -694,18 +706,19 @@ func (h *hub) probe(ctx context.Context, cancel context.CancelCauseFunc) (stop f
 	}
 }
 
-// list runs the KV blocking query on root. The answer's body is left in
-// h.tap when the transport could take it (pairs is then empty).
-func (h *hub) list(ctx context.Context, root string, index uint64, wait time.Duration) (api.KVPairs, uint64, error) {
+// list runs the KV blocking query on root, listing the Consul keys that
+// start with key (listKey). The answer's body is left in h.tap when the
+// transport could take it (pairs is then empty).
+func (h *hub) list(ctx context.Context, root, key string, index uint64, wait time.Duration) (api.KVPairs, uint64, error) {
 	c := h.c
 	ctx, cancel := blockingContext(ctx, wait)
 	defer cancel()
-	if idx, ok := h.listDirect(ctx, root, index, wait); ok {
+	if idx, ok := h.listDirect(ctx, key, index, wait); ok {
 		return nil, idx, nil
 	}
 	h.tap.ok = false
 	ctx = context.WithValue(ctx, tapKey{}, &h.tap)
-	pairs, meta, err := c.block.KV().List(strings.TrimPrefix(root, "/"), c.queryOptions(ctx, index, wait))
+	pairs, meta, err := c.block.KV().List(key, c.queryOptions(ctx, index, wait))
 	if err != nil {
 		return nil, 0, c.wrap("list", root, err)
 	}
@@ -713,7 +726,7 @@ func (h *hub) list(ctx context.Context, root string, index uint64, wait time.Dur
 }
 
 // listDirect is list without the api client: on the direct connection, it
-// repeats the request the api client last built for root (path, token,
+// repeats the request the api client last built for key (path, token,
 // datacenter, headers) with this index and wait. The api client's request
 // building, its http.Client and its reading of the answer's metadata were
 // a tenth of the daemon's CPU per change; its answer is read by
@@ -724,9 +737,9 @@ func (h *hub) list(ctx context.Context, root string, index uint64, wait time.Dur
 // (an error, another status, no valid X-Consul-Index): the caller then
 // asks the api client, which makes the same request and reports its
 // errors as ever.
-func (h *hub) listDirect(ctx context.Context, root string, index uint64, wait time.Duration) (uint64, bool) {
-	c := h.c
-	if c.kvConn == nil || index == 0 || wait <= 0 || h.fastOff {
+func (h *hub) listDirect(ctx context.Context, key string, index uint64, wait time.Duration) (uint64, bool) {
+	d := h.tap.direct
+	if d == nil || index == 0 || wait <= 0 || h.fastOff {
 		return 0, false
 	}
 	if tr := h.tap.req; tr != nil {
@@ -734,15 +747,15 @@ func (h *hub) listDirect(ctx context.Context, root string, index uint64, wait ti
 		h.tap.req = nil
 		h.fast = nil
 		q := tr.URL.Query()
-		if tr.URL.Path == "/v1/kv/"+strings.TrimPrefix(root, "/") && q.Has("recurse") && q.Has("index") && q.Has("wait") && c.kvConn.usable(tr) {
+		if tr.URL.Path == "/v1/kv/"+key && q.Has("recurse") && q.Has("index") && q.Has("wait") && d.usable(tr) {
 			if head := requestHead(tr); head != nil {
 				q.Del("index")
 				q.Del("wait")
-				h.fast, h.fastRoot, h.fastQuery, h.fastHead = tr, root, q.Encode(), head
+				h.fast, h.fastKey, h.fastQuery, h.fastHead = tr, key, q.Encode(), head
 			}
 		}
 	}
-	if h.fast == nil || h.fastRoot != root {
+	if h.fast == nil || h.fastKey != key {
 		return 0, false
 	}
 	u := *h.fast.URL
@@ -757,7 +770,7 @@ func (h *hub) listDirect(ctx context.Context, root string, index uint64, wait ti
 	raw = append(raw, h.fastHead...)
 	h.fastRaw = raw
 	tp := &h.tap // every field of an answer is set by roundTrip when it returns no error
-	if _, err := c.kvConn.roundTrip(req, raw, tp); err != nil {
+	if _, err := d.roundTrip(req, raw, tp); err != nil {
 		if errors.Is(err, errUnusual) {
 			h.fastOff = true // this agent's answers are not an agent's: the api client reads them
 		}
