@@ -52,7 +52,10 @@
 // prefix; prefixes with nothing in common get a query each, up to
 // [Options.MaxKVQueries] and while every blocking query has a connection of
 // its own within MaxBlockingConns, beyond which the nearest merge (see
-// kvgroups.go). Their roots never overlap, so a change wakes one query; each distinct
+// kvgroups.go). A dense group (16 or more prefixes) is split by string
+// prefix while queries are left over, "sus/r0" and "sus/r1" for
+// /sus/r000 ... /sus/r199, each answer half the size; a new group's query
+// undoes the split. Their roots do not overlap, so a change wakes one query; each distinct
 // service (per health mode) and the catalog get one blocking query each,
 // shared by every watcher of it. Blocking queries run over their own
 // http.Transport bounded to [Options.MaxBlockingConns] connections, reads
@@ -61,8 +64,8 @@
 // MaxBlockingConns+MaxReadConns connections (8 by default) instead of 200
 // (Consul's http_max_conns_per_client is 200: exceeding it makes the agent
 // answer 429 to every client on the host). To a loopback agent over plain
-// HTTP, one of the MaxBlockingConns is the KV query's own connection,
-// written and read by the hub goroutine (direct.go). The cost of sharing: a change
+// HTTP, each KV query's connection (one of the MaxBlockingConns) is its
+// own, written and read by the hub goroutine (direct.go). The cost of sharing: a change
 // anywhere under a query's root transfers the root's listing. A watch
 // on more distinct services than MaxBlockingConns-1 queues behind the
 // others; raise MaxBlockingConns for such templates.
@@ -183,7 +186,7 @@ type Options struct {
 	// an error. Defaults 250ms and 10s.
 	BackoffMin, BackoffMax time.Duration
 	// MaxBlockingConns bounds the connections used by blocking queries,
-	// the KV query's direct connection to a loopback agent included.
+	// the KV queries' direct connections to a loopback agent included.
 	// Default 6.
 	MaxBlockingConns int
 	// MaxReadConns bounds the connections used by Get and by the first read

@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// The KV hub's blocking query is the request of every change. Through
+// A KV hub's blocking query is the request of every change. Through
 // net/http's Transport each answer crosses three goroutines (the caller, the
 // connection's write loop and its read loop) and as many thread wake-ups;
 // with 200 watched prefixes the two loops were a sixth of the daemon's CPU
